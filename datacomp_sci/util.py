@@ -1,0 +1,136 @@
+"""Small helpers shared by every stage: atomic writes, hashing, stable JSON, versions."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import IO, Any
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike, block: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(block), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def dumps_stable(obj: Any, indent: int | None = 2) -> str:
+    """JSON with sorted keys and a trailing newline: same object, same bytes."""
+    return json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temp file beside ``path``; rename it over ``path`` only on success.
+
+    A reader (or a resumed run) never sees a half-written file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, dumps_stable(obj))
+
+
+def package_versions(names: tuple[str, ...]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_revision(path: str | os.PathLike | None = None) -> str | None:
+    """The git commit of this project's source tree, or None when not a checkout."""
+    here = Path(path) if path else Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def resource_path(*parts: str) -> Path:
+    """A file shipped inside the installed package (``datacomp_sci/...``)."""
+    return Path(__file__).resolve().parent.joinpath(*parts)
+
+
+def project_file(kind: str, name_or_path: str, suffix: str) -> Path:
+    """Resolve a declarative file by name or path.
+
+    ``kind`` is a top-level folder (``pools``, ``filters``, ``eval_suites``,
+    ``experiments``). A path that exists is used as is; otherwise ``NAME`` is looked up
+    as ``<kind>/NAME<suffix>`` in the current directory, then in this project's own
+    top-level folder (source checkout or editable install).
+    """
+    p = Path(name_or_path)
+    if p.exists():
+        return p
+    name = p.name if p.suffix == suffix else p.name + suffix
+    bases = _declarative_dirs(kind)
+    for base in bases:
+        cand = base / name
+        if cand.exists():
+            return cand
+    available = sorted({f.stem for base in bases if base.is_dir() for f in base.glob(f"*{suffix}")})
+    raise FileNotFoundError(
+        f"no {kind} file {name_or_path!r}: give a path, or one of: {', '.join(available) or '(none)'}"
+    )
+
+
+def _declarative_dirs(kind: str) -> list[Path]:
+    return [Path.cwd() / kind, resource_path().parent / kind]
+
+
+def list_project_files(kind: str, suffix: str) -> dict[str, Path]:
+    """name -> path of every declarative file of a kind (current directory wins)."""
+    out: dict[str, Path] = {}
+    for base in reversed(_declarative_dirs(kind)):
+        if base.is_dir():
+            for f in sorted(base.glob(f"*{suffix}")):
+                out[f.stem] = f
+    return dict(sorted(out.items()))
