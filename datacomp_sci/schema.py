@@ -61,10 +61,10 @@ IMG2DATASET_FIELDS: list[pa.Field] = [
     pa.field("key", pa.string()),
     pa.field("status", pa.string()),
     pa.field("error_message", pa.string()),
-    pa.field("width", pa.int64()),
-    pa.field("height", pa.int64()),
-    pa.field("original_width", pa.int64()),
-    pa.field("original_height", pa.int64()),
+    pa.field("width", pa.int32()),  # int32, as img2dataset's downloader declares them
+    pa.field("height", pa.int32()),
+    pa.field("original_width", pa.int32()),
+    pa.field("original_height", pa.int32()),
     pa.field("exif", pa.string()),
     pa.field("sha256", pa.string()),
 ]
