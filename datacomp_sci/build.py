@@ -406,8 +406,10 @@ def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
     t0 = time.time()
     out = Path(output)
     units, problems = list_units(list(inputs), opts.source)
-    if not units and not problems:
-        raise ValueError("no input packages found: give arXiv/PMC archives or folders")
+    if not units:
+        why = "; ".join(f"{p['input']}: {p['detail']}" for p in problems)
+        raise ValueError(f"no input packages found ({why or 'no archives or package folders'}): "
+                         "give arXiv/PMC archives, folders of them, or URLs")
     state = _state(units, opts)
     if _prepare_output(out, state, overwrite):
         import json

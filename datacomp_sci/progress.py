@@ -48,3 +48,13 @@ def print_build_summary(result) -> None:
     if not result.already_complete:
         lines.append(f"time        {result.elapsed_s:.1f} s")
     click.echo("\n".join(lines))
+
+
+def print_table(columns: list[str], rows: list[tuple]) -> None:
+    """A plain aligned text table."""
+    cells = [[str(c) for c in columns]] + [["" if v is None else str(v) for v in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    for j, row in enumerate(cells):
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        if j == 0:
+            click.echo("  ".join("-" * w for w in widths))

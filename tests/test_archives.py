@@ -195,7 +195,7 @@ def test_pmc_packages_and_unpacked_folders(tmp_path):
     ]
 
 
-def test_remote_inputs_over_loopback_http(arxiv_tree, http_server):
+def test_remote_inputs_over_loopback_http(arxiv_tree, http_server):  # noqa: F811
     base = http_server(arxiv_tree)
     units, problems = list_units([f"{base}/arXiv_src_2101_001.tar",
                                   f"{base}/papers/2102.00001.tar.gz"], "arxiv")

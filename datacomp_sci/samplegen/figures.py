@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import io
 import os
-import zlib
 import struct
+import zlib
 
 import numpy as np
 

@@ -1,0 +1,278 @@
+"""build-pool end to end on the bundled sample corpus: exact pairs, DataComp/img2dataset
+formats, upstream readers, determinism across workers, and resume after an interruption."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import tarfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from loopback import http_server  # noqa: F401  (fixture)
+from PIL import Image
+
+from datacomp_sci.build import build_pool, options_from_config
+from datacomp_sci.cli import main
+from datacomp_sci.schema import METADATA_SCHEMA, SHARD_PARQUET_SCHEMA
+from datacomp_sci.shards import sample_key
+from datacomp_sci.uids import pair_uid
+from datacomp_sci.util import resource_path
+
+SAMPLES = resource_path("data", "samples")
+EXPECTED = json.loads((SAMPLES / "expected.json").read_text())
+
+# CommonPool's metadata columns and types, written out literally from CONTRACTS section 3.
+COMMONPOOL_COLUMNS = [
+    ("uid", pa.string()), ("url", pa.string()), ("text", pa.string()),
+    ("original_width", pa.int64()), ("original_height", pa.int64()),
+    ("clip_b32_similarity_score", pa.float32()), ("clip_l14_similarity_score", pa.float32()),
+    ("face_bboxes", pa.list_(pa.list_(pa.float64()))), ("sha256", pa.string()),
+]
+OUR_COLUMNS = ["source", "paper_id", "figure_path", "label", "parent_caption", "mentions",
+               "license", "caption_length", "image_format", "shard", "key"]
+IMG2DATASET_KEYS = ["uid", "caption", "url", "key", "status", "error_message", "width", "height",
+                    "original_width", "original_height", "exif", "sha256"]
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def metadata(pool: Path) -> pa.Table:
+    files = sorted((pool / "metadata").glob("*.parquet"))
+    return pa.concat_tables([pq.read_table(f) for f in files])
+
+
+def build(inputs, out, source, workers=1, **kw):
+    opts = options_from_config(source, None, **kw)
+    return build_pool([str(i) for i in inputs], out, opts, workers=workers)
+
+
+@pytest.fixture(scope="module")
+def arxiv_pool(tmp_path_factory):
+    out = tmp_path_factory.mktemp("arxiv") / "pool"
+    result = build([SAMPLES / "arxiv"], out, "arxiv", workers=2)
+    return out, result
+
+
+@pytest.fixture(scope="module")
+def pmc_pool(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pmc") / "pool"
+    result = build([SAMPLES / "pmc"], out, "pmc", workers=1, shard_size=7)
+    return out, result
+
+
+def rows_by_paper(table: pa.Table) -> dict[str, list[dict]]:
+    out = defaultdict(list)
+    for r in table.to_pylist():
+        out[r["paper_id"]].append(r)
+    return out
+
+
+def test_arxiv_pool_holds_exactly_the_expected_pairs(arxiv_pool):
+    pool, _ = arxiv_pool
+    got = rows_by_paper(metadata(pool))
+    for paper_id, exp in EXPECTED["arxiv"].items():
+        rows = got.get(paper_id, [])
+        simple = [{k: r[k] for k in ("figure_path", "caption", "label", "parent_caption",
+                                     "mentions")} for r in
+                  [{**r, "caption": r["text"]} for r in rows]]
+        assert simple == exp["pairs"], paper_id
+        for r in rows:
+            assert r["uid"] == pair_uid("arxiv", paper_id, r["figure_path"])
+            assert r["url"] == f"https://arxiv.org/e-print/{paper_id}#{r['figure_path']}"
+            assert r["caption_length"] == len(r["text"])
+    assert set(got) <= set(EXPECTED["arxiv"])
+
+
+def test_pmc_pool_holds_exactly_the_expected_pairs_with_licences(pmc_pool):
+    from datacomp_sci.jats import pmc_figure_url
+
+    pool, _ = pmc_pool
+    got = rows_by_paper(metadata(pool))
+    for pmcid, exp in EXPECTED["pmc"].items():
+        rows = got.get(pmcid, [])
+        simple = [{"figure_path": r["figure_path"], "caption": r["text"], "label": r["label"],
+                   "parent_caption": r["parent_caption"], "mentions": r["mentions"]} for r in rows]
+        keys = ("figure_path", "caption", "label", "parent_caption", "mentions")
+        assert simple == [{k: p[k] for k in keys} for p in exp["pairs"]], pmcid
+        for r, p in zip(rows, exp["pairs"], strict=True):
+            assert r["license"] == exp["license"]
+            assert r["url"] == pmc_figure_url(pmcid, p.get("anchor"))
+
+
+def test_report_counts_every_skip_by_reason(arxiv_pool, pmc_pool):
+    for (pool, result), source in ((arxiv_pool, "arxiv"), (pmc_pool, "pmc")):
+        report = json.loads((pool / "build_report.json").read_text())
+        assert report == result.report
+        exp = EXPECTED[source]
+        assert report["pairs_written"] == sum(len(e["pairs"]) for e in exp.values())
+        paper_skips = defaultdict(int)
+        for e in exp.values():
+            if e.get("paper_skip"):
+                paper_skips[e["paper_skip"]] += 1
+        for reason, n in paper_skips.items():
+            found = report["skipped"].get("paper", {}).get(reason, 0) + \
+                report["skipped"].get("unit", {}).get(reason, 0)
+            assert found == n, (source, reason)
+        lines = (pool / "skipped.jsonl").read_text().splitlines()
+        assert len(lines) == report["skipped_total"]
+        assert all({"stage", "reason", "item", "paper_id"} <= set(json.loads(x)) for x in lines)
+
+
+def test_hostile_arxiv_inputs_are_counted_and_never_fatal(arxiv_pool):
+    pool, result = arxiv_pool
+    sk = result.report["skipped"]
+    assert sk["archive"]["unsafe_path"] == 2
+    assert sk["archive"]["link_or_special_member"] == 1
+    assert sk["paper"]["decompression_bomb"] == 1
+    assert sk["paper"]["corrupt_gzip"] == 1
+    assert sk["unit"]["truncated_archive"] == 1
+    assert not list(pool.parent.rglob("escape.tex")) and not (pool.parent.parent / "escape.tex").exists()
+
+
+def test_metadata_schema_is_commonpool_then_ours(arxiv_pool):
+    pool, _ = arxiv_pool
+    for f in sorted((pool / "metadata").glob("*.parquet")):
+        schema = pq.read_schema(f)
+        assert schema.equals(METADATA_SCHEMA, check_metadata=False)
+        assert [(x.name, x.type) for x in list(schema)[:9]] == COMMONPOOL_COLUMNS
+        assert schema.names[9:] == OUR_COLUMNS
+    table = metadata(pool)
+    assert table.column("clip_b32_similarity_score").null_count == len(table)
+    assert all(b == [] for b in table.column("face_bboxes").to_pylist())
+
+
+def test_shards_are_img2dataset_layout(pmc_pool):
+    pool, result = pmc_pool
+    shards = pool / "shards"
+    n = result.report["shards"]
+    assert n == -(-result.report["pairs_written"] // 7) > 1
+    table = metadata(pool)
+    for sid in range(n):
+        name = f"{sid:08d}"
+        stats = json.loads((shards / f"{name}_stats.json").read_text())
+        assert set(stats) == {"count", "successes", "failed_to_download", "failed_to_resize",
+                              "duration", "start_time", "end_time", "status_dict"}
+        sp = pq.read_table(shards / f"{name}.parquet")
+        assert sp.schema.equals(SHARD_PARQUET_SCHEMA, check_metadata=False)
+        assert sp.schema.names[:12] == IMG2DATASET_KEYS
+        assert stats["successes"] == stats["count"] == sp.num_rows
+        with tarfile.open(shards / f"{name}.tar") as tf:
+            names = tf.getnames()
+            keys = [sample_key(sid, i, 7) for i in range(sp.num_rows)]
+            assert names == [f"{k}.{ext}" for k in keys for ext in ("jpg", "json", "txt")]
+            for k in keys:
+                meta = json.loads(tf.extractfile(f"{k}.json").read())
+                assert list(meta)[:12] == IMG2DATASET_KEYS and meta["key"] == k
+                assert tf.extractfile(f"{k}.txt").read().decode() == meta["caption"]
+                img = Image.open(io.BytesIO(tf.extractfile(f"{k}.jpg").read()))
+                assert img.format == "JPEG" and img.mode == "RGB"
+                assert (img.width, img.height) == (meta["width"], meta["height"])
+                assert max(img.size) <= 512
+    # 12-digit keys at DataComp's 10,000 per shard: shard 1 row 23 -> 000000010023
+    assert sample_key(1, 23, 10_000) == "000000010023"
+    assert table.column("key").to_pylist()[:2] == [sample_key(0, 0, 7), sample_key(0, 1, 7)]
+
+
+def test_shards_read_by_webdataset_and_openclip_loader(pmc_pool):
+    import webdataset as wds
+    from open_clip_train.data import get_wds_dataset
+
+    pool, result = pmc_pool
+    n = result.report["shards"]
+    pattern = str(pool / "shards" / f"{{00000000..{n - 1:08d}}}.tar")
+    samples = list(wds.WebDataset(pattern, shardshuffle=False).decode("pil").to_tuple("jpg", "txt", "json"))
+    assert len(samples) == result.report["pairs_written"]
+    assert all(isinstance(t, str) and j["caption"] == t for _, t, j in samples)
+
+    class Args:
+        train_data = pattern
+        train_data_upsampling_factors = None
+        train_num_samples = result.report["pairs_written"]
+        dataset_resampled = False
+        batch_size = 4
+        workers = 0
+        world_size = 1
+        seed = 0
+
+    import torchvision.transforms as T
+
+    preprocess = T.Compose([T.Resize((32, 32)), T.ToTensor()])
+    info = get_wds_dataset(Args(), preprocess, is_train=True, epoch=0,
+                           tokenizer=lambda texts: np.zeros((len(texts), 4), dtype=np.int64))
+    images, texts = next(iter(info.dataloader))
+    assert tuple(images.shape) == (4, 3, 32, 32) and tuple(texts.shape) == (4, 4)
+
+
+def test_same_inputs_give_identical_bytes_for_any_workers(arxiv_pool, tmp_path):
+    pool, _ = arxiv_pool
+    other = tmp_path / "pool"
+    build([SAMPLES / "arxiv"], other, "arxiv", workers=1)
+    assert tree_digest(other) == tree_digest(pool)
+
+
+def test_interrupted_build_resumes_to_identical_bytes(pmc_pool, tmp_path):
+    pool, _ = pmc_pool
+    out = tmp_path / "pool"
+    opts = options_from_config("pmc", None, shard_size=7)
+
+    def stop_after_five(done, totals):
+        if done == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_pool([str(SAMPLES / "pmc")], out, opts, workers=1, progress=stop_after_five)
+    assert (out / "_work" / "units").is_dir() and not (out / "pool.json").exists()
+    assert len(list((out / "_work" / "units").glob("*.json"))) == 5
+    # a half-written temp file from the killed process is ignored and replaced
+    (out / "shards" / ".00000009.tar.tmp-1").write_bytes(b"junk")
+    (out / "shards" / ".00000009.tar.tmp-1").unlink()
+    result = build_pool([str(SAMPLES / "pmc")], out, opts, workers=2)
+    assert not result.already_complete
+    assert tree_digest(out) == tree_digest(pool)
+    again = build_pool([str(SAMPLES / "pmc")], out, opts, workers=2)
+    assert again.already_complete
+
+
+def test_other_options_in_the_same_output_are_refused(pmc_pool, tmp_path):
+    out = tmp_path / "pool"
+    shutil.copytree(pmc_pool[0], out)
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        build([SAMPLES / "pmc"], out, "pmc", shard_size=3)
+
+
+def test_remote_inputs_give_the_same_pool(pmc_pool, http_server, tmp_path):  # noqa: F811
+    pool, _ = pmc_pool
+    base = http_server(SAMPLES / "pmc")
+    names = sorted(p.name for p in (SAMPLES / "pmc").glob("*.tar.gz"))
+    out = tmp_path / "remote"
+    build([f"{base}/{n}" for n in names] + [f"{base}/hostile/{n}" for n in
+          sorted(p.name for p in (SAMPLES / "pmc" / "hostile").glob("*.tar.gz"))],
+          out, "pmc", shard_size=7)
+    for sub in ("metadata", "shards"):
+        assert tree_digest(out / sub) == tree_digest(pool / sub)
+
+
+def test_cli_build_pool_prints_a_summary_and_resumes(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "pool"
+    args = ["build-pool", "pmc", str(SAMPLES / "pmc"), "--output", str(out), "--workers", "1",
+            "--no-progress"]
+    first = runner.invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert "written" in first.output and "skipped" in first.output
+    second = runner.invoke(main, args)
+    assert second.exit_code == 0 and "already complete" in second.output
+    bad = runner.invoke(main, ["build-pool", "pmc", str(tmp_path / "nothing"), "-o",
+                               str(tmp_path / "p2"), "--no-progress"])
+    assert bad.exit_code != 0 and "no such file" in bad.output
