@@ -1,0 +1,183 @@
+"""experiment: the step graph (order, skip, missing inputs) with fake step functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from datacomp_sci.experiment import (
+    Actions,
+    Step,
+    experiment_steps,
+    load_experiment,
+    order_steps,
+    run_experiment,
+    run_steps,
+)
+
+EXPERIMENT = """
+name: t
+workdir: {work}
+scale: tiny
+suite: tiny
+eval_data: {work}/evalsets
+pools:
+  arxiv: {{build: {{source: arxiv, inputs: ["{src}/*.tar"]}}}}
+  commonpool: {{path: {cp}}}
+filters:
+  arxiv: {{name: basic_filter}}
+runs:
+  cp: {{pools: [commonpool]}}
+  mixed: {{pools: [commonpool, arxiv]}}
+report: {{baseline: cp}}
+"""
+
+
+def touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("x")
+
+
+class FakeActions:
+    """Records the calls and creates each step's outputs."""
+
+    def __init__(self, work: Path):
+        self.work, self.calls = work, []
+
+    def actions(self) -> Actions:
+        def build(pool, out, workers):
+            self.calls.append(f"build:{pool.name}")
+            touch(out / "pool.json")
+
+        def filter_(pool, spec, out, workers):
+            self.calls.append(f"filter:{Path(pool).name}:{spec.name}")
+            touch(out)
+
+        def reshard(pool, subset, out, workers):
+            self.calls.append(f"reshard:{out.name}")
+            touch(out / "meta.json")
+
+        def train(shards, scale, out, workers):
+            self.calls.append(f"train:{out.name}:{'+'.join(s.name for s in shards)}:{scale}")
+            touch(out / f"{scale}_scale" / "info.json")
+
+        def evalsets(suite, data_dir):
+            self.calls.append(f"evalsets:{suite}")
+            touch(Path(data_dir) / "marker")
+
+        def evaluate(run_dir, suite, data_dir):
+            self.calls.append(f"evaluate:{run_dir.parent.name}")
+            touch(run_dir / "eval_results.jsonl")
+            (run_dir / "eval_meta.json").write_text('{"status": "complete"}')
+
+        def report(specs, baseline, suite, out):
+            self.calls.append(f"report:{baseline}:{len(specs)}")
+            touch(out / "report.json")
+
+        return Actions(build, filter_, reshard, train, evalsets, evaluate, report)
+
+
+def setup(tmp_path: Path, with_sources: bool = True):
+    work, src, cp = tmp_path / "work", tmp_path / "src", tmp_path / "cp"
+    if with_sources:
+        touch(src / "arXiv_src_0001_001.tar")
+    cp.mkdir()
+    f = tmp_path / "exp.yaml"
+    f.write_text(EXPERIMENT.format(work=work, src=src, cp=cp))
+    exp = load_experiment(str(f))
+    fake = FakeActions(work)
+    markers = (str(work / "evalsets" / "marker"),)
+    return exp, fake, experiment_steps(exp, fake.actions(), suite_markers=markers)
+
+
+def test_steps_run_in_dependency_order_then_are_skipped(tmp_path):
+    exp, fake, steps = setup(tmp_path)
+    assert [s.name for s in order_steps(steps)] == [
+        "build:arxiv", "filter:arxiv", "reshard:arxiv", "filter:commonpool",
+        "reshard:commonpool", "evalsets", "train:cp", "evaluate:cp", "train:mixed",
+        "evaluate:mixed", "report"]
+    outcomes = run_steps(steps, log=lambda s: None)
+    assert [o.status for o in outcomes] == ["ran"] * 11
+    assert fake.calls == [
+        "build:arxiv", "filter:arxiv:basic_filter", "reshard:arxiv", "filter:cp:no_filter",
+        "reshard:commonpool", "evalsets:tiny", "train:cp:commonpool:tiny", "evaluate:cp",
+        "train:mixed:commonpool+arxiv:tiny", "evaluate:mixed", "report:cp:2"]
+    fake.calls.clear()
+    again = run_steps(steps, log=lambda s: None)
+    assert [o.status for o in again] == ["skipped"] * 10 + ["ran"]
+    assert fake.calls == ["report:cp:2"]
+
+
+def test_incomplete_evaluation_is_rerun(tmp_path):
+    exp, fake, steps = setup(tmp_path)
+    run_steps(steps, log=lambda s: None)
+    meta = exp.workdir / "runs" / "cp" / "tiny_scale" / "eval_meta.json"
+    meta.write_text('{"status": "partial"}')
+    fake.calls.clear()
+    run_steps(steps, log=lambda s: None)
+    assert fake.calls == ["evaluate:cp", "report:cp:2"]
+
+
+def test_missing_input_stops_with_a_clear_message(tmp_path):
+    exp, fake, steps = setup(tmp_path, with_sources=False)
+    with pytest.raises(FileNotFoundError) as e:
+        run_steps(steps, log=lambda s: None)
+    assert str(e.value) == (f"step 'build:arxiv' needs {tmp_path}/src/*.tar, which does not "
+                            f"exist; check `pools.arxiv` in {exp.path}")
+    assert fake.calls == []
+
+
+def test_keep_going_and_dry_run_report_blocked_steps(tmp_path):
+    exp, fake, steps = setup(tmp_path, with_sources=False)
+    plan = run_steps(steps, dry_run=True, log=lambda s: None)
+    status = {o.step: o.status for o in plan}
+    assert status == {"build:arxiv": "blocked", "filter:arxiv": "blocked",
+                      "reshard:arxiv": "blocked", "filter:commonpool": "would run",
+                      "reshard:commonpool": "would run", "evalsets": "would run",
+                      "train:cp": "would run", "evaluate:cp": "would run",
+                      "train:mixed": "blocked", "evaluate:mixed": "blocked", "report": "blocked"}
+    assert fake.calls == []
+    detail = next(o.detail for o in plan if o.step == "train:mixed")
+    assert detail == "step 'train:mixed' waits for blocked step(s) reshard:arxiv"
+    outcomes = run_steps(steps, keep_going=True, log=lambda s: None)
+    assert [o.step for o in outcomes if o.status == "ran"] == [
+        "filter:commonpool", "reshard:commonpool", "evalsets", "train:cp", "evaluate:cp"]
+
+
+def test_graph_errors():
+    a = Step("a", ("y",), ("x",), lambda: None)
+    b = Step("b", ("x",), ("y",), lambda: None)
+    with pytest.raises(ValueError, match="cycle"):
+        order_steps([a, b])
+    with pytest.raises(ValueError, match="both write x"):
+        order_steps([a, Step("c", (), ("x",), lambda: None)])
+
+
+def test_experiment_file_validation(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("name: b\nscale: tiny\neval_data: e\npools: {p: {path: x}}\n"
+                 "runs: {r: {pools: [q]}}\n")
+    with pytest.raises(ValueError, match=r"runs.r.pools must list declared pools \(unknown: \['q'\]\)"):
+        load_experiment(str(f))
+    f.write_text("name: b\nscale: tiny\neval_data: e\npools: {p: {build: {source: arxiv}}}\nruns: {}\n")
+    with pytest.raises(ValueError, match="pools.p.build needs source"):
+        load_experiment(str(f))
+
+
+def test_shipped_experiments_load():
+    paper = load_experiment("paper_2311.04711")
+    assert paper.scale == "small" and paper.suite == "datacomp38" and paper.baseline == "commonpool"
+    assert paper.runs == {"commonpool": ("commonpool",), "arxiv_pmc": ("arxiv", "pmc"),
+                          "commonpool_arxiv_pmc": ("commonpool", "arxiv", "pmc")}
+    demo = load_experiment("demo_tiny", workdir="/tmp/x")
+    assert demo.scale == "tiny" and demo.runs == paper.runs
+    assert demo.pools["arxiv"].inputs[0].endswith("datacomp_sci/data/samples/arxiv")
+    assert str(demo.workdir) == "/tmp/x"
+
+
+def test_run_experiment_dry_run_on_file(tmp_path):
+    exp, fake, _ = setup(tmp_path)
+    res = run_experiment(str(exp.path), dry_run=True, act=fake.actions(), log=lambda s: None)
+    assert res.name == "t" and fake.calls == []
+    assert res.count("would run") + res.count("blocked") == 11
