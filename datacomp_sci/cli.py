@@ -58,12 +58,15 @@ def run_library(fn, *args, **kwargs):
 @click.option("--keep-multi-panel/--skip-multi-panel", default=None,
               help="arXiv: a figure with several graphics but no sub-captions yields one pair per "
                    "panel with the shared caption (default: skipped and counted, as the paper).")
+@click.option("--converter-timeout", type=float, default=None, metavar="SECONDS",
+              help="Wall-clock limit for ghostscript on one EPS/PS figure (default 30); a figure "
+                   "that takes longer is skipped and counted as converter_timeout.")
 @click.option("--overwrite", is_flag=True, help="Delete an existing OUTPUT and build again.")
 @click.option("--keep-work", is_flag=True,
               help="Keep OUTPUT/_work (per-archive intermediate results) after a successful build.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def build_pool_cmd(source, inputs, output, config, name, workers, shard_size, image_size,
-                   keep_multi_panel, overwrite, keep_work, progress):
+                   keep_multi_panel, converter_timeout, overwrite, keep_work, progress):
     """Turn arXiv LaTeX packages or PMC Open Access packages into a DataComp pool.
 
     INPUT is a file, a folder or an fsspec URL (https://..., s3://... with globs): arXiv
@@ -79,7 +82,8 @@ def build_pool_cmd(source, inputs, output, config, name, workers, shard_size, im
     from .progress import BuildProgress, print_build_summary
 
     opts = run_library(options_from_config, source, config, name=name, shard_size=shard_size,
-                       image_size=image_size, keep_multi_panel=keep_multi_panel)
+                       image_size=image_size, keep_multi_panel=keep_multi_panel,
+                       converter_timeout_s=converter_timeout)
     bar = BuildProgress(enabled=progress)
     try:
         result = run_library(build_pool, list(inputs), output, opts, workers=workers,

@@ -54,7 +54,8 @@ def run_demo(output: str | Path, workers: int | None = None,
     result = DemoResult(out)
     for source in ("arxiv", "pmc"):
         log(f"[demo] build-pool {source}: {SAMPLES / source} -> {out / 'pools' / source}")
-        opts = options_from_config(source, None)
+        # the sample corpus holds an EPS that loops forever: 5 s is enough for the rest
+        opts = options_from_config(source, None, converter_timeout_s=5)
         bar = progress_factory() if progress_factory else None
         try:
             res = build_pool([str(SAMPLES / source)], out / "pools" / source, opts,

@@ -79,8 +79,12 @@ def resolve_shards(path: str | Path) -> ShardSet:
         raise FileNotFoundError(f"{path}: no such data folder")
     meta = folder / "meta.json"
     if meta.exists():
-        info = json.loads(meta.read_text())
-        n = int(info["output_shard_count"])
+        try:
+            info = json.loads(meta.read_text())
+            n = int(info["output_shard_count"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{meta}: not a resharder meta.json (needs an integer "
+                             f"'output_shard_count'): {e!r}") from e
         fmt = info.get("output_shard_format", "{:08d}.tar")
         digits = len(fmt.format(0)) - len(".tar")
         found_by = "meta.json"

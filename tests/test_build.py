@@ -52,9 +52,13 @@ def metadata(pool: Path) -> pa.Table:
     return pa.concat_tables([pq.read_table(f) for f in files])
 
 
+def make_options(source, **kw):
+    kw.setdefault("converter_timeout_s", 3)  # keep hostile EPS cheap in tests
+    return options_from_config(source, None, **kw)
+
+
 def build(inputs, out, source, workers=1, **kw):
-    opts = options_from_config(source, None, **kw)
-    return build_pool([str(i) for i in inputs], out, opts, workers=workers)
+    return build_pool([str(i) for i in inputs], out, make_options(source, **kw), workers=workers)
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +228,7 @@ def test_same_inputs_give_identical_bytes_for_any_workers(arxiv_pool, tmp_path):
 def test_interrupted_build_resumes_to_identical_bytes(pmc_pool, tmp_path):
     pool, _ = pmc_pool
     out = tmp_path / "pool"
-    opts = options_from_config("pmc", None, shard_size=7)
+    opts = make_options("pmc", shard_size=7)
 
     def stop_after_five(done, totals):
         if done == 5:
