@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import webdataset as wds
 
 from .schema import SHARD_JSON_FIELDS, SHARD_PARQUET_SCHEMA
 from .util import atomic_open, atomic_write_text
@@ -66,6 +65,8 @@ def shard_done(folder: Path, shard_id: int) -> bool:
 
 def write_shard(folder: Path, shard_id: int, samples: list[ShardSample]) -> dict:
     """Write one complete shard (tar, parquet, stats) atomically; return the stats."""
+    import webdataset as wds  # imports torch (~1 s): only the writer process pays it
+
     name = shard_name(shard_id)
     with atomic_open(folder / f"{name}.tar") as f:
         writer = wds.TarWriter(f, mtime=TAR_MTIME)

@@ -43,10 +43,12 @@ def _hex_matrix_to_u8u8(mat: np.ndarray) -> np.ndarray:
     if (nib == 255).any():
         bad = int(np.argwhere((nib == 255).any(axis=1))[0, 0])
         raise ValueError(f"uid at row {bad} is not 32 hex characters: {mat[bad].tobytes()!r}")
-    nib = nib.astype(np.uint64)
+    # two nibbles -> one byte, then each 8-byte half read as a big-endian uint64
+    packed = np.ascontiguousarray((nib[:, 0::2] << 4) | nib[:, 1::2])
+    halves = packed.view(">u8")
     out = np.empty(len(mat), dtype=SUBSET_DTYPE)
-    out["f0"] = (nib[:, :16] << _SHIFTS).sum(axis=1, dtype=np.uint64)
-    out["f1"] = (nib[:, 16:] << _SHIFTS).sum(axis=1, dtype=np.uint64)
+    out["f0"] = halves[:, 0]
+    out["f1"] = halves[:, 1]
     return out
 
 
@@ -92,8 +94,18 @@ def u8u8_to_uids(arr: np.ndarray) -> list[str]:
 
 
 def sort_subset(arr: np.ndarray) -> np.ndarray:
-    """Sort lexicographically by (high, low), as DataComp's resharder expects."""
-    return arr[np.lexsort((arr["f1"], arr["f0"]))]
+    """Sort lexicographically by (high, low), as DataComp's resharder expects.
+
+    uids are hashes, so the high halves are almost always distinct: one argsort on them
+    suffices (several times faster than a two-key lexsort); equal high halves (repeated
+    uids, or a collision) fall back to the full lexsort.
+    """
+    arr = np.asarray(arr)
+    order = np.argsort(arr["f0"])
+    hi = arr["f0"][order]
+    if len(hi) > 1 and (hi[1:] == hi[:-1]).any():
+        order = np.lexsort((arr["f1"], arr["f0"]))
+    return arr[order]
 
 
 def save_subset(path: str | os.PathLike, arr: np.ndarray) -> str:

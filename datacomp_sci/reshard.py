@@ -1,0 +1,576 @@
+"""Reshard pools by a subset file, with DataComp's resharder semantics (CONTRACTS section 4).
+
+For every input sample, the uid in its ``.json`` is looked up in the sorted subset
+(binary search over 16-byte big-endian keys); a uid listed k times is written k times
+with keys ``{uid}-{j}``, j = 0..k-1. Members are copied byte for byte under the new key;
+their order inside a sample, and the order of samples, is the input's. Outputs:
+``{N:08d}.tar`` of at most ``shard_size`` samples, ``{N:08d}_stats.json``,
+``sample_ids.npy`` (the subset), ``missing_uids.npy`` (subset uids not found in the
+input), ``meta.json`` (what DataComp's and our ``train`` read) and ``reshard_report.json``.
+
+Beyond upstream:
+
+* Deterministic for any number of workers. Phase 1 filters every input shard in
+  parallel into a temp tar under ``OUTPUT/_work`` plus an index of byte ranges; phase 2
+  numbers output samples in (input shard order, member order), cuts shards by count and
+  copies the byte ranges. Tar headers carry fixed mtime/uid/gid/names/mode (as
+  webdataset's ``TarWriter`` with ``mtime`` set), so the same inputs give the same bytes.
+* Resumable: each phase-1 result and each output shard is written atomically and skipped
+  when present; ``meta.json`` is written last and ``_work`` removed after it.
+* Inputs: pool folders, shard folders, reshard outputs, single tars, globs, brace
+  patterns and fsspec URLs (read as streams), several at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .uids import SUBSET_DTYPE, load_subset, u8u8_to_uids
+from .util import atomic_open, atomic_write_json, sha256_file
+
+FORMAT = "datacomp-sci/reshard/1"
+OUTPUT_SHARD_FORMAT = "{:08d}.tar"
+TAR_MTIME = 0
+TAR_MODE = 0o444
+TAR_OWNER = "bigdata"  # webdataset TarWriter's user/group name
+_BLOCK = tarfile.BLOCKSIZE
+_RECORD = tarfile.RECORDSIZE
+_KEY = np.dtype((np.void, 16))
+
+
+@dataclass(frozen=True)
+class ReshardOptions:
+    shard_size: int = 10000
+    workers: int = 1
+    overwrite: bool = False
+    keep_work: bool = False
+
+
+@dataclass
+class ShardResult:
+    """Phase-1 result for one input shard (``_work/in_{i:08d}.json``)."""
+
+    index: int
+    url: str
+    processed: int = 0  # samples read
+    kept: int = 0  # input samples whose uid is in the subset
+    written: int = 0  # output samples (kept samples times their multiplicity)
+    no_uid: int = 0  # no .json, or a .json without a uid
+    bad_json: int = 0  # .json that does not parse
+    bad_uid: int = 0  # uid that is not 32 hex characters
+    skipped_members: int = 0  # non-file members or names without an extension
+    error: str | None = None  # the shard could not be read to the end (samples before kept)
+
+
+@dataclass
+class ReshardResult:
+    output: str
+    meta: dict
+    report: dict
+    already_complete: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- inputs
+@dataclass(frozen=True)
+class InputShard:
+    index: int  # position in the run's input order
+    url: str  # local path or fsspec URL of the tar
+
+
+@dataclass
+class ResolvedInputs:
+    specs: list[str]
+    shards: list[InputShard]
+    skipped: list[str]  # "url (reason)"
+
+
+def _is_pattern(spec: str) -> bool:
+    return any(c in spec for c in "*?[")
+
+
+def _meta_shards(fs, folder: str) -> list[str] | None:
+    meta = f"{folder}/meta.json"
+    if not fs.exists(meta):
+        return None
+    with fs.open(meta, "rb") as f:
+        info = json.load(f)
+    fmt = info.get("output_shard_format", OUTPUT_SHARD_FORMAT)
+    return [f"{folder}/{fmt.format(i)}" for i in range(int(info["output_shard_count"]))]
+
+
+def _expand_spec(spec: str) -> tuple[object, list[str], bool]:
+    """(filesystem, tar paths, explicit) for one input argument."""
+    import braceexpand
+    import fsspec
+
+    fs, _ = fsspec.core.url_to_fs(spec)
+    if "{" in spec:
+        items = list(braceexpand.braceexpand(spec))
+        return fs, [fsspec.core.url_to_fs(i)[1] for i in items], False
+    path = fsspec.core.url_to_fs(spec)[1]
+    if _is_pattern(spec):
+        return fs, sorted(p for p in fs.glob(path) if p.endswith(".tar")), False
+    if fs.isdir(path):
+        listed = _meta_shards(fs, path.rstrip("/"))
+        if listed is not None:
+            return fs, listed, False
+        if fs.isdir(f"{path.rstrip('/')}/shards"):
+            path = f"{path.rstrip('/')}/shards"
+        return fs, sorted(p for p in fs.glob(f"{path.rstrip('/')}/*.tar")), False
+    if fs.exists(path):
+        return fs, [path], True
+    raise FileNotFoundError(f"{spec}: no such input (give a pool, a folder of shards, a tar, "
+                            "a glob or a brace pattern)")
+
+
+def resolve_inputs(specs: list[str]) -> ResolvedInputs:
+    """Input arguments -> ordered, de-duplicated shard list (tars need ``_stats.json``)."""
+    if not specs:
+        raise ValueError("give at least one input (--input)")
+    shards: list[InputShard] = []
+    skipped: list[str] = []
+    seen: set[str] = set()
+    for spec in specs:
+        fs, tars, explicit = _expand_spec(spec)
+        if not tars:
+            raise FileNotFoundError(f"{spec}: no shards ({{N:08d}}.tar) found")
+        stats_by_dir: dict[str, set[str]] = {}
+        for tar in tars:
+            url = tar if fs.protocol in ("file", ("file", "local")) else fs.unstrip_protocol(tar)
+            if url in seen:
+                skipped.append(f"{url} (given twice)")
+                continue
+            folder = tar.rsplit("/", 1)[0]
+            if folder not in stats_by_dir:
+                stats_by_dir[folder] = set(fs.glob(f"{folder}/*_stats.json"))
+            if not explicit and f"{tar[:-4]}_stats.json" not in stats_by_dir[folder]:
+                skipped.append(f"{url} (no _stats.json)")
+                continue
+            seen.add(url)
+            shards.append(InputShard(len(shards), url))
+    if not shards:
+        raise FileNotFoundError(f"no finished input shards in {specs} ({len(skipped)} skipped)")
+    return ResolvedInputs(list(specs), shards, skipped)
+
+
+# ---------------------------------------------------------------- tar reading/writing
+def _split_name(name: str) -> tuple[str, str] | None:
+    """``dir/key.ext.more`` -> (``dir/key``, ``.ext.more``), webdataset's key rule."""
+    slash = name.rfind("/") + 1
+    dot = name.find(".", slash)
+    if dot <= slash:
+        return None
+    return name[:dot], name[dot:]
+
+
+class _CountingReader:
+    """A read-only stream that counts the bytes it delivers (for truncation checks)."""
+
+    def __init__(self, f):
+        self.f, self.n = f, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.f.read(size)
+        self.n += len(data)
+        return data
+
+
+def iter_tar_samples(fileobj, counts: ShardResult) -> Iterator[list[tuple[str, bytes]]]:
+    """Group a tar stream's file members into samples: [(suffix, bytes), ...] per key.
+
+    Consecutive members sharing a key form one sample, as webdataset groups them. A
+    truncated archive (which tarfile's stream mode ends silently) raises ``ReadError``
+    after the last complete sample; the incomplete one is not yielded.
+    """
+    src = _CountingReader(fileobj)
+    key, members = None, []
+    with tarfile.open(fileobj=src, mode="r|") as tf:
+        for info in tf:
+            parts = _split_name(info.name) if info.isfile() else None
+            if parts is None:
+                counts.skipped_members += 1
+                continue
+            if parts[0] != key and members:
+                yield members
+                members = []
+            key = parts[0]
+            members.append((parts[1], tf.extractfile(info).read()))
+        end = tf.offset
+    while src.read(1 << 20):
+        pass
+    if src.n < end + _BLOCK:
+        raise tarfile.ReadError(f"truncated archive: {src.n} bytes, the end marker is missing")
+    if members:
+        yield members
+
+
+def tar_member_bytes(name: str, data: bytes) -> bytes:
+    """One tar member (header + data + padding) with fixed, reproducible header fields."""
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = TAR_MTIME
+    info.mode = TAR_MODE
+    info.uname = info.gname = TAR_OWNER
+    header = info.tobuf(tarfile.USTAR_FORMAT if len(name) <= 100 else tarfile.PAX_FORMAT,
+                        "utf-8", "surrogateescape")
+    pad = (-len(data)) % _BLOCK
+    return b"".join((header, data, b"\0" * pad))
+
+
+def tar_end(size: int) -> bytes:
+    """End-of-archive blocks, padded to a record as tarfile does."""
+    size += 2 * _BLOCK
+    return b"\0" * (2 * _BLOCK + (-size) % _RECORD)
+
+
+# ---------------------------------------------------------------- phase 1: filter one shard
+@contextlib.contextmanager
+def _work_file(path: str | os.PathLike):
+    """Temp-then-rename without fsync: ``_work`` files only need to survive a killed
+    process (the page cache keeps them), not a power cut; final outputs use atomic_open."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb", buffering=1 << 20) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _sample_uid(members: list[tuple[str, bytes]], counts: ShardResult) -> bytes | None:
+    """The sample's uid as 16 big-endian bytes, or None (counted)."""
+    raw = next((data for suffix, data in members if suffix == ".json"), None)
+    if raw is None:
+        counts.no_uid += 1
+        return None
+    try:
+        uid = json.loads(raw).get("uid")
+    except (ValueError, AttributeError):
+        counts.bad_json += 1
+        return None
+    if not uid:
+        counts.no_uid += 1
+        return None
+    try:
+        key = bytes.fromhex(uid) if isinstance(uid, str) and len(uid) == 32 else None
+    except ValueError:
+        key = None
+    if key is None:
+        counts.bad_uid += 1
+    return key
+
+
+def _multiplicity(keys: np.ndarray, key: bytes) -> int:
+    k = np.frombuffer(key, dtype=_KEY)
+    lo = np.searchsorted(keys, k, "left")[0]
+    if lo == len(keys) or keys[lo] != k[0]:
+        return 0
+    return int(np.searchsorted(keys, k, "right")[0] - lo)
+
+
+def _write_sample(out, members, key: bytes, multiplicity: int, offset: int,
+                  ranges: list[tuple[int, int]]) -> int:
+    uid = key.hex()
+    for j in range(multiplicity):
+        blob = b"".join(tar_member_bytes(f"{uid}-{j}{suffix}", data) for suffix, data in members)
+        out.write(blob)
+        ranges.append((offset, offset + len(blob)))
+        offset += len(blob)
+    return offset
+
+
+def filter_shard(shard: InputShard, keys_path: str, work: str) -> ShardResult:
+    """Phase 1 for one input shard: kept samples to ``in_{i}.tar`` + byte-range index."""
+    import fsspec  # imported here: workers are forked or spawned
+
+    keys = np.load(keys_path, mmap_mode="r")
+    res = ShardResult(shard.index, shard.url)
+    stem = Path(work) / f"in_{shard.index:08d}"
+    ranges: list[tuple[int, int]] = []
+    found: list[bytes] = []
+    with _work_file(f"{stem}.tar") as out:
+        offset = 0
+        try:
+            with fsspec.open(shard.url, "rb", block_size=1 << 22) as f:
+                for members in iter_tar_samples(f, res):
+                    res.processed += 1
+                    key = _sample_uid(members, res)
+                    mult = _multiplicity(keys, key) if key is not None else 0
+                    if mult:
+                        res.kept += 1
+                        found.append(key)
+                        offset = _write_sample(out, members, key, mult, offset, ranges)
+        except (tarfile.TarError, OSError, EOFError, ValueError) as e:
+            res.error = f"{type(e).__name__}: {e}"
+        res.written = len(ranges)
+    with _work_file(f"{stem}.ranges.npy") as f:
+        np.save(f, np.asarray(ranges, dtype=np.int64).reshape(-1, 2))
+    with _work_file(f"{stem}.found.npy") as f:
+        np.save(f, np.frombuffer(b"".join(found), dtype=_KEY))
+    atomic_write_json(f"{stem}.json", asdict(res))  # last: marks the shard as done
+    return res
+
+
+def _load_result(work: Path, index: int) -> ShardResult | None:
+    path = work / f"in_{index:08d}.json"
+    if not path.exists():
+        return None
+    return ShardResult(**json.loads(path.read_text()))
+
+
+# ---------------------------------------------------------------- phase 2: assemble
+def _output_plan(work: Path, results: list[ShardResult], shard_size: int):
+    """Yield, per output shard, [(input index, start, end), ...] contiguous byte runs."""
+    runs: list[tuple[int, int, int]] = []
+    count = 0
+    for r in results:
+        ranges = np.load(work / f"in_{r.index:08d}.ranges.npy")
+        pos = 0
+        while pos < len(ranges):
+            take = min(shard_size - count, len(ranges) - pos)
+            runs.append((r.index, int(ranges[pos, 0]), int(ranges[pos + take - 1, 1])))
+            pos += take
+            count += take
+            if count == shard_size:
+                yield runs, count
+                runs, count = [], 0
+    if count:
+        yield runs, count
+
+
+def _copy_range(path: Path, start: int, end: int, out) -> None:
+    """Copy bytes [start, end) of ``path`` to ``out`` (in the kernel where possible)."""
+    out.flush()
+    with open(path, "rb") as src:
+        pos, remaining = start, end - start
+        while remaining:
+            try:
+                n = os.copy_file_range(src.fileno(), out.fileno(), remaining, pos)
+            except (AttributeError, OSError):
+                src.seek(pos)
+                n = out.write(src.read(min(remaining, 1 << 24)))
+            if n <= 0:
+                raise OSError(f"{path}: truncated temp file; delete its _work folder and rerun")
+            pos += n
+            remaining -= n
+
+
+def _write_output_shard(out_dir: Path, work: Path, n: int, runs, count: int) -> None:
+    name = OUTPUT_SHARD_FORMAT.format(n)
+    with atomic_open(out_dir / name) as out:
+        size = 0
+        for index, start, end in runs:
+            _copy_range(work / f"in_{index:08d}.tar", start, end, out)
+            size += end - start
+        out.write(tar_end(size))
+    atomic_write_json(out_dir / f"{Path(name).stem}_stats.json", {"count": count, "successes": count})
+
+
+# ---------------------------------------------------------------- the run
+def _subset_keys(subset: np.ndarray) -> np.ndarray:
+    be = np.empty((len(subset), 2), dtype=">u8")
+    be[:, 0] = subset["f0"]
+    be[:, 1] = subset["f1"]
+    return np.sort(be.view(_KEY).ravel())
+
+
+def _keys_to_subset(keys: np.ndarray) -> np.ndarray:
+    be = np.ascontiguousarray(keys).view(">u8").reshape(-1, 2)
+    out = np.empty(len(be), dtype=SUBSET_DTYPE)
+    out["f0"], out["f1"] = be[:, 0], be[:, 1]
+    return out
+
+
+def _fingerprint(inputs: list[InputShard], subset_sha: str, opts: ReshardOptions) -> dict:
+    urls = "\n".join(s.url for s in inputs).encode()
+    return {"format": FORMAT, "inputs_sha256": hashlib.sha256(urls).hexdigest(),
+            "n_inputs": len(inputs), "subset_sha256": subset_sha, "shard_size": opts.shard_size}
+
+
+def _prepare_output(out: Path, fingerprint: dict, opts: ReshardOptions) -> Path:
+    work = out / "_work"
+    if opts.overwrite and out.exists():
+        shutil.rmtree(out)
+    run_file = work / "run.json"
+    if run_file.exists():
+        if json.loads(run_file.read_text()) != fingerprint:
+            raise FileExistsError(
+                f"{out}: holds an unfinished reshard of other inputs/subset/shard size; "
+                "rerun with the same arguments to resume, or pass --overwrite"
+            )
+    elif out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out}: not empty; choose a new folder or pass --overwrite")
+    work.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_file, fingerprint)
+    return work
+
+
+def _completed(out: Path, fingerprint: dict) -> dict | None:
+    meta_path = out / "meta.json"
+    if not meta_path.exists() or (out / "_work").exists():
+        return None
+    meta = json.loads(meta_path.read_text())
+    if meta.get("fingerprint") != fingerprint:
+        raise FileExistsError(
+            f"{out}: already holds a different reshard; choose a new folder or pass --overwrite"
+        )
+    return meta
+
+
+def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, workers: int,
+                progress: Callable[[ShardResult], None]) -> list[ShardResult]:
+    results: dict[int, ShardResult] = {}
+    todo = []
+    for s in inputs:
+        done = _load_result(work, s.index)
+        if done is None:
+            todo.append(s)
+        else:
+            results[s.index] = done
+            progress(done)
+    if workers <= 1 or len(todo) <= 1:
+        for s in todo:
+            results[s.index] = filter_shard(s, str(keys_path), str(work))
+            progress(results[s.index])
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(filter_shard, s, str(keys_path), str(work)) for s in todo]
+            for fut in futures:
+                r = fut.result()
+                results[r.index] = r
+                progress(r)
+    return [results[s.index] for s in inputs]
+
+
+def _totals(results: list[ShardResult]) -> dict:
+    total: Counter = Counter()
+    for r in results:
+        for k in ("processed", "kept", "written", "no_uid", "bad_json", "bad_uid", "skipped_members"):
+            total[k] += getattr(r, k)
+    return dict(total)
+
+
+def _missing_and_duplicates(work: Path, results: list[ShardResult], keys: np.ndarray):
+    parts = [np.load(work / f"in_{r.index:08d}.found.npy") for r in results]
+    found = np.concatenate(parts) if parts else np.empty(0, dtype=_KEY)
+    uniq_found = np.unique(found)
+    uniq_subset = np.unique(keys)
+    missing = uniq_subset[~np.isin(uniq_subset, uniq_found)]
+    return _keys_to_subset(missing), int(len(found) - len(uniq_found))
+
+
+def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.PathLike,
+            opts: ReshardOptions = ReshardOptions(),
+            progress: Callable[[int, int, dict], None] | None = None) -> ReshardResult:
+    """Write the samples of ``inputs`` whose uid is in the subset to ``output`` (see module doc)."""
+    if opts.shard_size < 1:
+        raise ValueError("--shard-size must be at least 1")
+    subset_path = Path(subset_path)
+    if not subset_path.exists():
+        raise FileNotFoundError(f"{subset_path}: no such subset file")
+    resolved = resolve_inputs(inputs)
+    out = Path(output).expanduser().resolve()
+    fingerprint = _fingerprint(resolved.shards, sha256_file(subset_path), opts)
+    if not opts.overwrite and (meta := _completed(out, fingerprint)) is not None:
+        report = json.loads((out / "reshard_report.json").read_text())
+        return ReshardResult(str(out), meta, report, already_complete=True)
+    work = _prepare_output(out, fingerprint, opts)
+    subset = load_subset(subset_path)
+    keys = _subset_keys(subset)
+    keys_path = work / "subset_keys.npy"
+    if not keys_path.exists():
+        with atomic_open(keys_path) as f:
+            np.save(f, keys)
+
+    totals: Counter = Counter()
+
+    def step(r: ShardResult) -> None:
+        totals["shards"] += 1
+        totals["processed"] += r.processed
+        totals["written"] += r.written
+        if progress:
+            progress(totals["shards"], len(resolved.shards), dict(totals))
+
+    results = _run_phase1(resolved.shards, keys_path, work, opts.workers, step)
+    n_out = 0
+    for n, (runs, count) in enumerate(_output_plan(work, results, opts.shard_size)):
+        if not (out / f"{n:08d}_stats.json").exists():
+            _write_output_shard(out, work, n, runs, count)
+        n_out = n + 1
+    missing, dup_in_input = _missing_and_duplicates(work, results, keys)
+    return _finish(out, work, subset, missing, dup_in_input, results, resolved, fingerprint, n_out,
+                   opts)
+
+
+def _finish(out: Path, work: Path, subset: np.ndarray, missing: np.ndarray, dup_in_input: int,
+            results: list[ShardResult], resolved, fingerprint: dict, n_out: int,
+            opts: ReshardOptions) -> ReshardResult:
+    with atomic_open(out / "sample_ids.npy") as f:
+        np.save(f, np.asarray(subset, dtype=SUBSET_DTYPE))
+    with atomic_open(out / "missing_uids.npy") as f:
+        np.save(f, missing)
+    totals = _totals(results)
+    errors = {r.url: r.error for r in results if r.error}
+    report = {
+        "inputs": resolved.specs, "input_shards": len(results),
+        "skipped_input_shards": resolved.skipped, "unreadable_input_shards": errors,
+        "subset_size": int(len(subset)), "missing_uids": int(len(missing)),
+        "duplicate_uids_in_input": dup_in_input, **totals,
+        "per_input_shard": [asdict(r) for r in results],
+    }
+    atomic_write_json(out / "reshard_report.json", report)
+    meta = {
+        "output_shard_count": n_out, "output_shard_format": OUTPUT_SHARD_FORMAT,
+        "processed_count": totals.get("processed", 0), "output_count": totals.get("written", 0),
+        "input_shard_count": len(results), "shard_size": opts.shard_size,
+        "missing_count": int(len(missing)), "no_uid_count": totals.get("no_uid", 0),
+        "fingerprint": fingerprint, "datacomp_sci_version": __version__,
+    }
+    atomic_write_json(out / "meta.json", meta)
+    if not opts.keep_work:
+        shutil.rmtree(work, ignore_errors=True)
+    return ReshardResult(str(out), meta, report, warnings=_warnings(report))
+
+
+def _warnings(report: dict) -> list[str]:
+    w = []
+    if report["missing_uids"]:
+        w.append(f"{report['missing_uids']} uids of the subset were not found in the input "
+                 "(listed in missing_uids.npy)")
+    for k in ("no_uid", "bad_json", "bad_uid"):
+        if report.get(k):
+            w.append(f"{report[k]} input samples skipped: {k}")
+    if report["skipped_input_shards"]:
+        w.append(f"{len(report['skipped_input_shards'])} input shards without _stats.json skipped "
+                 "(unfinished download?)")
+    if report["unreadable_input_shards"]:
+        w.append(f"{len(report['unreadable_input_shards'])} input shards could not be read to the "
+                 "end (see reshard_report.json)")
+    if report["duplicate_uids_in_input"]:
+        w.append(f"{report['duplicate_uids_in_input']} subset uids occur in more than one input "
+                 "sample; each occurrence was written")
+    return w
+
+
+def missing_uids(output: str | os.PathLike) -> list[str]:
+    """The subset uids a finished reshard did not find, as hex strings."""
+    path = Path(output) / "missing_uids.npy"
+    if not path.exists():
+        raise FileNotFoundError(f"{output}: no missing_uids.npy (not a finished reshard output)")
+    return u8u8_to_uids(np.load(path))

@@ -1,0 +1,3 @@
+-- no_filter: every sample of every given pool (DataComp's no_filter baseline).
+-- Parameters: none.
+SELECT uid FROM pools

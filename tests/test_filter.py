@@ -1,0 +1,203 @@
+"""filter: SQL and named filters, DataComp baselines, set algebra, npy + sidecar json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from test_query import uid_of, write_pool
+
+from datacomp_sci.cli import main
+from datacomp_sci.filters import FilterSpec, declared_params, run_filter
+from datacomp_sci.langid import detect_languages
+from datacomp_sci.pools import sidecar_path
+from datacomp_sci.schema import COMMONPOOL_SCHEMA
+from datacomp_sci.uids import SUBSET_DTYPE, save_subset, uids_to_u8u8
+from datacomp_sci.util import sha256_file
+
+EN = "a diagram of the proposed network architecture"
+
+
+def expected(uids: list[str]) -> np.ndarray:
+    arr = uids_to_u8u8(uids)
+    return arr[np.lexsort((arr["f1"], arr["f0"]))]
+
+
+def loaded(path: Path) -> list[str]:
+    from datacomp_sci.uids import u8u8_to_uids
+    return u8u8_to_uids(np.load(path))
+
+
+@pytest.fixture
+def sci(tmp_path: Path) -> Path:
+    rows = [
+        {"uid": uid_of(0), "text": EN, "source": "arxiv", "license": "http://creativecommons.org/licenses/by/4.0/"},
+        {"uid": uid_of(1), "text": "x" * 30, "source": "pmc", "license": "CC0 https://creativecommons.org/publicdomain/zero/1.0/"},
+        {"uid": uid_of(2), "text": "short", "source": "pmc", "license": "All rights reserved"},
+        {"uid": uid_of(3), "text": EN, "source": "arxiv", "license": None},
+    ]
+    for r in rows:
+        r.update(original_width=400, original_height=300)
+    return write_pool(tmp_path / "sci", rows, name="sci")
+
+
+def test_sql_filter_writes_sorted_u8u8_npy_and_sidecar(sci: Path, tmp_path: Path):
+    out = tmp_path / "sub" / "arxiv.npy"
+    res = run_filter([sci], out, FilterSpec(sql="SELECT uid FROM sci WHERE source = 'arxiv'"))
+    arr = np.load(out)
+    assert arr.dtype == SUBSET_DTYPE and arr.shape == (2,)
+    assert np.array_equal(arr, expected([uid_of(0), uid_of(3)]))
+    assert arr.tolist() == sorted(arr.tolist())
+    side = json.loads((tmp_path / "sub" / "arxiv.json").read_text())
+    assert side["filter"] == "sql" and side["count"] == 2 and side["selected"] == 2
+    assert side["sql"] == "SELECT uid FROM sci WHERE source = 'arxiv'"
+    assert side["npy_sha256"] == sha256_file(out) == res.npy_sha256
+    assert side["pools"] == [{"name": "sci", "path": str(sci.resolve()), "metadata_files": 1,
+                              "manifest_sha256": sha256_file(sci / "pool.json")}]
+    before = (out.read_bytes(), (tmp_path / "sub" / "arxiv.json").read_bytes())
+    run_filter([sci], out, FilterSpec(sql="SELECT uid FROM sci WHERE source = 'arxiv'"))
+    assert (out.read_bytes(), (tmp_path / "sub" / "arxiv.json").read_bytes()) == before
+
+
+def test_named_sql_files_and_params(sci: Path, tmp_path: Path):
+    cases = {
+        ("arxiv_only", ()): [0, 3], ("pmc_only", ()): [1, 2], ("arxiv_pmc", ()): [0, 1, 2, 3],
+        ("source", ("sources=pmc",)): [1, 2], ("no_filter", ()): [0, 1, 2, 3],
+        ("caption_length", ("min_chars=6", "max_chars=30")): [1],
+        ("license", ()): [0, 1], ("license", ("pattern=licenses/by/",)): [0],
+        ("image_size", ("min_side=301",)): [], ("image_size", ()): [0, 1, 2, 3],
+    }
+    for (name, params), want in cases.items():
+        out = tmp_path / f"{name}.npy"
+        spec = FilterSpec(sql_file=name, params=dict(p.split("=", 1) for p in params))
+        spec.params = {k: (int(v) if v.isdigit() else v) for k, v in spec.params.items()}
+        run_filter([sci], out, spec)
+        assert loaded(out) == [u for u in sorted(uid_of(i) for i in want)], (name, params)
+    side = json.loads((tmp_path / "caption_length.json").read_text())
+    assert side["filter"] == "sql_file:caption_length"
+    assert side["parameters"] == {"min_chars": 6, "max_chars": 30}
+    with pytest.raises(ValueError, match="unknown --param min_char: this filter takes"):
+        run_filter([sci], tmp_path / "x.npy", FilterSpec(sql_file="caption_length",
+                                                         params={"min_char": 3}))
+    with pytest.raises(FileNotFoundError, match="arxiv_only"):
+        run_filter([sci], tmp_path / "x.npy", FilterSpec(sql_file="nope"))
+
+
+def test_declared_params_header():
+    assert declared_params("-- @param a = 3  help text\n-- @param b = x,y\nSELECT 1") == {
+        "a": (3, "help text"), "b": ("x,y", "")}
+
+
+def test_set_algebra_and_not(sci: Path, tmp_path: Path):
+    arxiv = tmp_path / "arxiv.npy"
+    lic = tmp_path / "lic.npy"
+    save_subset(arxiv, uids_to_u8u8([uid_of(0), uid_of(3)]))
+    save_subset(lic, uids_to_u8u8([uid_of(0), uid_of(1)]))
+    out = tmp_path / "o.npy"
+    run_filter([sci], out, FilterSpec(name="no_filter", and_files=[str(arxiv)], not_files=[str(lic)]))
+    assert loaded(out) == [uid_of(3)]
+    side = json.loads((tmp_path / "o.json").read_text())
+    assert side["selected"] == 4 and side["count"] == 1
+    assert side["and"] == [{"path": str(arxiv.resolve()), "sha256": sha256_file(arxiv), "count": 2}]
+    assert side["not"][0]["count"] == 2
+
+
+def test_bad_sql_results_are_clear_errors(sci: Path, tmp_path: Path):
+    out = tmp_path / "x.npy"
+    with pytest.raises(ValueError, match="column named uid"):
+        run_filter([sci], out, FilterSpec(sql="SELECT text FROM sci"))
+    with pytest.raises(ValueError, match="1 selected rows have a NULL uid"):
+        run_filter([sci], out, FilterSpec(sql="SELECT NULL::VARCHAR AS uid UNION ALL "
+                                              "SELECT uid FROM sci LIMIT 2"))
+    with pytest.raises(ValueError, match="not 32 hex"):
+        run_filter([sci], out, FilterSpec(sql="SELECT 'z' || uid[2:] AS uid FROM sci"))
+    with pytest.raises(ValueError, match="exactly one of"):
+        run_filter([sci], out, FilterSpec(sql="SELECT uid FROM sci", name="no_filter"))
+    with pytest.raises(ValueError, match=r"\.npy"):
+        run_filter([sci], tmp_path / "x.txt", FilterSpec(name="no_filter"))
+    assert not out.exists()
+
+
+def test_language_id_uses_shipped_fasttext_model():
+    assert detect_languages([EN, "Der Hund schläft im Garten unter dem Baum", None]) == [
+        "en", "de", None]
+
+
+def basic_rows() -> list[dict]:
+    base = {"text": EN, "original_width": 400, "original_height": 300}
+    variants = [
+        {},                                              # 0 passes
+        {"text": "Ein Diagramm der vorgeschlagenen Netzwerkarchitektur und Daten"},  # 1 not English
+        {"text": "network architecture"},                # 2 two words
+        {"text": "a b c"},                               # 3 three words but 5 chars
+        {"original_width": 199},                         # 4 short side 199
+        {"original_width": 200, "original_height": 600},  # 5 aspect exactly 3 passes
+        {"original_width": 200, "original_height": 601},  # 6 aspect > 3
+        {"text": "line one of\nthe caption here"},       # 7 newline handled as space
+        {"text": None},                                  # 8 null caption
+    ]
+    return [{**base, **v, "uid": uid_of(i, "b"),
+             "clip_b32_similarity_score": [0.3, 0.35, 0.29, 0.28, 0.5, 0.1, 0.6, 0.279, None][i],
+             "clip_l14_similarity_score": [0.1, 0.2, 0.2, 0.4, 0.3, 0.3, None, 0.0, 0.9][i]}
+            for i, v in enumerate(variants)]
+
+
+@pytest.fixture
+def cp(tmp_path: Path) -> Path:
+    return write_pool(tmp_path / "cp", basic_rows(), files=2, schema=COMMONPOOL_SCHEMA)
+
+
+def test_basic_filter_rules_one_by_one(cp: Path, tmp_path: Path):
+    out = tmp_path / "basic.npy"
+    res = run_filter([cp], out, FilterSpec(name="basic_filter"), )
+    assert loaded(out) == sorted(uid_of(i, "b") for i in (0, 5, 7))
+    assert res.description["stats"] == {"rows": 9, "pass_english": 7, "pass_words": 7,
+                                        "pass_chars": 7, "pass_min_side": 8, "pass_aspect": 8}
+    for meta in sorted((cp / "metadata").glob("0000000?.parquet")):
+        assert sidecar_path(meta, "lang").exists()
+    mtime = sidecar_path(meta, "lang").stat().st_mtime_ns
+    run_filter([cp], out, FilterSpec(name="basic_filter"))
+    assert sidecar_path(meta, "lang").stat().st_mtime_ns == mtime  # cached
+
+
+def test_laion2b(cp: Path, tmp_path: Path):
+    out = tmp_path / "laion.npy"
+    run_filter([cp], out, FilterSpec(name="laion2b"))
+    # English (not 1, 8), b32 >= 0.28 (not 5, 7 at 0.279, 8 null)
+    assert loaded(out) == sorted(uid_of(i, "b") for i in (0, 2, 3, 4, 6))
+
+
+def test_clip_score_threshold_and_fraction(cp: Path, tmp_path: Path):
+    out = tmp_path / "c.npy"
+    res = run_filter([cp], out, FilterSpec(name="clip_score", arch="b32", threshold=0.3))
+    assert loaded(out) == sorted(uid_of(i, "b") for i in (0, 1, 4, 6))
+    assert res.description["stats"] == {"rows": 9, "rows_null_score": 1}
+    # l14 scores: 8 rows scored (row 6 is NULL). fraction 0.5 keeps int(8 * 0.5) = 4:
+    # 0.9 (8), 0.4 (3), 0.3 (4), 0.3 (5)
+    top4 = [uid_of(i, "b") for i in (8, 3, 4, 5)]
+    run_filter([cp], out, FilterSpec(name="clip_score", arch="l14", fraction=0.5))
+    assert loaded(out) == sorted(top4)
+    # fraction 0.6 -> int(4.8) = 4: the same rows
+    res = run_filter([cp], out, FilterSpec(name="clip_score", arch="l14", fraction=0.6))
+    assert loaded(out) == sorted(top4)
+    assert res.description["parameters"] == {"arch": "l14", "fraction": 0.6, "keep": 4}
+    # fraction 0.7 -> 5: rows 1 and 2 tie at 0.2; the smaller uid wins
+    run_filter([cp], out, FilterSpec(name="clip_score", arch="l14", fraction=0.7))
+    assert loaded(out) == sorted(top4 + [min(uid_of(1, "b"), uid_of(2, "b"))])
+    with pytest.raises(ValueError, match="exactly one of --fraction"):
+        run_filter([cp], out, FilterSpec(name="clip_score"))
+
+
+def test_cli_filter_end_to_end(cp: Path, tmp_path: Path):
+    out = tmp_path / "cli.npy"
+    r = CliRunner().invoke(main, ["filter", str(cp), "--name", "clip_score", "--arch", "b32",
+                                  "--threshold", "0.5", "-o", str(out), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert loaded(out) == sorted([uid_of(4, "b"), uid_of(6, "b")])
+    assert "wrote       2 uids" in r.output
+    r = CliRunner().invoke(main, ["filter", str(cp), "--sql-file", "caption_length", "--param",
+                                  "bogus=1", "-o", str(out)])
+    assert r.exit_code == 1 and "unknown --param bogus" in r.output

@@ -1,0 +1,203 @@
+"""reshard: DataComp resharder semantics, determinism, resume, remote inputs, hostile input."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import datacomp_sci.reshard as rs
+from datacomp_sci.shardsets import resolve_shards
+from datacomp_sci.uids import load_subset, save_subset, u8u8_to_uids, uids_to_u8u8
+
+ABSENT = ["f" * 32, "0" * 31 + "1"]
+
+
+def _no_uid(shard: int, index: int) -> str | None:
+    from conftest import default_uid
+
+    return None if (shard, index) == (1, 3) else default_uid(shard, index)
+
+
+@pytest.fixture
+def pool(shard_factory):
+    """3 shards of 5, 7 and 4 samples; sample (1, 3) has no uid."""
+    return shard_factory("pool", 3, [5, 7, 4], uid_fn=_no_uid)
+
+
+def _subset_for(tmp_path: Path, samples, picks: dict[tuple[int, int], int]) -> Path:
+    uids = []
+    for (s, i), k in picks.items():
+        uids += [samples[s][i].uid] * k
+    uids += ABSENT
+    path = tmp_path / "subset.npy"
+    save_subset(path, uids_to_u8u8(uids))
+    return path
+
+
+PICKS = {(0, 0): 1, (0, 4): 3, (1, 0): 1, (1, 6): 1, (2, 1): 2, (2, 3): 1}
+
+
+def _read_tar(path: Path) -> list[tuple[str, bytes]]:
+    with tarfile.open(path) as tf:
+        return [(m.name, tf.extractfile(m).read()) for m in tf.getmembers()]
+
+
+def _all_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_reshard_writes_exact_datacomp_outputs(pool, tmp_path):
+    folder, samples = pool
+    subset = _subset_for(tmp_path, samples, PICKS)
+    res = rs.reshard([str(folder)], subset, tmp_path / "out", rs.ReshardOptions(shard_size=4))
+    out = Path(res.output)
+
+    expected = []  # (key, sample) in (input shard order, member order)
+    for (s, i), k in sorted(PICKS.items()):
+        expected += [(f"{samples[s][i].uid}-{j}", samples[s][i]) for j in range(k)]
+    assert len(expected) == 9
+    members = []
+    for n in range(3):
+        members += _read_tar(out / f"{n:08d}.tar")
+    assert [name for name, _ in members] == [f"{k}.{e}" for k, _ in expected for e in ("jpg", "json", "txt")]
+    assert [data for _, data in members] == [s.members[e] for _, s in expected for e in ("jpg", "json", "txt")]
+    assert [json.loads((out / f"{n:08d}_stats.json").read_text())["successes"] for n in range(3)] == [4, 4, 1]
+    assert not (out / "00000003.tar").exists() and not (out / "_work").exists()
+
+    meta = json.loads((out / "meta.json").read_text())
+    assert (meta["output_shard_count"], meta["output_shard_format"]) == (3, "{:08d}.tar")
+    assert (meta["processed_count"], meta["output_count"], meta["no_uid_count"]) == (16, 9, 1)
+    assert np.array_equal(np.load(out / "sample_ids.npy"), load_subset(subset))
+    assert sorted(u8u8_to_uids(np.load(out / "missing_uids.npy"))) == sorted(ABSENT)
+    assert rs.missing_uids(out) == sorted(ABSENT)
+    assert res.report["kept"] == 6 and res.report["missing_uids"] == 2
+    assert any("2 uids of the subset were not found" in w for w in res.warnings)
+
+    ss = resolve_shards(out)  # what train reads
+    assert (ss.n_shards, ss.shard_samples, ss.found_by) == (3, (4, 4, 1), "meta.json")
+    with tarfile.open(out / "00000000.tar") as tf:
+        m = tf.getmembers()[0]
+        assert (m.mtime, m.mode, m.uname, m.gname, m.uid, m.gid) == (0, 0o444, "bigdata", "bigdata", 0, 0)
+
+
+def test_output_is_identical_for_any_worker_count(pool, tmp_path):
+    folder, samples = pool
+    subset = _subset_for(tmp_path, samples, PICKS)
+    one = rs.reshard([str(folder)], subset, tmp_path / "w1", rs.ReshardOptions(shard_size=3, workers=1))
+    two = rs.reshard([str(folder)], subset, tmp_path / "w2", rs.ReshardOptions(shard_size=3, workers=2))
+    a, b = _all_bytes(Path(one.output)), _all_bytes(Path(two.output))
+    assert sorted(a) == sorted(b) and len([k for k in a if k.endswith(".tar")]) == 3
+    assert a == b
+
+
+def test_interrupted_run_resumes_to_identical_bytes(pool, tmp_path, monkeypatch):
+    folder, samples = pool
+    subset = _subset_for(tmp_path, samples, PICKS)
+    opts = rs.ReshardOptions(shard_size=2)
+    clean = _all_bytes(Path(rs.reshard([str(folder)], subset, tmp_path / "clean", opts).output))
+
+    real_filter, real_write = rs.filter_shard, rs._write_output_shard
+    calls = {"filter": 0, "write": 0}
+
+    def flaky_filter(*args):
+        calls["filter"] += 1
+        if calls["filter"] == 3:
+            raise KeyboardInterrupt
+        return real_filter(*args)
+
+    def flaky_write(*args):
+        calls["write"] += 1
+        if calls["write"] == 3:
+            raise KeyboardInterrupt
+        return real_write(*args)
+
+    monkeypatch.setattr(rs, "filter_shard", flaky_filter)
+    monkeypatch.setattr(rs, "_write_output_shard", flaky_write)
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        rs.reshard([str(folder)], subset, out, opts)  # dies in phase 1, after 2 input shards
+    assert sorted(p.name for p in (out / "_work").glob("in_*.json")) == ["in_00000000.json", "in_00000001.json"]
+    with pytest.raises(KeyboardInterrupt):
+        rs.reshard([str(folder)], subset, out, opts)  # dies writing output shard 2
+    assert (out / "00000001_stats.json").exists() and not (out / "meta.json").exists()
+    assert calls["filter"] == 4  # only the third input shard was filtered again
+    res = rs.reshard([str(folder)], subset, out, opts)
+    assert _all_bytes(out) == clean
+    again = rs.reshard([str(folder)], subset, out, opts)
+    assert again.already_complete and again.meta == res.meta
+
+
+def test_other_subset_in_unfinished_output_is_refused(pool, tmp_path, monkeypatch):
+    folder, samples = pool
+    subset = _subset_for(tmp_path, samples, PICKS)
+    monkeypatch.setattr(rs, "_write_output_shard", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        rs.reshard([str(folder)], subset, tmp_path / "o", rs.ReshardOptions(shard_size=2))
+    with pytest.raises(FileExistsError, match="unfinished reshard"):
+        rs.reshard([str(folder)], subset, tmp_path / "o", rs.ReshardOptions(shard_size=3))
+
+
+def test_several_pools_globs_and_loopback_http_inputs(shard_factory, tmp_path, http_server):
+    a, sa = shard_factory("a/shards", 2, 3)  # a pool folder: a/shards/
+    b, sb = shard_factory("b", 2, 2, uid_fn=lambda s, i: f"{s:016x}{i + 100:016x}")
+    picks = [sa[0][1].uid, sa[1][2].uid, sb[0][0].uid, sb[1][1].uid]
+    subset = tmp_path / "s.npy"
+    save_subset(subset, uids_to_u8u8(picks))
+    local = rs.reshard([str(tmp_path / "a"), str(b / "*.tar")], subset, tmp_path / "local",
+                       rs.ReshardOptions(shard_size=10))
+    names = [n for n, _ in _read_tar(Path(local.output) / "00000000.tar")]
+    assert names[::3] == [f"{u}-0.jpg" for u in picks]
+
+    base = http_server(tmp_path)
+    remote = rs.reshard([f"{base}/a/shards/{{00000000..00000001}}.tar", f"{base}/b/"], subset,
+                        tmp_path / "remote", rs.ReshardOptions(shard_size=10))
+    assert (Path(remote.output) / "00000000.tar").read_bytes() == (Path(local.output) / "00000000.tar").read_bytes()
+    assert remote.report["input_shards"] == 4
+
+
+def test_hostile_input_is_counted_not_fatal(shard_factory, tmp_path):
+    folder, samples = shard_factory("p", 3, 4)
+    # shard 1: truncated mid-archive; shard 2: one sample's json is garbage
+    raw = (folder / "00000001.tar").read_bytes()
+    with tarfile.open(folder / "00000001.tar") as tf:
+        cut = tf.getmember(f"{samples[1][1].key}.json").offset + 100  # inside sample 1
+    (folder / "00000001.tar").write_bytes(raw[:cut])
+    with tarfile.open(folder / "00000002.tar") as tf:
+        members = [(m.name, tf.extractfile(m).read()) for m in tf.getmembers()]
+    with tarfile.open(folder / "00000002.tar", "w") as tf:
+        for name, data in members:
+            data = b"{not json" if name.endswith("0002.json") else data
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    (folder / "00000003.tar").write_bytes(b"")  # unfinished: no stats file, skipped
+    everything = [s.uid for shard in samples for s in shard]
+    subset = tmp_path / "s.npy"
+    save_subset(subset, uids_to_u8u8(everything))
+    res = rs.reshard([str(folder)], subset, tmp_path / "out", rs.ReshardOptions(shard_size=100))
+    assert res.report["bad_json"] == 1
+    assert list(res.report["unreadable_input_shards"]) == [str(folder / "00000001.tar")]
+    assert res.report["skipped_input_shards"] == [f"{folder / '00000003.tar'} (no _stats.json)"]
+    # shard 1 keeps the complete samples read before the truncation: sample 0 only
+    kept_1 = res.report["per_input_shard"][1]["kept"]
+    assert kept_1 == 1
+    assert res.meta["output_count"] == 4 + kept_1 + 3
+    assert res.report["missing_uids"] == 12 - res.meta["output_count"]
+
+
+def test_user_errors_are_clear(tmp_path, pool):
+    folder, _ = pool
+    with pytest.raises(FileNotFoundError, match="no such subset file"):
+        rs.reshard([str(folder)], tmp_path / "nope.npy", tmp_path / "o")
+    save_subset(tmp_path / "s.npy", uids_to_u8u8(ABSENT))
+    with pytest.raises(FileNotFoundError, match="no such input"):
+        rs.reshard([str(tmp_path / "missing")], tmp_path / "s.npy", tmp_path / "o")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("x")
+    with pytest.raises(FileExistsError, match="not empty"):
+        rs.reshard([str(folder)], tmp_path / "s.npy", tmp_path / "busy")
