@@ -255,7 +255,7 @@ def filter_cmd(pools, output, sql, sql_file, name, params, arch, fraction, thres
 @_MEMORY_OPT
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
 def dedup_cmd(pools, radius, groups, workers, threads, memory_limit, progress):
-    """Hash the images of POOL... (phash, cached in metadata/*.phash.parquet) and report
+    """Hash the images of POOL... (phash, cached in sidecars/*.phash.parquet) and report
     exact (sha256) and near (phash) duplicate groups within and across the pools.
 
     To write the deduplicated subset: `datacomp-sci filter POOL... --name dedup -o FILE.npy`.
@@ -645,25 +645,40 @@ def experiment_cmd(file, workdir, dry_run, keep_going):
 @main.command("demo")
 @click.option("--output", "-o", default="demo_output", show_default=True,
               type=click.Path(file_okay=False), help="Folder for everything the demo writes.")
-@click.option("--workers", "-j", type=int, default=None, help="Worker processes (default: all cores).")
-@click.option("--progress/--no-progress", default=True, help="Show progress bars.")
-def demo_cmd(output, workers, progress):
-    """Run the pipeline on the bundled sample packages and print what came out.
+def demo_cmd(output):
+    """Run the whole pipeline on the bundled sample data (a few minutes on 2 CPU cores).
 
-    Builds the arXiv and PMC pools from the sample packages shipped with datacomp-sci
-    (LaTeX projects and JATS articles generated for this project, including hostile and
-    corrupt inputs) and prints a DuckDB summary. Rerunning reuses finished steps.
+    \b
+    1. generate a small CommonPool-like URL pool and download it with img2dataset
+       (DataComp's parameters) from a loopback HTTP server;
+    2. run experiments/demo_tiny.yaml, the paper's three runs at the `tiny` scale:
+       build the arXiv and PMC pools from the bundled sample packages (LaTeX projects
+       and JATS articles generated for this project, hostile and corrupt ones
+       included), filter, reshard, mix, train three tiny CLIP models with OpenCLIP,
+       evaluate them on a tiny suite in clip_benchmark's layout, and report;
+    3. print a DuckDB summary of the pools and the report's Table 3.
+
+    Rerunning reuses finished steps. Outputs: OUTPUT/pools, OUTPUT/commonpool_tiny,
+    OUTPUT/subsets, OUTPUT/shards, OUTPUT/runs, OUTPUT/report (table3.md, report.png).
     """
     from .demo import run_demo
-    from .progress import BuildProgress, print_build_summary, print_table
+    from .progress import print_table
 
-    res = run_library(run_demo, output, workers=workers, log=click.echo,
-                      progress_factory=lambda: BuildProgress(enabled=progress))
-    for source, r in res.pools.items():
-        click.echo(f"\n== {source} ==")
-        print_build_summary(r)
-    click.echo("\n== DuckDB summary of the pools' metadata ==")
+    res = run_library(run_demo, output, log=click.echo)
+    cov = res.coverage
+    if cov is not None:
+        click.echo(f"\nCommonPool-like download: {cov.downloaded}/{cov.rows} images "
+                   f"({cov.failed_to_download} failed to download, "
+                   f"{cov.failed_to_resize} failed to resize)")
+    click.echo("\n== Pools (DuckDB over metadata/*.parquet) ==")
     print_table(res.summary_columns, res.summary)
+    table3 = res.output / "report" / "table3.md"
+    if table3.exists():
+        click.echo("\n== Table 3 (tiny scale; the paper's published rows for comparison) ==")
+        click.echo(table3.read_text().rstrip())
+    click.echo("\nReport files:")
+    for f in res.report_files:
+        click.echo(f"  {f}")
 # ==== end demo =======================================================================
 
 

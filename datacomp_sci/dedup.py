@@ -14,7 +14,7 @@ uid. The rule depends only on the rows, not on their order: same inputs, same su
 
 The phash is computed once per pool from its shards (``DIR/shards/*.tar``: the
 ``.jpg`` of each sample, its uid from the sample's ``.json``) and stored in row-aligned
-sidecars ``DIR/metadata/<stem>.phash.parquet`` (``uid``, ``phash`` uint64, NULL where
+sidecars ``DIR/sidecars/<stem>.phash.parquet`` (``uid``, ``phash`` uint64, NULL where
 the sample has no image), which the DuckDB views expose as column ``phash``.
 Images are decoded with JPEG draft mode (DCT downscaling to >= 256 px) before the
 32x32 phash resize: several times faster than a full decode, same hashes for

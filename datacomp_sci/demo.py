@@ -1,7 +1,17 @@
-"""``datacomp-sci demo``: the whole pipeline on the bundled sample data.
+"""``datacomp-sci demo``: the whole pipeline on the bundled sample data, in minutes on CPU.
 
-Builds the arXiv and PMC pools from the bundled sample packages and prints a DuckDB
-summary of them. Every step is resumable: rerunning the demo reuses finished steps.
+1. A small CommonPool-like pool is generated (URLs, captions, metadata) and downloaded
+   with img2dataset, using DataComp's parameters, from a loopback HTTP server
+   (``download.py``): the same path a CommonPool download takes.
+2. ``experiments/demo_tiny.yaml`` runs the paper's experiment at the ``tiny`` scale
+   (``experiment.py``): build the arXiv and PMC pools from the bundled sample packages,
+   filter (``basic_filter`` on CommonPool), reshard, mix at natural proportions, train
+   three tiny CLIP models with OpenCLIP, evaluate them on the generated tiny suite in
+   clip_benchmark's layout, and write the report (Table 3/4 and a figure).
+3. A DuckDB summary of the pools (the paper's Table 1: pairs and caption lengths per
+   source) is printed with the report.
+
+Every step is resumable: rerunning the demo skips what is done.
 """
 
 from __future__ import annotations
@@ -10,30 +20,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .build import BuildResult, build_pool, options_from_config
 from .util import resource_path
 
 SAMPLES = resource_path("data", "samples")
+EXPERIMENT = "demo_tiny"
 
 SUMMARY_SQL = """
-SELECT source,
-       count(*)                          AS pairs,
-       count(DISTINCT paper_id)          AS papers,
-       round(avg(caption_length), 1)     AS avg_caption_chars,
-       round(avg(len(mentions)), 2)      AS avg_mentions,
-       count(parent_caption)             AS subfigure_pairs,
-       count(DISTINCT image_format)      AS image_formats
-FROM read_parquet(?)
-GROUP BY source ORDER BY source
+SELECT coalesce(source, 'commonpool')                          AS source,
+       count(*)                                                 AS pairs,
+       count(DISTINCT paper_id)                                 AS papers,
+       round(avg(length(text)), 1)                              AS avg_caption_chars,
+       round(avg(coalesce(len(mentions), 0)), 2)                AS avg_mentions,
+       count(parent_caption)                                    AS subfigure_pairs,
+       count(DISTINCT license)                                  AS licences
+FROM read_parquet(?, union_by_name = true)
+GROUP BY 1 ORDER BY 1
 """
 
 
 @dataclass
 class DemoResult:
     output: Path
-    pools: dict[str, BuildResult] = field(default_factory=dict)
-    summary: list[tuple] = field(default_factory=list)
+    coverage: object | None = None
+    outcomes: list = field(default_factory=list)
     summary_columns: list[str] = field(default_factory=list)
+    summary: list[tuple] = field(default_factory=list)
+    report_files: list[Path] = field(default_factory=list)
 
 
 def pool_summary(pools: list[Path]) -> tuple[list[str], list[tuple]]:
@@ -41,30 +53,41 @@ def pool_summary(pools: list[Path]) -> tuple[list[str], list[tuple]]:
     import duckdb
 
     globs = [str(p / "metadata" / "*.parquet") for p in pools]
-    con = duckdb.connect()
-    rel = con.execute(SUMMARY_SQL, [globs])
-    cols = [d[0] for d in rel.description]
-    return cols, rel.fetchall()
+    rel = duckdb.connect().execute(SUMMARY_SQL, [globs])
+    return [d[0] for d in rel.description], rel.fetchall()
+
+
+def make_commonpool(out: Path, log: Callable[[str], None]) -> object:
+    """Generate a CommonPool-like URL pool and download it with img2dataset (loopback)."""
+    from .download import DownloadOptions, download_pool, measure_coverage
+    from .samplegen.commonpool import metadata_for_port, serve, write_commonpool_source
+
+    pool = out / "commonpool_tiny"
+    if (pool / "coverage.json").exists():
+        log(f"[demo] CommonPool-like pool: {pool} already downloaded")
+        return measure_coverage(pool)
+    src = out / "_commonpool_source"
+    if not (src / "template").exists():
+        write_commonpool_source(src)
+    with serve(src) as port:
+        meta = metadata_for_port(src, port)
+        log(f"[demo] download-pool: img2dataset from http://127.0.0.1:{port} -> {pool}")
+        res = download_pool(pool, metadata_dir=meta,
+                            opts=DownloadOptions(processes=1, threads=8, timeout=5, retries=0))
+    return res.coverage
 
 
 def run_demo(output: str | Path, workers: int | None = None,
-             log: Callable[[str], None] = print,
-             progress_factory: Callable[[], object] | None = None) -> DemoResult:
-    out = Path(output)
+             log: Callable[[str], None] = print) -> DemoResult:
+    from .experiment import run_experiment
+
+    out = Path(output).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
     result = DemoResult(out)
-    for source in ("arxiv", "pmc"):
-        log(f"[demo] build-pool {source}: {SAMPLES / source} -> {out / 'pools' / source}")
-        # the sample corpus holds an EPS that loops forever: 5 s is enough for the rest
-        opts = options_from_config(source, None, converter_timeout_s=5)
-        bar = progress_factory() if progress_factory else None
-        try:
-            res = build_pool([str(SAMPLES / source)], out / "pools" / source, opts,
-                             workers=workers,
-                             progress=getattr(bar, "update", None),
-                             on_units=getattr(bar, "start", None))
-        finally:
-            if bar is not None:
-                bar.close()
-        result.pools[source] = res
-    result.summary_columns, result.summary = pool_summary([out / "pools" / s for s in result.pools])
+    result.coverage = make_commonpool(out, log)
+    exp = run_experiment(EXPERIMENT, workdir=str(out), log=log)
+    result.outcomes = exp.outcomes
+    pools = [out / "pools" / "arxiv", out / "pools" / "pmc", out / "commonpool_tiny"]
+    result.summary_columns, result.summary = pool_summary(pools)
+    result.report_files = sorted((out / "report").glob("*"))
     return result

@@ -177,6 +177,7 @@ class Experiment:
     runs: dict[str, tuple[str, ...]]
     baseline: str | None = None
     workers: int | None = None
+    proportions: dict[str, str] = field(default_factory=dict)  # run -> "natural" | "a=0.8,b=0.2"
 
 
 def resolve_path(value: str, base: Path | None = None) -> str:
@@ -187,20 +188,20 @@ def resolve_path(value: str, base: Path | None = None) -> str:
     return str(p if p.is_absolute() or base is None else base / p)
 
 
-def _pool_decl(name: str, raw: Any, where: str) -> PoolDecl:
+def _pool_decl(name: str, raw: Any, where: str, base: Path) -> PoolDecl:
     if not isinstance(raw, dict):
         raise ValueError(f"{where}: pools.{name} must be a mapping with `build:` or `path:`")
     if ("build" in raw) == ("path" in raw):
         raise ValueError(f"{where}: pools.{name} needs exactly one of `build:` or `path:`")
     if "path" in raw:
-        return PoolDecl(name, path=resolve_path(str(raw["path"])))
+        return PoolDecl(name, path=resolve_path(str(raw["path"]), base))
     b = raw["build"] or {}
     inputs = b.get("inputs") or []
     if b.get("source") not in ("arxiv", "pmc") or not inputs:
         raise ValueError(f"{where}: pools.{name}.build needs source (arxiv|pmc) and inputs")
     inputs = [inputs] if isinstance(inputs, str) else inputs
-    return PoolDecl(name, source=b["source"], inputs=tuple(resolve_path(str(i)) for i in inputs),
-                    config=b.get("config"))
+    return PoolDecl(name, source=b["source"],
+                    inputs=tuple(resolve_path(str(i), base) for i in inputs), config=b.get("config"))
 
 
 def _filter_decl(pool: str, raw: Any, where: str) -> FilterDecl:
@@ -223,29 +224,32 @@ def load_experiment(name_or_path: str, workdir: str | None = None) -> Experiment
     for key in ("pools", "runs", "scale", "eval_data"):
         if key not in doc:
             raise ValueError(f"{where}: missing `{key}`")
-    pools = {n: _pool_decl(n, r, where) for n, r in (doc["pools"] or {}).items()}
+    name = str(doc.get("name") or path.stem)
+    # relative paths in the file are relative to the workdir
+    wdir = Path(resolve_path(workdir or str(doc.get("workdir") or f"experiments_out/{name}")))
+    pools = {n: _pool_decl(n, r, where, wdir) for n, r in (doc["pools"] or {}).items()}
     filters_raw = doc.get("filters") or {}
     unknown = sorted(set(filters_raw) - set(pools))
     if unknown:
         raise ValueError(f"{where}: filters for unknown pools {unknown}")
     filters = {n: _filter_decl(n, filters_raw.get(n), where) for n in pools}
     runs: dict[str, tuple[str, ...]] = {}
+    proportions: dict[str, str] = {}
     for run, raw in (doc["runs"] or {}).items():
         members = tuple((raw or {}).get("pools") or ())
         bad = [m for m in members if m not in pools]
         if not members or bad:
             raise ValueError(f"{where}: runs.{run}.pools must list declared pools (unknown: {bad})")
         runs[str(run)] = members
+        proportions[str(run)] = str((raw or {}).get("proportions") or "natural")
     baseline = (doc.get("report") or {}).get("baseline")
     if baseline is not None and baseline not in runs:
         raise ValueError(f"{where}: report.baseline {baseline!r} is not one of the runs {list(runs)}")
-    name = str(doc.get("name") or path.stem)
     return Experiment(
-        name=name, path=path,
-        workdir=Path(resolve_path(workdir or str(doc.get("workdir") or f"experiments_out/{name}"))),
+        name=name, path=path, workdir=wdir,
         scale=str(doc["scale"]), suite=str(doc.get("suite") or "datacomp38"),
-        eval_data=resolve_path(str(doc["eval_data"])), pools=pools, filters=filters,
-        runs=runs, baseline=baseline, workers=doc.get("workers"))
+        eval_data=resolve_path(str(doc["eval_data"]), wdir), pools=pools, filters=filters,
+        runs=runs, baseline=baseline, workers=doc.get("workers"), proportions=proportions)
 
 
 # --- actions: the other stages' public functions ------------------------------------------------
@@ -257,7 +261,8 @@ class Actions:
     build: Callable[[PoolDecl, Path, int | None], Any]
     filter: Callable[[str, FilterDecl, Path, int | None], Any]
     reshard: Callable[[str, Path, Path, int | None], Any]
-    train: Callable[[list[Path], str, Path, int | None], Any]
+    mix: Callable[[list[Path], list[str], str, str, Path], Any]
+    train: Callable[[Path, str, Path, int | None], Any]
     evalsets: Callable[[str, str], Any]
     evaluate: Callable[[Path, str, str], Any]
     report: Callable[[list[str], str | None, str, Path], Any]
@@ -284,19 +289,29 @@ def _reshard(pool: str, subset: Path, out: Path, workers: int | None) -> Any:
     return reshard([pool], subset, out, ReshardOptions(workers=workers or 1))
 
 
-def _train(shards: list[Path], scale: str, out: Path, workers: int | None) -> Any:
+def _mix(shards: list[Path], names: list[str], proportions: str, scale: str,
+         spec: Path) -> Any:
+    from .mix import mix_sources
     from .scales import get_scale
-    from .train import TrainOptions, make_plan, train
+
+    return mix_sources([f"{n}={s}" for n, s in zip(names, shards, strict=True)], proportions,
+                       samples_seen=get_scale(scale).samples_seen, output=spec)
+
+
+def _train(spec: Path, scale: str, out: Path, workers: int | None) -> Any:
+    from .scales import get_scale
+    from .train import TrainOptions, format_plan, make_plan, train
 
     plan = make_plan(get_scale(scale), TrainOptions(output=str(out), workers=workers),
-                     data="::".join(str(s) for s in shards))
+                     data_spec=str(spec))
+    print(format_plan(plan))
     return train(plan)
 
 
 def _evalsets(suite: str, data_dir: str) -> Any:
     from .evalsets import download_evalsets
 
-    return download_evalsets(suite, data_dir)
+    return download_evalsets(data_dir, suite=suite, progress=False)
 
 
 def _evaluate(train_dir: Path, suite: str, data_dir: str) -> Any:
@@ -312,7 +327,7 @@ def _report(specs: list[str], baseline: str | None, suite: str, out: Path) -> An
     return write_report(build_report(specs, baseline=baseline, suite=suite, with_paper=True), out)
 
 
-DEFAULT_ACTIONS = Actions(_build, _filter, _reshard, _train, _evalsets, _evaluate, _report)
+DEFAULT_ACTIONS = Actions(_build, _filter, _reshard, _mix, _train, _evalsets, _evaluate, _report)
 
 
 # --- experiment -> steps --------------------------------------------------------------------------
@@ -363,16 +378,19 @@ def _run_steps(exp: Experiment, run: str, pools: tuple[str, ...], act: Actions,
     shards = [exp.workdir / "shards" / p for p in pools]
     out = exp.workdir / "runs" / run
     run_dir = out / f"{exp.scale}_scale"
-    train = Step(f"train:{run}", tuple(str(s / "meta.json") for s in shards),
-                 (str(run_dir / "info.json"),),
-                 lambda: act.train(shards, exp.scale, out, exp.workers))
+    spec = out / "mix.json"
+    proportions = exp.proportions.get(run, "natural")
+    mix = Step(f"mix:{run}", tuple(str(s / "meta.json") for s in shards), (str(spec),),
+               lambda: act.mix(shards, list(pools), proportions, exp.scale, spec))
+    train = Step(f"train:{run}", (str(spec),), (str(run_dir / "info.json"),),
+                 lambda: act.train(spec, exp.scale, out, exp.workers))
     evaluate = Step(f"evaluate:{run}", (str(run_dir / "info.json"), *suite_markers),
                     (str(run_dir / "eval_results.jsonl"),),
                     lambda: act.evaluate(run_dir, exp.suite, exp.eval_data),
                     help=f"the evaluation data of suite {exp.suite} ({exp.eval_data}) is "
                          "incomplete: see `datacomp-sci download-evalsets`",
                     done=_eval_complete(run_dir))
-    return [train, evaluate]
+    return [mix, train, evaluate]
 
 
 def experiment_steps(exp: Experiment, act: Actions = DEFAULT_ACTIONS,

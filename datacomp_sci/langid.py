@@ -9,7 +9,7 @@ full one on the vast majority of captions; disagreements are on short or mixed-l
 text (see docs/guide/filter.md).
 
 Results are cached per metadata file in a row-aligned sidecar
-``metadata/<stem>.lang.parquet`` with columns ``uid``, ``lang`` (fastText label without
+``sidecars/<stem>.lang.parquet`` with columns ``uid``, ``lang`` (fastText label without
 ``__label__``; NULL for a NULL caption) and ``num_words`` (``len(text.split())``, the
 word count DataComp's basic filter uses). A rerun reuses fresh sidecars.
 """

@@ -7,10 +7,12 @@ A pool is any of:
 * a CommonPool download: ``DIR/metadata/*.parquet`` (+ ``*.npz``) and ``DIR/shards/``;
 * a bare folder of metadata parquet files (``DIR/*.parquet``).
 
-Derived per-file columns live in sidecars beside each metadata file, row-aligned with it:
-``<stem>.lang.parquet`` (language id, see :mod:`datacomp_sci.langid`) and
-``<stem>.phash.parquet`` (perceptual hash, see :mod:`datacomp_sci.dedup`). The user's
-metadata files are never rewritten. A sidecar records the size and row count of the
+Derived per-file columns live in sidecars, row-aligned with each metadata file, in a
+``sidecars/`` folder beside ``metadata/`` (``DIR/sidecars/<stem>.lang.parquet``: language
+id, see :mod:`datacomp_sci.langid`; ``DIR/sidecars/<stem>.phash.parquet``: perceptual
+hash, see :mod:`datacomp_sci.dedup`). They are kept out of ``metadata/`` so that every
+reader globbing ``metadata/*.parquet`` (DataComp's tools, DuckDB, pandas) still sees
+only metadata. The user's metadata files are never rewritten. A sidecar records the size and row count of the
 file it was computed from, so a changed metadata file makes its sidecars stale.
 """
 
@@ -61,10 +63,13 @@ def is_sidecar(path: Path) -> bool:
 
 
 def sidecar_path(metadata_file: Path, kind: str) -> Path:
-    """``metadata/<stem>.parquet`` -> ``metadata/<stem>.<kind>.parquet``."""
+    """``DIR/metadata/<stem>.parquet`` (or a bare ``DIR/<stem>.parquet``) ->
+    ``DIR/sidecars/<stem>.<kind>.parquet``."""
     if kind not in SIDECAR_KINDS:
         raise ValueError(f"unknown sidecar kind {kind!r}")
-    return metadata_file.with_name(f"{metadata_file.stem}.{kind}.parquet")
+    parent = metadata_file.parent
+    base = parent.parent if parent.name == "metadata" else parent
+    return base / "sidecars" / f"{metadata_file.stem}.{kind}.parquet"
 
 
 def sidecar_metadata(metadata_file: Path) -> dict[bytes, bytes]:

@@ -10,13 +10,19 @@ input), ``meta.json`` (what DataComp's and our ``train`` read) and ``reshard_rep
 
 Beyond upstream:
 
-* Deterministic for any number of workers. Phase 1 filters every input shard in
-  parallel into a temp tar under ``OUTPUT/_work`` plus an index of byte ranges; phase 2
-  numbers output samples in (input shard order, member order), cuts shards by count and
-  copies the byte ranges. Tar headers carry fixed mtime/uid/gid/names/mode (as
-  webdataset's ``TarWriter`` with ``mtime`` set), so the same inputs give the same bytes.
+* Deterministic for any number of workers. Phase 1 indexes every input shard in
+  parallel: tarfile's reader walks the headers (seeking over the data), each sample's
+  ``.json`` is read for its uid, and for the kept samples the new tar headers
+  (``in_{i}.hdr``) and the byte ranges of their data in the input (``in_{i}.npz``) are
+  written under ``OUTPUT/_work`` (remote inputs are streamed once and their kept data
+  stored in ``in_{i}.data``). Phase 2 numbers output samples in (input shard order,
+  member order), cuts shards by count, and writes each output shard (in parallel) from
+  the headers and kernel-side copies (``copy_file_range``) of the input data. Tar headers
+  carry fixed mtime/uid/gid/names/mode (as webdataset's ``TarWriter`` with ``mtime``
+  set), so the same inputs give the same bytes.
 * Resumable: each phase-1 result and each output shard is written atomically and skipped
-  when present; ``meta.json`` is written last and ``_work`` removed after it.
+  when present; ``meta.json`` is written last and ``_work`` removed after it. An input
+  tar whose size or mtime changed since it was indexed is refused on resume.
 * Inputs: pool folders, shard folders, reshard outputs, single tars, globs, brace
   patterns and fsspec URLs (read as streams), several at once.
 """
@@ -39,7 +45,7 @@ import numpy as np
 
 from . import __version__
 from .uids import SUBSET_DTYPE, load_subset, u8u8_to_uids
-from .util import atomic_open, atomic_write_json, sha256_file
+from .util import atomic_open, atomic_write_json, dumps_stable, sha256_file
 
 FORMAT = "datacomp-sci/reshard/1"
 OUTPUT_SHARD_FORMAT = "{:08d}.tar"
@@ -218,26 +224,63 @@ def iter_tar_samples(fileobj, counts: ShardResult) -> Iterator[list[tuple[str, b
         yield members
 
 
-def tar_member_bytes(name: str, data: bytes) -> bytes:
-    """One tar member (header + data + padding) with fixed, reproducible header fields."""
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = TAR_MTIME
-    info.mode = TAR_MODE
-    info.uname = info.gname = TAR_OWNER
-    header = info.tobuf(tarfile.USTAR_FORMAT if len(name) <= 100 else tarfile.PAX_FORMAT,
-                        "utf-8", "surrogateescape")
-    pad = (-len(data)) % _BLOCK
-    return b"".join((header, data, b"\0" * pad))
-
-
 def tar_end(size: int) -> bytes:
     """End-of-archive blocks, padded to a record as tarfile does."""
     size += 2 * _BLOCK
     return b"\0" * (2 * _BLOCK + (-size) % _RECORD)
 
 
-# ---------------------------------------------------------------- phase 1: filter one shard
+def _fixed_info(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = TAR_MTIME
+    info.mode = TAR_MODE
+    info.uname = info.gname = TAR_OWNER
+    return info
+
+
+def _tarfile_header(name: str, size: int) -> bytes:
+    """The header tarfile writes for ``name`` (USTAR; PAX for names over 100 bytes, which
+    USTAR cannot hold without a directory to split off)."""
+    fits = len(name.encode("utf-8", "surrogateescape")) <= 100
+    fmt = tarfile.USTAR_FORMAT if fits else tarfile.PAX_FORMAT
+    return _fixed_info(name, size).tobuf(fmt, "utf-8", "surrogateescape")
+
+
+def _ustar_template() -> tuple[bytes, int]:
+    """A fixed-field USTAR header with an empty name and size 0, and the checksum of its
+    bytes outside the name, size and checksum fields (the checksum field counts as spaces)."""
+    buf = _tarfile_header("", 0)
+    rest = buf[100:124] + buf[136:148] + b" " * 8 + buf[156:]
+    return buf, sum(rest)
+
+
+_TEMPLATE, _TEMPLATE_SUM = _ustar_template()
+_NAME_PAD = b"\0" * 100
+_MAX_USTAR_SIZE = 8**11  # 11 octal digits
+
+
+def tar_header(name: str, size: int) -> bytes:
+    """Header of one member, byte-identical to ``TarInfo.tobuf`` with the fixed fields.
+
+    The common case (name of at most 100 bytes, size under 8 GiB) patches the name, size
+    and checksum fields of a cached USTAR template; anything else goes through tarfile.
+    """
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) > 100 or size >= _MAX_USTAR_SIZE or size < 0:
+        return _tarfile_header(name, size)
+    size_field = b"%011o\0" % size
+    chksum = _TEMPLATE_SUM + sum(raw) + sum(size_field)
+    return b"".join((raw, _NAME_PAD[len(raw):], _TEMPLATE[100:124], size_field,
+                     _TEMPLATE[136:148], b"%06o\0 " % chksum, _TEMPLATE[156:]))
+
+
+def tar_member_bytes(name: str, data: bytes) -> bytes:
+    """One tar member (header + data + padding) with fixed, reproducible header fields."""
+    return b"".join((tar_header(name, len(data)), data, b"\0" * ((-len(data)) % _BLOCK)))
+
+
+# ---------------------------------------------------------------- phase 1: index one shard
 @contextlib.contextmanager
 def _work_file(path: str | os.PathLike):
     """Temp-then-rename without fsync: ``_work`` files only need to survive a killed
@@ -253,9 +296,14 @@ def _work_file(path: str | os.PathLike):
         raise
 
 
-def _sample_uid(members: list[tuple[str, bytes]], counts: ShardResult) -> bytes | None:
-    """The sample's uid as 16 big-endian bytes, or None (counted)."""
-    raw = next((data for suffix, data in members if suffix == ".json"), None)
+def _is_local(url: str) -> bool:
+    import fsspec.utils
+
+    return fsspec.utils.get_protocol(url) in ("file", "local")
+
+
+def _uid_key(raw: bytes | None, counts: ShardResult) -> bytes | None:
+    """The uid in a sample's ``.json`` as 16 big-endian bytes, or None (counted)."""
     if raw is None:
         counts.no_uid += 1
         return None
@@ -284,46 +332,122 @@ def _multiplicity(keys: np.ndarray, key: bytes) -> int:
     return int(np.searchsorted(keys, k, "right")[0] - lo)
 
 
-def _write_sample(out, members, key: bytes, multiplicity: int, offset: int,
-                  ranges: list[tuple[int, int]]) -> int:
-    uid = key.hex()
-    for j in range(multiplicity):
-        blob = b"".join(tar_member_bytes(f"{uid}-{j}{suffix}", data) for suffix, data in members)
-        out.write(blob)
-        ranges.append((offset, offset + len(blob)))
-        offset += len(blob)
-    return offset
+_Member = tuple[str, int, int]  # (suffix, data offset in the data source, size)
+
+
+def iter_local_samples(f, counts: ShardResult) -> Iterator[list[_Member]]:
+    """Group a seekable tar's file members into samples without reading their data.
+
+    tarfile's own reader parses every header (PAX and GNU extensions included) and seeks
+    over the data; members are grouped by key as :func:`iter_tar_samples` does, and a
+    truncated archive raises ``ReadError`` after the last complete sample.
+    """
+    key, members = None, []
+    with tarfile.open(fileobj=f, mode="r:") as tf:
+        for info in tf:
+            parts = _split_name(info.name) if info.isfile() else None
+            if parts is None:
+                counts.skipped_members += 1
+                continue
+            if parts[0] != key and members:
+                yield members
+                members = []
+            key = parts[0]
+            members.append((parts[1], info.offset_data, info.size))
+        end = tf.offset
+    size = os.fstat(f.fileno()).st_size
+    if size < end + _BLOCK or members and members[-1][1] + members[-1][2] > size:
+        raise tarfile.ReadError(f"truncated archive: {size} bytes, the end marker is missing")
+    if members:
+        yield members
+
+
+class _ShardIndex:
+    """Phase-1 output for one input shard: the new headers of every output member, and
+    where each member's data lies in the data source (the input tar itself, or for
+    remote inputs ``in_{i}.data``, which holds the kept members' data)."""
+
+    def __init__(self, headers) -> None:
+        self.headers = headers  # file receiving the header bytes
+        self.rows: list[tuple[int, int, int]] = []  # (data offset, size, header length)
+        self.sample_members: list[int] = []  # members per output sample
+        self.found: list[bytes] = []
+
+    def add(self, key: bytes, multiplicity: int, members: list[_Member]) -> None:
+        uid = key.hex()
+        self.found.append(key)
+        for j in range(multiplicity):
+            for suffix, offset, size in members:
+                header = tar_header(f"{uid}-{j}{suffix}", size)
+                self.headers.write(header)
+                self.rows.append((offset, size, len(header)))
+            self.sample_members.append(len(members))
+
+    def save(self, path: Path, source: str) -> None:
+        st = os.stat(source)
+        with _work_file(path) as f:
+            np.savez(f, members=np.asarray(self.rows, dtype=np.int64).reshape(-1, 3),
+                     sample_members=np.asarray(self.sample_members, dtype=np.int64),
+                     found=np.frombuffer(b"".join(self.found), dtype=_KEY),
+                     source=np.asarray([st.st_size, st.st_mtime_ns], dtype=np.int64))
+
+
+def _index_local(url: str, keys: np.ndarray, index: _ShardIndex, res: ShardResult) -> None:
+    with open(url, "rb") as f:
+        fd = f.fileno()
+        for members in iter_local_samples(f, res):
+            res.processed += 1
+            js = next(((off, size) for suffix, off, size in members if suffix == ".json"), None)
+            key = _uid_key(os.pread(fd, js[1], js[0]) if js else None, res)
+            mult = _multiplicity(keys, key) if key is not None else 0
+            if mult:
+                res.kept += 1
+                index.add(key, mult, members)
+
+
+def _index_remote(url: str, keys: np.ndarray, index: _ShardIndex, res: ShardResult,
+                  data_path: Path) -> None:
+    import fsspec
+
+    with _work_file(data_path) as data, fsspec.open(url, "rb", block_size=1 << 22) as f:
+        try:
+            for members in iter_tar_samples(f, res):
+                res.processed += 1
+                js = next((d for suffix, d in members if suffix == ".json"), None)
+                key = _uid_key(js, res)
+                mult = _multiplicity(keys, key) if key is not None else 0
+                if mult:
+                    res.kept += 1
+                    placed = []
+                    for suffix, d in members:
+                        placed.append((suffix, data.tell(), len(d)))
+                        data.write(d)
+                    index.add(key, mult, placed)
+        finally:
+            data.flush()
 
 
 def filter_shard(shard: InputShard, keys_path: str, work: str) -> ShardResult:
-    """Phase 1 for one input shard: kept samples to ``in_{i}.tar`` + byte-range index."""
-    import fsspec  # imported here: workers are forked or spawned
-
+    """Phase 1 for one input shard: the kept samples' new headers (``in_{i}.hdr``) and
+    data locations (``in_{i}.npz``); ``in_{i}.json`` (the counts) is written last."""
     keys = np.load(keys_path, mmap_mode="r")
     res = ShardResult(shard.index, shard.url)
     stem = Path(work) / f"in_{shard.index:08d}"
-    ranges: list[tuple[int, int]] = []
-    found: list[bytes] = []
-    with _work_file(f"{stem}.tar") as out:
-        offset = 0
+    local = _is_local(shard.url)
+    source = shard.url if local else f"{stem}.data"
+    with _work_file(f"{stem}.hdr") as headers:
+        index = _ShardIndex(headers)
         try:
-            with fsspec.open(shard.url, "rb", block_size=1 << 22) as f:
-                for members in iter_tar_samples(f, res):
-                    res.processed += 1
-                    key = _sample_uid(members, res)
-                    mult = _multiplicity(keys, key) if key is not None else 0
-                    if mult:
-                        res.kept += 1
-                        found.append(key)
-                        offset = _write_sample(out, members, key, mult, offset, ranges)
+            if local:
+                _index_local(shard.url, keys, index, res)
+            else:
+                _index_remote(shard.url, keys, index, res, Path(source))
         except (tarfile.TarError, OSError, EOFError, ValueError) as e:
             res.error = f"{type(e).__name__}: {e}"
-        res.written = len(ranges)
-    with _work_file(f"{stem}.ranges.npy") as f:
-        np.save(f, np.asarray(ranges, dtype=np.int64).reshape(-1, 2))
-    with _work_file(f"{stem}.found.npy") as f:
-        np.save(f, np.frombuffer(b"".join(found), dtype=_KEY))
-    atomic_write_json(f"{stem}.json", asdict(res))  # last: marks the shard as done
+        res.written = len(index.sample_members)
+    index.save(Path(f"{stem}.npz"), source)
+    with _work_file(f"{stem}.json") as f:  # last: marks the shard as done
+        f.write(dumps_stable(asdict(res)).encode())
     return res
 
 
@@ -335,16 +459,30 @@ def _load_result(work: Path, index: int) -> ShardResult | None:
 
 
 # ---------------------------------------------------------------- phase 2: assemble
-def _output_plan(work: Path, results: list[ShardResult], shard_size: int):
-    """Yield, per output shard, [(input index, start, end), ...] contiguous byte runs."""
-    runs: list[tuple[int, int, int]] = []
+@dataclass(frozen=True)
+class _Run:
+    """Output members [start, stop) of one input shard's index (a contiguous run)."""
+
+    stem: str  # _work/in_{i}
+    source: str  # where the data lies: the input tar, or _work/in_{i}.data
+    start: int
+    stop: int
+
+
+def _output_plan(work: Path, results: list[ShardResult],
+                 shard_size: int) -> Iterator[tuple[list[_Run], int]]:
+    """Yield, per output shard, its runs of members and its sample count."""
+    runs: list[_Run] = []
     count = 0
     for r in results:
-        ranges = np.load(work / f"in_{r.index:08d}.ranges.npy")
+        stem = work / f"in_{r.index:08d}"
+        per_sample = np.load(f"{stem}.npz")["sample_members"]
+        bounds = np.concatenate([[0], np.cumsum(per_sample)])
+        source = r.url if _is_local(r.url) else f"{stem}.data"
         pos = 0
-        while pos < len(ranges):
-            take = min(shard_size - count, len(ranges) - pos)
-            runs.append((r.index, int(ranges[pos, 0]), int(ranges[pos + take - 1, 1])))
+        while pos < len(per_sample):
+            take = min(shard_size - count, len(per_sample) - pos)
+            runs.append(_Run(str(stem), source, int(bounds[pos]), int(bounds[pos + take])))
             pos += take
             count += take
             if count == shard_size:
@@ -354,32 +492,105 @@ def _output_plan(work: Path, results: list[ShardResult], shard_size: int):
         yield runs, count
 
 
-def _copy_range(path: Path, start: int, end: int, out) -> None:
-    """Copy bytes [start, end) of ``path`` to ``out`` (in the kernel where possible)."""
-    out.flush()
-    with open(path, "rb") as src:
-        pos, remaining = start, end - start
-        while remaining:
-            try:
-                n = os.copy_file_range(src.fileno(), out.fileno(), remaining, pos)
-            except (AttributeError, OSError):
-                src.seek(pos)
-                n = out.write(src.read(min(remaining, 1 << 24)))
-            if n <= 0:
-                raise OSError(f"{path}: truncated temp file; delete its _work folder and rerun")
-            pos += n
-            remaining -= n
+class _TarSink:
+    """Writes tar members to a raw fd: small pieces are gathered into one ``write``, member
+    data is copied in the kernel (``copy_file_range``) where the platform allows."""
+
+    SMALL = 1 << 14
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.pending, self.size = fd, bytearray(), 0
+        self.kernel_copy = hasattr(os, "copy_file_range")
+
+    def add(self, data: bytes) -> None:
+        self.pending += data
+        self.size += len(data)
+
+    def flush(self) -> None:
+        with memoryview(self.pending) as view:
+            done = 0
+            while done < len(view):
+                done += os.write(self.fd, view[done:])
+        self.pending.clear()
+
+    def copy(self, src: int, offset: int, size: int) -> None:
+        if size <= self.SMALL or not self.kernel_copy:
+            self._read_copy(src, offset, size)
+        else:
+            self.flush()
+            done = 0
+            while done < size:
+                try:
+                    n = os.copy_file_range(src, self.fd, size - done, offset + done)
+                except OSError:  # e.g. EXDEV on old kernels: copy through user space
+                    self.kernel_copy = False
+                    self._read_copy(src, offset + done, size - done)
+                    break
+                if n <= 0:
+                    raise OSError("input shard shorter than indexed; rerun with --overwrite")
+                done += n
+            self.size += size
+        self.add(b"\0" * ((-size) % _BLOCK))
+
+    def _read_copy(self, src: int, offset: int, size: int) -> None:
+        while size:
+            data = os.pread(src, min(size, 1 << 24), offset)
+            if not data:
+                raise OSError("input shard shorter than indexed; rerun with --overwrite")
+            self.add(data)
+            offset, size = offset + len(data), size - len(data)
+            if len(self.pending) >= 1 << 20:
+                self.flush()
 
 
-def _write_output_shard(out_dir: Path, work: Path, n: int, runs, count: int) -> None:
+def _copy_run(run: _Run, sink: _TarSink) -> None:
+    index = np.load(f"{run.stem}.npz")
+    rows = index["members"]
+    first = int(rows[:run.start, 2].sum())
+    rows = rows[run.start:run.stop]
+    with open(f"{run.stem}.hdr", "rb") as f:
+        f.seek(first)
+        headers = f.read(int(rows[:, 2].sum()))
+    with open(run.source, "rb") as src:
+        st = os.fstat(src.fileno())
+        if [st.st_size, st.st_mtime_ns] != index["source"].tolist():
+            raise FileExistsError(f"{run.source} changed after this run indexed it; "
+                                  "rerun with --overwrite")
+        pos = 0
+        for offset, size, header_len in rows.tolist():
+            sink.add(headers[pos:pos + header_len])
+            pos += header_len
+            sink.copy(src.fileno(), offset, size)
+
+
+def _write_output_shard(out_dir: Path, work: Path, n: int, runs: list[_Run], count: int) -> None:
     name = OUTPUT_SHARD_FORMAT.format(n)
     with atomic_open(out_dir / name) as out:
-        size = 0
-        for index, start, end in runs:
-            _copy_range(work / f"in_{index:08d}.tar", start, end, out)
-            size += end - start
-        out.write(tar_end(size))
+        out.flush()
+        sink = _TarSink(out.fileno())
+        for run in runs:
+            _copy_run(run, sink)
+        sink.add(tar_end(sink.size))
+        sink.flush()
     atomic_write_json(out_dir / f"{Path(name).stem}_stats.json", {"count": count, "successes": count})
+
+
+def _run_phase2(out: Path, work: Path, results: list[ShardResult], opts: ReshardOptions) -> int:
+    """Write every output shard not written yet; returns the number of output shards."""
+    todo = []
+    n_out = 0
+    for n, (runs, count) in enumerate(_output_plan(work, results, opts.shard_size)):
+        if not (out / f"{n:08d}_stats.json").exists():
+            todo.append((out, work, n, runs, count))
+        n_out = n + 1
+    if opts.workers <= 1 or len(todo) <= 1:
+        for args in todo:
+            _write_output_shard(*args)
+    else:
+        with ProcessPoolExecutor(max_workers=min(opts.workers, len(todo))) as pool:
+            for fut in [pool.submit(_write_output_shard, *args) for args in todo]:
+                fut.result()
+    return n_out
 
 
 # ---------------------------------------------------------------- the run
@@ -467,7 +678,7 @@ def _totals(results: list[ShardResult]) -> dict:
 
 
 def _missing_and_duplicates(work: Path, results: list[ShardResult], keys: np.ndarray):
-    parts = [np.load(work / f"in_{r.index:08d}.found.npy") for r in results]
+    parts = [np.load(work / f"in_{r.index:08d}.npz")["found"] for r in results]
     found = np.concatenate(parts) if parts else np.empty(0, dtype=_KEY)
     uniq_found = np.unique(found)
     uniq_subset = np.unique(keys)
@@ -508,11 +719,7 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
             progress(totals["shards"], len(resolved.shards), dict(totals))
 
     results = _run_phase1(resolved.shards, keys_path, work, opts.workers, step)
-    n_out = 0
-    for n, (runs, count) in enumerate(_output_plan(work, results, opts.shard_size)):
-        if not (out / f"{n:08d}_stats.json").exists():
-            _write_output_shard(out, work, n, runs, count)
-        n_out = n + 1
+    n_out = _run_phase2(out, work, results, opts)
     missing, dup_in_input = _missing_and_duplicates(work, results, keys)
     return _finish(out, work, subset, missing, dup_in_input, results, resolved, fingerprint, n_out,
                    opts)

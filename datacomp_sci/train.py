@@ -532,18 +532,26 @@ def _run_openclip(argv: list[str], log_file: Path) -> None:
 
 @contextlib.contextmanager
 def _restore_logging() -> Iterator[None]:
-    """OpenCLIP adds handlers to the root logger and sets every logger's level: undo it."""
+    """OpenCLIP adds handlers to the root logger and sets every logger's level: undo it.
+
+    Handlers already on the root logger (e.g. the one ``logging.info`` installs on first
+    use) are detached while OpenCLIP runs, so each of its lines is printed once, by its
+    own handler, then put back."""
     root = logging.getLogger()
     handlers = list(root.handlers)
     levels = {name: lg.level for name, lg in logging.root.manager.loggerDict.items()
               if isinstance(lg, logging.Logger)}
     root_level = root.level
+    for h in handlers:
+        root.removeHandler(h)
     try:
         yield
     finally:
-        for h in [h for h in root.handlers if h not in handlers]:
+        for h in list(root.handlers):
             root.removeHandler(h)
             h.close()
+        for h in handlers:
+            root.addHandler(h)
         root.setLevel(root_level)
         for name, lg in list(logging.root.manager.loggerDict.items()):
             if isinstance(lg, logging.Logger):

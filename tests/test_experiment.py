@@ -58,8 +58,13 @@ class FakeActions:
             self.calls.append(f"reshard:{out.name}")
             touch(out / "meta.json")
 
-        def train(shards, scale, out, workers):
-            self.calls.append(f"train:{out.name}:{'+'.join(s.name for s in shards)}:{scale}")
+        def mix(shards, names, proportions, scale, spec):
+            self.calls.append(f"mix:{spec.parent.name}:{'+'.join(s.name for s in shards)}:"
+                              f"{proportions}")
+            touch(spec)
+
+        def train(spec, scale, out, workers):
+            self.calls.append(f"train:{out.name}:{spec.name}:{scale}")
             touch(out / f"{scale}_scale" / "info.json")
 
         def evalsets(suite, data_dir):
@@ -75,7 +80,7 @@ class FakeActions:
             self.calls.append(f"report:{baseline}:{len(specs)}")
             touch(out / "report.json")
 
-        return Actions(build, filter_, reshard, train, evalsets, evaluate, report)
+        return Actions(build, filter_, reshard, mix, train, evalsets, evaluate, report)
 
 
 def setup(tmp_path: Path, with_sources: bool = True):
@@ -95,17 +100,18 @@ def test_steps_run_in_dependency_order_then_are_skipped(tmp_path):
     exp, fake, steps = setup(tmp_path)
     assert [s.name for s in order_steps(steps)] == [
         "build:arxiv", "filter:arxiv", "reshard:arxiv", "filter:commonpool",
-        "reshard:commonpool", "evalsets", "train:cp", "evaluate:cp", "train:mixed",
-        "evaluate:mixed", "report"]
+        "reshard:commonpool", "evalsets", "mix:cp", "train:cp", "evaluate:cp", "mix:mixed",
+        "train:mixed", "evaluate:mixed", "report"]
     outcomes = run_steps(steps, log=lambda s: None)
-    assert [o.status for o in outcomes] == ["ran"] * 11
+    assert [o.status for o in outcomes] == ["ran"] * 13
     assert fake.calls == [
         "build:arxiv", "filter:arxiv:basic_filter", "reshard:arxiv", "filter:cp:no_filter",
-        "reshard:commonpool", "evalsets:tiny", "train:cp:commonpool:tiny", "evaluate:cp",
-        "train:mixed:commonpool+arxiv:tiny", "evaluate:mixed", "report:cp:2"]
+        "reshard:commonpool", "evalsets:tiny", "mix:cp:commonpool:natural",
+        "train:cp:mix.json:tiny", "evaluate:cp", "mix:mixed:commonpool+arxiv:natural",
+        "train:mixed:mix.json:tiny", "evaluate:mixed", "report:cp:2"]
     fake.calls.clear()
     again = run_steps(steps, log=lambda s: None)
-    assert [o.status for o in again] == ["skipped"] * 10 + ["ran"]
+    assert [o.status for o in again] == ["skipped"] * 12 + ["ran"]
     assert fake.calls == ["report:cp:2"]
 
 
@@ -135,14 +141,16 @@ def test_keep_going_and_dry_run_report_blocked_steps(tmp_path):
     assert status == {"build:arxiv": "blocked", "filter:arxiv": "blocked",
                       "reshard:arxiv": "blocked", "filter:commonpool": "would run",
                       "reshard:commonpool": "would run", "evalsets": "would run",
-                      "train:cp": "would run", "evaluate:cp": "would run",
-                      "train:mixed": "blocked", "evaluate:mixed": "blocked", "report": "blocked"}
+                      "mix:cp": "would run", "train:cp": "would run", "evaluate:cp": "would run",
+                      "mix:mixed": "blocked", "train:mixed": "blocked",
+                      "evaluate:mixed": "blocked", "report": "blocked"}
     assert fake.calls == []
-    detail = next(o.detail for o in plan if o.step == "train:mixed")
-    assert detail == "step 'train:mixed' waits for blocked step(s) reshard:arxiv"
+    detail = next(o.detail for o in plan if o.step == "mix:mixed")
+    assert detail == "step 'mix:mixed' waits for blocked step(s) reshard:arxiv"
     outcomes = run_steps(steps, keep_going=True, log=lambda s: None)
     assert [o.step for o in outcomes if o.status == "ran"] == [
-        "filter:commonpool", "reshard:commonpool", "evalsets", "train:cp", "evaluate:cp"]
+        "filter:commonpool", "reshard:commonpool", "evalsets", "mix:cp", "train:cp",
+        "evaluate:cp"]
 
 
 def test_graph_errors():
@@ -180,4 +188,4 @@ def test_run_experiment_dry_run_on_file(tmp_path):
     exp, fake, _ = setup(tmp_path)
     res = run_experiment(str(exp.path), dry_run=True, act=fake.actions(), log=lambda s: None)
     assert res.name == "t" and fake.calls == []
-    assert res.count("would run") + res.count("blocked") == 11
+    assert res.count("would run") + res.count("blocked") == 13

@@ -157,7 +157,11 @@ def test_basic_filter_rules_one_by_one(cp: Path, tmp_path: Path):
     assert res.description["stats"] == {"rows": 9, "pass_english": 7, "pass_words": 7,
                                         "pass_chars": 7, "pass_min_side": 8, "pass_aspect": 8}
     for meta in sorted((cp / "metadata").glob("0000000?.parquet")):
+        assert sidecar_path(meta, "lang") == cp / "sidecars" / f"{meta.stem}.lang.parquet"
         assert sidecar_path(meta, "lang").exists()
+    # caches stay out of metadata/: a `metadata/*.parquet` reader sees only metadata
+    assert sorted(p.name for p in (cp / "metadata").iterdir()) == ["00000000.parquet",
+                                                                   "00000001.parquet"]
     mtime = sidecar_path(meta, "lang").stat().st_mtime_ns
     run_filter([cp], out, FilterSpec(name="basic_filter"))
     assert sidecar_path(meta, "lang").stat().st_mtime_ns == mtime  # cached

@@ -201,3 +201,68 @@ def test_user_errors_are_clear(tmp_path, pool):
     (tmp_path / "busy" / "x").write_text("x")
     with pytest.raises(FileExistsError, match="not empty"):
         rs.reshard([str(folder)], tmp_path / "s.npy", tmp_path / "busy")
+
+
+def _tarfile_member(name: str, data: bytes) -> bytes:
+    """What tarfile itself writes for one member with reshard's fixed header fields."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), 0, 0o444
+    info.uname = info.gname = "bigdata"
+    fmt = tarfile.USTAR_FORMAT if len(name.encode("utf-8", "surrogateescape")) <= 100 else tarfile.PAX_FORMAT
+    return info.tobuf(fmt, "utf-8", "surrogateescape") + data + b"\0" * (-len(data) % 512)
+
+
+@pytest.mark.parametrize("name", ["0123456789abcdef0123456789abcdef-0.jpg", "k-1.json", "",
+                                  "x" * 100, "x" * 101, "é" * 50 + ".txt", "a" * 99 + "é",
+                                  "k.\udcff.bin"])
+@pytest.mark.parametrize("size", [0, 1, 511, 512, 513, 56_789])
+def test_templated_headers_equal_tarfile_headers(name, size):
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    assert rs.tar_member_bytes(name, data) == _tarfile_member(name, data)
+    with tarfile.open(fileobj=io.BytesIO(rs.tar_member_bytes(name, data) + rs.tar_end(0))) as tf:
+        m = tf.next()
+        assert (m.name, m.size, m.mode, m.mtime, m.uname) == (name, size, 0o444, 0, "bigdata")
+        assert tf.extractfile(m).read() == data
+
+
+def test_pax_and_long_members_are_copied_exactly(tmp_path):
+    """Input written with PAX headers and long member names; 2 workers, small shards."""
+    uids = [f"{i:032x}" for i in range(6)]
+    shards = tmp_path / "in"
+    shards.mkdir()
+    expected = []
+    for s in range(2):
+        with tarfile.open(shards / f"{s:08d}.tar", "w", format=tarfile.PAX_FORMAT) as tf:
+            for i in range(3):
+                uid = uids[3 * s + i]
+                key = f"dir/sub/{'k' * 120}{s}{i}"  # > 100 characters: PAX path records
+                members = {".json": json.dumps({"uid": uid}).encode(),
+                           ".jpg": bytes([i]) * (700 * i + 3), ".ünï.txt": b"caption"}
+                for suffix, data in members.items():
+                    info = tarfile.TarInfo(key + suffix)
+                    info.size, info.mtime = len(data), 1.5  # float mtime: a PAX record
+                    tf.addfile(info, io.BytesIO(data))
+                if i != 1:
+                    expected += [(f"{uid}-0{suffix}", data) for suffix, data in members.items()]
+        (shards / f"{s:08d}_stats.json").write_text("{}")
+    subset = tmp_path / "s.npy"
+    save_subset(subset, uids_to_u8u8([u for n, u in enumerate(uids) if n % 3 != 1]))
+    res = rs.reshard([str(shards)], subset, tmp_path / "o", rs.ReshardOptions(shard_size=3, workers=2))
+    out = Path(res.output)
+    assert res.meta["output_shard_count"] == 2
+    assert _read_tar(out / "00000000.tar") + _read_tar(out / "00000001.tar") == expected
+    one = rs.reshard([str(shards)], subset, tmp_path / "o1", rs.ReshardOptions(shard_size=3))
+    assert _all_bytes(out) == _all_bytes(Path(one.output))
+
+
+def test_input_changed_before_resume_is_refused(pool, tmp_path, monkeypatch):
+    folder, samples = pool
+    subset = _subset_for(tmp_path, samples, PICKS)
+    monkeypatch.setattr(rs, "_write_output_shard", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        rs.reshard([str(folder)], subset, tmp_path / "o", rs.ReshardOptions(shard_size=2))
+    monkeypatch.undo()
+    tar = folder / "00000000.tar"
+    tar.write_bytes(tar.read_bytes() + b"\0" * 10240)  # rewritten after phase 1 indexed it
+    with pytest.raises(FileExistsError, match="changed after this run indexed it"):
+        rs.reshard([str(folder)], subset, tmp_path / "o", rs.ReshardOptions(shard_size=2))
