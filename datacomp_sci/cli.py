@@ -670,7 +670,7 @@ def demo_cmd(output):
         click.echo(f"\nCommonPool-like download: {cov.downloaded}/{cov.rows} images "
                    f"({cov.failed_to_download} failed to download, "
                    f"{cov.failed_to_resize} failed to resize)")
-    click.echo("\n== Pools (DuckDB over metadata/*.parquet) ==")
+    click.echo("\n== Pools (datacomp-sci query: the paper's Table 1 on the demo pools) ==")
     print_table(res.summary_columns, res.summary)
     table3 = res.output / "report" / "table3.md"
     if table3.exists():

@@ -25,16 +25,18 @@ from .util import resource_path
 SAMPLES = resource_path("data", "samples")
 EXPERIMENT = "demo_tiny"
 
+# The paper's Table 1 (pairs and caption length per source) over the `pools` view that
+# `datacomp-sci query` creates (one view per pool plus their union with a `pool` column).
 SUMMARY_SQL = """
-SELECT coalesce(source, 'commonpool')                          AS source,
-       count(*)                                                 AS pairs,
-       count(DISTINCT paper_id)                                 AS papers,
-       round(avg(length(text)), 1)                              AS avg_caption_chars,
-       round(avg(coalesce(len(mentions), 0)), 2)                AS avg_mentions,
-       count(parent_caption)                                    AS subfigure_pairs,
-       count(DISTINCT license)                                  AS licences
-FROM read_parquet(?, union_by_name = true)
-GROUP BY 1 ORDER BY 1
+SELECT pool,
+       count(*)                                   AS pairs,
+       count(DISTINCT paper_id)                   AS papers,
+       round(avg(length(text)), 1)                AS avg_caption_chars,
+       round(avg(coalesce(len(mentions), 0)), 2)  AS avg_mentions,
+       count(parent_caption)                      AS subfigure_pairs,
+       count(DISTINCT license)                    AS licences
+FROM pools
+GROUP BY pool ORDER BY pool
 """
 
 
@@ -49,12 +51,11 @@ class DemoResult:
 
 
 def pool_summary(pools: list[Path]) -> tuple[list[str], list[tuple]]:
-    """Pairs, papers and caption statistics per source, straight from the metadata."""
-    import duckdb
+    """Pairs, papers and caption statistics per pool, through ``datacomp-sci query``."""
+    from .query import run_query
 
-    globs = [str(p / "metadata" / "*.parquet") for p in pools]
-    rel = duckdb.connect().execute(SUMMARY_SQL, [globs])
-    return [d[0] for d in rel.description], rel.fetchall()
+    res = run_query([str(p) for p in pools], SUMMARY_SQL, max_rows=100)
+    return res.columns, res.rows
 
 
 def make_commonpool(out: Path, log: Callable[[str], None]) -> object:
@@ -65,7 +66,7 @@ def make_commonpool(out: Path, log: Callable[[str], None]) -> object:
     pool = out / "commonpool_tiny"
     if (pool / "coverage.json").exists():
         log(f"[demo] CommonPool-like pool: {pool} already downloaded")
-        return measure_coverage(pool)
+        return measure_coverage(pool)[0]
     src = out / "_commonpool_source"
     if not (src / "template").exists():
         write_commonpool_source(src)

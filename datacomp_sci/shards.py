@@ -27,7 +27,9 @@ import pyarrow.parquet as pq
 from .schema import SHARD_JSON_FIELDS, SHARD_PARQUET_SCHEMA
 from .util import atomic_open, atomic_write_text
 
-TAR_MTIME = 0.0
+# An int: a float mtime makes tarfile add a PAX header before every member (webdataset's
+# TarWriter does not pass its USTAR format through), doubling the headers readers parse.
+TAR_MTIME = 0
 OOM_SHARD_COUNT = 8  # DataComp's oom_shard_count: shard names have 8 digits
 
 

@@ -1,0 +1,38 @@
+"""The demo's generated CommonPool-like pool: downloaded with img2dataset over loopback,
+then summarised through the query layer."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+
+from datacomp_sci.demo import make_commonpool
+from datacomp_sci.query import run_query
+from datacomp_sci.samplegen import commonpool as cp
+
+
+def test_commonpool_like_pool_downloads_with_exact_coverage(tmp_path, monkeypatch):
+    real = cp.write_commonpool_source
+    monkeypatch.setattr(cp, "write_commonpool_source", lambda root: real(root, n=45))
+    coverage = make_commonpool(tmp_path, log=lambda s: None)
+    # row 11 is a broken URL (i % 41 == 11); every other image downloads
+    assert (coverage.rows, coverage.downloaded, coverage.failed_to_download) == (45, 44, 1)
+    pool = tmp_path / "commonpool_tiny"
+    meta = pq.read_table(pool / "metadata" / "commonpool_tiny.parquet")
+    assert meta.num_rows == 45 and meta.schema.names[:3] == ["uid", "url", "text"]
+    stats = json.loads((pool / "shards" / "00000000_stats.json").read_text())
+    assert stats["successes"] == 44
+    res = run_query([pool], "SELECT pool, count(*) AS n FROM pools GROUP BY pool")
+    assert res.rows == [("commonpool_tiny", 45)]
+    # a second call finds the finished download and does not fetch again
+    again = make_commonpool(tmp_path, log=lambda s: None)
+    assert again.downloaded == 44
+
+
+def test_commonpool_source_is_deterministic(tmp_path):
+    a = cp.write_commonpool_source(tmp_path / "a", n=20)
+    b = cp.write_commonpool_source(tmp_path / "b", n=20)
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
