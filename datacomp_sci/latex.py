@@ -332,6 +332,19 @@ def _join(base: str, name: str) -> str | None:
     return path
 
 
+def _read_arg_spec(fr: _Frame) -> tuple[int, str | None]:
+    """``[nargs][default]`` after ``\\newcommand{\\x}`` or ``\\newenvironment{x}``."""
+    nargs, default = 0, None
+    o = _read_optional(fr.text, fr.pos)
+    if o is not None:
+        fr.pos = o[1]
+        nargs = int(o[0].strip()) if o[0].strip().isdigit() else 0
+        d = _read_optional(fr.text, fr.pos)
+        if d is not None:
+            fr.pos, default = d[1], d[0]
+    return nargs, default
+
+
 class _Expander:
     """One pass over a main file that splices inputs and expands user macros."""
 
@@ -514,14 +527,7 @@ class _Expander:
 
     def _newcommand(self, fr: _Frame, cmd: str) -> None:
         name = self._macro_name(fr)
-        nargs, default = 0, None
-        o = _read_optional(fr.text, fr.pos)
-        if o is not None:
-            fr.pos = o[1]
-            nargs = int(o[0].strip()) if o[0].strip().isdigit() else 0
-            d = _read_optional(fr.text, fr.pos)
-            if d is not None:
-                fr.pos, default = d[1], d[0]
+        nargs, default = _read_arg_spec(fr)
         body = _read_arg(fr.text, fr.pos)
         if body is None:
             return
@@ -570,14 +576,7 @@ class _Expander:
         if name is None:
             return
         fr.pos = name[1]
-        nargs, default = 0, None
-        o = _read_optional(fr.text, fr.pos)
-        if o is not None:
-            fr.pos = o[1]
-            nargs = int(o[0].strip()) if o[0].strip().isdigit() else 0
-            d = _read_optional(fr.text, fr.pos)
-            if d is not None:
-                fr.pos, default = d[1], d[0]
+        nargs, default = _read_arg_spec(fr)
         begin = _read_group(fr.text, fr.pos)
         if begin is None:
             return

@@ -195,6 +195,29 @@ class _CountingReader:
         return data
 
 
+def _group_by_key(tf: tarfile.TarFile, counts: ShardResult, value, check_end) -> Iterator[list]:
+    """Consecutive file members sharing a key form one sample, as webdataset groups them.
+
+    ``value(info, suffix)`` gives what is kept per member; ``check_end(offset)`` runs after
+    the last header, before the last sample is yielded, so a truncated archive raises
+    instead of yielding an incomplete sample.
+    """
+    key, members = None, []
+    for info in tf:
+        parts = _split_name(info.name) if info.isfile() else None
+        if parts is None:
+            counts.skipped_members += 1
+            continue
+        if parts[0] != key and members:
+            yield members
+            members = []
+        key = parts[0]
+        members.append(value(info, parts[1]))
+    check_end(tf.offset)
+    if members:
+        yield members
+
+
 def iter_tar_samples(fileobj, counts: ShardResult) -> Iterator[list[tuple[str, bytes]]]:
     """Group a tar stream's file members into samples: [(suffix, bytes), ...] per key.
 
@@ -203,25 +226,16 @@ def iter_tar_samples(fileobj, counts: ShardResult) -> Iterator[list[tuple[str, b
     after the last complete sample; the incomplete one is not yielded.
     """
     src = _CountingReader(fileobj)
-    key, members = None, []
+
+    def check_end(end: int) -> None:
+        while src.read(1 << 20):
+            pass
+        if src.n < end + _BLOCK:
+            raise tarfile.ReadError(f"truncated archive: {src.n} bytes, the end marker is missing")
+
     with tarfile.open(fileobj=src, mode="r|") as tf:
-        for info in tf:
-            parts = _split_name(info.name) if info.isfile() else None
-            if parts is None:
-                counts.skipped_members += 1
-                continue
-            if parts[0] != key and members:
-                yield members
-                members = []
-            key = parts[0]
-            members.append((parts[1], tf.extractfile(info).read()))
-        end = tf.offset
-    while src.read(1 << 20):
-        pass
-    if src.n < end + _BLOCK:
-        raise tarfile.ReadError(f"truncated archive: {src.n} bytes, the end marker is missing")
-    if members:
-        yield members
+        yield from _group_by_key(
+            tf, counts, lambda info, suffix: (suffix, tf.extractfile(info).read()), check_end)
 
 
 def tar_end(size: int) -> bytes:
@@ -342,24 +356,19 @@ def iter_local_samples(f, counts: ShardResult) -> Iterator[list[_Member]]:
     over the data; members are grouped by key as :func:`iter_tar_samples` does, and a
     truncated archive raises ``ReadError`` after the last complete sample.
     """
-    key, members = None, []
-    with tarfile.open(fileobj=f, mode="r:") as tf:
-        for info in tf:
-            parts = _split_name(info.name) if info.isfile() else None
-            if parts is None:
-                counts.skipped_members += 1
-                continue
-            if parts[0] != key and members:
-                yield members
-                members = []
-            key = parts[0]
-            members.append((parts[1], info.offset_data, info.size))
-        end = tf.offset
     size = os.fstat(f.fileno()).st_size
-    if size < end + _BLOCK or members and members[-1][1] + members[-1][2] > size:
-        raise tarfile.ReadError(f"truncated archive: {size} bytes, the end marker is missing")
-    if members:
-        yield members
+    last: list[_Member] = []
+
+    def value(info: tarfile.TarInfo, suffix: str) -> _Member:
+        last[:] = [(suffix, info.offset_data, info.size)]
+        return last[0]
+
+    def check_end(end: int) -> None:
+        if size < end + _BLOCK or last and last[0][1] + last[0][2] > size:
+            raise tarfile.ReadError(f"truncated archive: {size} bytes, the end marker is missing")
+
+    with tarfile.open(fileobj=f, mode="r:") as tf:
+        yield from _group_by_key(tf, counts, value, check_end)
 
 
 class _ShardIndex:
