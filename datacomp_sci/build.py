@@ -71,6 +71,12 @@ class BuildOptions:
     converter_timeout_s: float = 30.0
     description: str = ""
 
+    def __post_init__(self) -> None:
+        # one spelling per value: 3 and 3.0 (YAML, CLI, Python) must record the same pool
+        for name, kind in (("shard_size", int), ("image_size", int),
+                           ("converter_timeout_s", float), ("keep_multi_panel", bool)):
+            object.__setattr__(self, name, kind(getattr(self, name)))
+
     def fingerprint(self) -> dict:
         d = asdict(self)
         d.pop("description")
