@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluate import count_samples, read_winogavil, shard_paths, task_data_problem
+from .evaluate import count_samples, iter_winogavil, shard_paths, task_data_problem
 from .suites import DEFAULT_BASE_URL, Suite, TaskSpec, load_suite
 from .util import atomic_open, atomic_write_bytes, atomic_write_text
 
@@ -100,7 +100,7 @@ def verify_task(task: TaskSpec, data_dir: Path) -> int:
         if "{c}" not in templates:
             raise ValueError(f"{folder}/zeroshot_classification_templates.txt has no '{{c}}' placeholder")
     if task.kind == "winogavil":
-        return len(read_winogavil(shards))
+        return sum(1 for _ in iter_winogavil(shards))
     return count_samples(shards)
 
 
@@ -141,6 +141,10 @@ def download_task(task: TaskSpec, data_dir: Path, base_url: str, timeout: float 
             f"no public webdataset copy: build {data_dir / task.folder} in the documented layout"
         )
         return rec
+    if task.kind == "winogavil":  # upstream CSV + image zip, converted locally
+        from .winogavil import download_winogavil
+
+        return download_winogavil(task, data_dir, base_url, timeout, progress)
     base = base_url.format(repo=task.source_repo)
     base = base if base.endswith("/") else base + "/"
     folder = data_dir / task.folder

@@ -21,7 +21,7 @@ import json
 import math
 import os
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -373,36 +373,37 @@ def _metadata_only_loader(folder: Path, lm: LoadedModel, opts: EvalOptions):
     return _loader(pipeline, opts.batch_size, opts.workers, len(shards))
 
 
-def read_winogavil(shards: list[Path]) -> list[tuple[dict, list[bytes]]]:
-    """Instances of the local WinoGAViL layout: ``sN.json`` + ``sN.candNN.<img>`` members."""
-    instances: dict[tuple[str, str], dict] = {}
-    order: list[tuple[str, str]] = []
+def iter_winogavil(shards: list[Path]) -> Iterator[tuple[dict, list[bytes]]]:
+    """Instances of the local WinoGAViL layout (``sN.json`` + ``sN.candNN.<img>`` members,
+    consecutive per sample), one at a time: the real set is several GB of images."""
     for shard in shards:
-        with tarfile.open(shard) as tf:
-            for m in tf.getmembers():
+        with tarfile.open(shard, mode="r|") as tf:
+            key, inst = None, None
+            for m in tf:
                 if not m.isfile():
                     continue
-                key, _, rest = m.name.partition(".")
-                ident = (shard.name, key)
-                if ident not in instances:
-                    instances[ident] = {"json": None, "images": {}}
-                    order.append(ident)
+                k, _, rest = m.name.partition(".")
+                if k != key:
+                    if inst is not None:
+                        yield _winogavil_instance(shard, key, inst)
+                    key, inst = k, {"json": None, "images": {}}
                 data = tf.extractfile(m).read()
                 if rest == "json":
-                    instances[ident]["json"] = json.loads(data)
+                    inst["json"] = json.loads(data)
                 elif rest.rpartition(".")[2].lower() in IMAGE_EXTS:
-                    instances[ident]["images"][rest.rpartition(".")[0]] = data
-    out = []
-    for ident in order:
-        inst = instances[ident]
-        if inst["json"] is None:
-            raise ValueError(f"{ident[0]}: sample {ident[1]} has no .json member")
-        names = [f"cand{j:02d}" for j in range(len(inst["json"]["candidates"]))]
-        missing = [n for n in names if n not in inst["images"]]
-        if missing:
-            raise ValueError(f"{ident[0]}: sample {ident[1]} lacks image member(s) {missing}")
-        out.append((inst["json"], [inst["images"][n] for n in names]))
-    return out
+                    inst["images"][rest.rpartition(".")[0]] = data
+            if inst is not None:
+                yield _winogavil_instance(shard, key, inst)
+
+
+def _winogavil_instance(shard: Path, key: str, inst: dict) -> tuple[dict, list[bytes]]:
+    if inst["json"] is None:
+        raise ValueError(f"{shard.name}: sample {key} has no .json member")
+    names = [f"cand{j:02d}" for j in range(len(inst["json"]["candidates"]))]
+    missing = [n for n in names if n not in inst["images"]]
+    if missing:
+        raise ValueError(f"{shard.name}: sample {key} lacks image member(s) {missing}")
+    return inst["json"], [inst["images"][n] for n in names]
 
 
 def eval_winogavil(task: TaskSpec, folder: Path, lm: LoadedModel, opts: EvalOptions) -> dict[str, Any]:
@@ -414,7 +415,7 @@ def eval_winogavil(task: TaskSpec, folder: Path, lm: LoadedModel, opts: EvalOpti
     from .eval_metrics import winogavil_instance_score, winogavil_metrics, winogavil_prompt
 
     scores, sizes = [], []
-    for doc, images in read_winogavil(shard_paths(folder)):
+    for doc, images in iter_winogavil(shard_paths(folder)):
         pix = torch.stack([lm.transform(Image.open(io.BytesIO(b)).convert("RGB")) for b in images])
         text = lm.tokenizer([winogavil_prompt(str(doc["cue"]))])
         with torch.no_grad():

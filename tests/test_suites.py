@@ -34,7 +34,7 @@ def test_datacomp38_keys_metrics_and_sources_match_datacomp():
     assert (pcam.name, pcam.size, pcam.num_classes, pcam.random_score) == ("PatchCamelyon", 32768, 2, 0.5)
     assert (pcam.folder, pcam.source_repo) == ("wds_vtab-pcam_test", "djghosh/wds_vtab-pcam_test")
     assert s.task("fairness/geode").folder == "wds_geode_test"
-    assert s.task("misc/winogavil").source_repo is None
+    assert s.task("misc/winogavil").source_repo == "nlphuji/winogavil"
     assert s.task("fairness/dollar_street").group_eval.topk == 5
     assert s.task("wilds/fmow").group_eval.group_by == (("year",), ("region",))
     assert s.task("fairness/fairface").group_eval.group_by[1] == ("gender", "race")
