@@ -433,7 +433,11 @@ def list_units(inputs: list[str], source: str) -> tuple[list[Unit], list[dict]]:
     found: list[tuple[str, str, int]] = []
     problems: list[dict] = []
     for raw in inputs:
-        fs, path = fsspec.core.url_to_fs(raw, **storage_options(raw))
+        try:
+            fs, path = fsspec.core.url_to_fs(raw, **storage_options(raw))
+        except ImportError as e:  # e.g. s3:// without s3fs
+            extra = " (pip install 'datacomp-sci[s3]')" if raw.startswith("s3://") else ""
+            raise ValueError(f"{raw}: no filesystem for this URL{extra}: {e}") from e
         proto = raw.split("://", 1)[0] + "://" if _is_remote(raw) else ""
         paths = sorted(fs.glob(path)) if any(c in path for c in "*?[") else [path]
         if not paths:

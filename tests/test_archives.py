@@ -208,3 +208,12 @@ def test_remote_inputs_over_loopback_http(arxiv_tree, http_server):  # noqa: F81
     assert [p.paper_id for p in papers] == ["2101.00001", "hep-th/9901001", "2101.00003",
                                            "2102.00001"]
     assert papers[0].files["main.tex"] == TEX
+
+
+def test_s3_url_without_s3fs_says_what_to_install():
+    import importlib.util
+
+    if importlib.util.find_spec("s3fs") is not None:
+        pytest.skip("s3fs is installed: the URL would be opened for real")
+    with pytest.raises(ValueError, match=r"pip install 'datacomp-sci\[s3\]'"):
+        list_units(["s3://arxiv/src/arXiv_src_2012_001.tar"], "arxiv")
