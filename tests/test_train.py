@@ -329,3 +329,31 @@ def test_tiny_run_interrupt_resume_complete(tmp_path, monkeypatch):
                       world=(0, 1))
     with pytest.raises(ValueError, match="different fingerprint|different seed"):
         train(other)
+
+
+def test_tiny_run_on_pools_built_from_the_bundled_samples(tmp_path):
+    """The real path: build-pool on the bundled arXiv and PMC packages, then train on both."""
+    import open_clip
+
+    from datacomp_sci.build import build_pool, options_from_config
+    from datacomp_sci.util import resource_path
+
+    samples = resource_path("data", "samples")
+    pools = []
+    for source in ("arxiv", "pmc"):
+        out = tmp_path / source
+        opts = options_from_config(source, None, converter_timeout_s=3, shard_size=20)
+        build_pool([str(samples / source)], out, opts, workers=1)
+        pools.append(out)
+    plan = make_plan(get_scale("tiny"), tiny_opts(tmp_path / "runs"),
+                     data="::".join(str(p) for p in pools), world=(0, 1))
+    assert [(s.found_by, s.n_shards) for s in plan.data.sources] == [("files", 3), ("files", 3)]
+    result = train(plan, echo=lambda s: None)
+    exp = tmp_path / "runs" / "tiny_scale"
+    losses = _losses(exp / "out.log")
+    assert len(losses) == 30 and all(math.isfinite(x) for x in losses)
+    assert np.mean(losses[-5:]) < np.mean(losses[:3])  # it learns something
+    info = json.loads((exp / "info.json").read_text())
+    assert result.status == "trained" and info["data"]["sources"][1]["n_samples"] == 49
+    open_clip.create_model_and_transforms("datacomp-sci-tiny",
+                                          pretrained=str(exp / info["checkpoint"]))
