@@ -541,7 +541,7 @@ def download_evalsets(data_dir, suite, base_url, verify_only, timeout):
 
 # ---- report / submit / experiment (issue 5 part B) ----
 @main.command("report")
-@click.argument("results", nargs=-1, required=True, metavar="RESULTS...")
+@click.argument("results", nargs=-1, required=False, metavar="[RESULTS...]")
 @click.option("--baseline", default=None, metavar="NAME|PATH",
               help="Run Table 4 and the per-task deltas compare against: one of RESULTS by name, "
                    "or another results file/folder. Default: the first of several RESULTS.")
@@ -561,7 +561,8 @@ def report_cmd(results, baseline, suite, fmt, output, paper, figure):
     figure for one or more runs.
 
     RESULTS are eval_results.jsonl files or folders holding one (a training output);
-    name a run with NAME=PATH, otherwise it is named after its folder.
+    name a run with NAME=PATH, otherwise it is named after its folder. With --paper and
+    no RESULTS, prints the published tables alone.
     """
     from .report import build_report, render_tables, write_report
 

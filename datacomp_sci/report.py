@@ -167,8 +167,13 @@ def build_report(specs: list[str], baseline: str | None = None, suite: str | Non
     run when there are several. ``suite`` defaults to the one recorded in the first run's
     meta record, else ``datacomp38``.
     """
-    if not specs:
-        raise ValueError("give at least one eval_results.jsonl (or a folder holding one)")
+    if not specs and not with_paper:
+        raise ValueError("give at least one eval_results.jsonl (or a folder holding one), "
+                         "or --paper for the published tables alone")
+    if not specs:  # the published tables alone
+        report = Report(load_suite(suite), [], None, [], {}, True)
+        report.gains.extend(_paper_gains(report.suite))
+        return report
     runs_in, base_name = _resolve_baseline(_unique_names([parse_run_spec(s) for s in specs]), baseline)
     loaded = [load_results(s.path, s.name) for s in runs_in]
     meta = loaded[0].meta

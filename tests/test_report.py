@@ -158,3 +158,16 @@ def test_cli_report(tmp_path):
     (tmp_path / "empty" / "eval_results.jsonl").write_text("not json\n")
     r = CliRunner().invoke(main, ["report", str(tmp_path / "empty")])
     assert r.exit_code == 1 and "no task results" in r.output and "1 unusable lines" in r.output
+
+
+def test_report_paper_alone_prints_the_published_tables():
+    from click.testing import CliRunner
+
+    from datacomp_sci.cli import main
+
+    res = CliRunner().invoke(main, ["report", "--paper"])
+    assert res.exit_code == 0, res.output
+    assert "| CommonPool (arXiv 2311.04711) | 0.028 | 0.037 | 0.145 | 0.113 | 0.132 |" in res.output
+    assert "| Camelyon17 | medical/histopathology | 0.7120 | 0.3970 | +0.3150 |" in res.output
+    bare = CliRunner().invoke(main, ["report"])
+    assert bare.exit_code != 0 and "--paper" in bare.output
