@@ -346,8 +346,15 @@ def download_pool_cmd(output, metadata_dir, scale, processes, threads, shard_siz
               help="Processes reading input shards (default: all cores). Output bytes do not depend on it.")
 @click.option("--overwrite", is_flag=True, help="Delete OUTPUT first.")
 @click.option("--keep-work", is_flag=True, help="Keep OUTPUT/_work (per-input-shard results).")
+@click.option("--index-cache", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Folder of reusable per-input-shard header indexes, so the next reshard of the "
+                   "same local pool skips walking the tars (default: $XDG_CACHE_HOME/datacomp-sci/"
+                   "tar-index, else ~/.cache/datacomp-sci/tar-index).")
+@click.option("--no-index-cache", is_flag=True,
+              help="Neither read nor write header indexes (always walk the tars).")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
-def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_work, progress):
+def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_work, index_cache,
+                no_index_cache, progress):
     """Keep the samples whose uid is in SUBSET and write them as new shards, with DataComp's
     resharder semantics (keys {uid}-{j}, members copied unchanged, meta.json). Deterministic
     for any --workers; rerun the same command to resume after an interruption.
@@ -359,7 +366,8 @@ def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_wor
     from .reshard import ReshardOptions, reshard
 
     opts = ReshardOptions(shard_size=shard_size, workers=workers or os.cpu_count() or 1,
-                          overwrite=overwrite, keep_work=keep_work)
+                          overwrite=overwrite, keep_work=keep_work, index_cache=index_cache,
+                          use_index_cache=not no_index_cache)
     bar = tqdm(unit="shard", desc="reshard", disable=not progress, dynamic_ncols=True)
 
     def update(done: int, total: int, totals: dict) -> None:
@@ -381,6 +389,10 @@ def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_wor
                f"({r['kept']:,} distinct input samples)")
     click.echo(f"subset      {r['subset_size']:,} uids; {r['missing_uids']:,} not found "
                "(missing_uids.npy)")
+    if ic := res.index_cache:
+        click.echo(f"index cache {ic['reused']} input shards reused, {ic['built']} indexed and "
+                   f"saved, {ic['not saved']} not saved ({ic['dir']})" if ic["dir"] else
+                   "index cache off")
     for w in res.warnings:
         click.echo(f"WARNING     {w}", err=True)
 

@@ -20,6 +20,13 @@ Beyond upstream:
   the headers and kernel-side copies (``copy_file_range``) of the input data. Tar headers
   carry fixed mtime/uid/gid/names/mode (as webdataset's ``TarWriter`` with ``mtime``
   set), so the same inputs give the same bytes.
+* Header index cache (local inputs): what phase 1 learns from a tar that does not depend
+  on the subset (per sample: uid or why it has none, member suffixes, data offsets and
+  sizes) is saved once per input tar under ``--index-cache`` (default
+  ``$XDG_CACHE_HOME/datacomp-sci/tar-index``), named by a hash of (absolute path, size,
+  mtime_ns, index format); a later reshard of the same pool with any subset reads it
+  instead of walking the tar. An index whose header, size, mtime or checksum does not
+  match is ignored and rebuilt. Outputs are the same bytes with or without it.
 * Resumable: each phase-1 result and each output shard is written atomically and skipped
   when present; ``meta.json`` is written last and ``_work`` removed after it. An input
   tar whose size or mtime changed since it was indexed is refused on resume.
@@ -35,6 +42,7 @@ import json
 import os
 import shutil
 import tarfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -63,6 +71,8 @@ class ReshardOptions:
     workers: int = 1
     overwrite: bool = False
     keep_work: bool = False
+    index_cache: str | os.PathLike | None = None  # None: default_index_cache()
+    use_index_cache: bool = True  # False: neither read nor write header indexes
 
 
 @dataclass
@@ -79,6 +89,9 @@ class ShardResult:
     bad_uid: int = 0  # uid that is not 32 hex characters
     skipped_members: int = 0  # non-file members or names without an extension
     error: str | None = None  # the shard could not be read to the end (samples before kept)
+    # header index: "reused", "built", "not saved", "off", None (remote); not in the report,
+    # which must not depend on the cache
+    index_cache: str | None = None
 
 
 @dataclass
@@ -88,6 +101,7 @@ class ReshardResult:
     report: dict
     already_complete: bool = False
     warnings: list[str] = field(default_factory=list)
+    index_cache: dict = field(default_factory=dict)  # {"dir", "reused", "built", "not saved"}
 
 
 # ---------------------------------------------------------------- inputs
@@ -316,25 +330,32 @@ def _is_local(url: str) -> bool:
     return fsspec.utils.get_protocol(url) in ("file", "local")
 
 
-def _uid_key(raw: bytes | None, counts: ShardResult) -> bytes | None:
-    """The uid in a sample's ``.json`` as 16 big-endian bytes, or None (counted)."""
+_OK, _NO_UID, _BAD_JSON, _BAD_UID = range(4)  # why a sample has (no) uid
+_STATUS_COUNTER = {_NO_UID: "no_uid", _BAD_JSON: "bad_json", _BAD_UID: "bad_uid"}
+
+
+def _uid_status(raw: bytes | None) -> tuple[bytes | None, int]:
+    """The uid in a sample's ``.json`` as 16 big-endian bytes (or None), and its status."""
     if raw is None:
-        counts.no_uid += 1
-        return None
+        return None, _NO_UID
     try:
         uid = json.loads(raw).get("uid")
-    except (ValueError, AttributeError):
-        counts.bad_json += 1
-        return None
+    except (ValueError, AttributeError, RecursionError):
+        return None, _BAD_JSON
     if not uid:
-        counts.no_uid += 1
-        return None
+        return None, _NO_UID
     try:
         key = bytes.fromhex(uid) if isinstance(uid, str) and len(uid) == 32 else None
     except ValueError:
         key = None
-    if key is None:
-        counts.bad_uid += 1
+    return (key, _OK) if key is not None else (None, _BAD_UID)
+
+
+def _uid_key(raw: bytes | None, counts: ShardResult) -> bytes | None:
+    """The uid in a sample's ``.json`` as 16 big-endian bytes, or None (counted)."""
+    key, status = _uid_status(raw)
+    if status != _OK:
+        setattr(counts, _STATUS_COUNTER[status], getattr(counts, _STATUS_COUNTER[status]) + 1)
     return key
 
 
@@ -371,6 +392,200 @@ def iter_local_samples(f, counts: ShardResult) -> Iterator[list[_Member]]:
         yield from _group_by_key(tf, counts, value, check_end)
 
 
+# ---------------------------------------------------------------- phase 1: header index (cached)
+INDEX_FORMAT = "datacomp-sci/tar-index/1"
+_INDEX_MAGIC = b"DCSTIDX\n"
+_SAMPLE_DTYPE = np.dtype([("uid", "V16"), ("status", "u1"), ("members", "<u4")])
+_MEMBER_DTYPE = np.dtype([("offset", "<i8"), ("size", "<i8"), ("suffix", "<u4")])
+_DTYPES = f"{_SAMPLE_DTYPE.descr}/{_MEMBER_DTYPE.descr}"
+
+
+def default_index_cache() -> Path:
+    """``$XDG_CACHE_HOME/datacomp-sci/tar-index``, else ``~/.cache/datacomp-sci/tar-index``."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # XDG: relative = unset
+    return base / "datacomp-sci" / "tar-index"
+
+
+@dataclass
+class TarIndex:
+    """What phase 1 learns from one local tar independently of the subset: per sample
+    (in tar order) its uid and status (``_OK``/``_NO_UID``/``_BAD_JSON``/``_BAD_UID``)
+    and member count; per member its data offset, size and suffix; plus the counts and
+    error of the walk, and the size and mtime of the tar it describes."""
+
+    samples: np.ndarray  # _SAMPLE_DTYPE
+    members: np.ndarray  # _MEMBER_DTYPE
+    suffixes: list[str]
+    size: int
+    mtime_ns: int
+    skipped_members: int = 0
+    error: str | None = None
+    cacheable: bool = True  # False: an I/O error, or the tar changed while being read
+
+    def apply(self, keys: np.ndarray, index: _ShardIndex, res: ShardResult) -> None:
+        """Count the samples and add the kept ones (uid in the sorted ``keys``) to ``index``,
+        exactly as walking the tar would."""
+        status = self.samples["status"]
+        res.processed += len(status)
+        res.skipped_members += self.skipped_members
+        counts = np.bincount(status, minlength=4)
+        for code, name in _STATUS_COUNTER.items():
+            setattr(res, name, getattr(res, name) + int(counts[code]))
+        uids = np.ascontiguousarray(self.samples["uid"]).view(_KEY)
+        mult = np.searchsorted(keys, uids, "right") - np.searchsorted(keys, uids, "left")
+        mult[status != _OK] = 0
+        kept = np.flatnonzero(mult)
+        res.kept += len(kept)
+        if len(kept):
+            self._add(kept, mult, uids.tobytes(), index)
+        res.error = self.error
+
+    def _add(self, kept: np.ndarray, mult: np.ndarray, uid_bytes: bytes,
+             index: _ShardIndex) -> None:
+        starts = np.concatenate([[0], np.cumsum(self.samples["members"], dtype=np.int64)])
+        offsets, sizes = self.members["offset"].tolist(), self.members["size"].tolist()
+        suffixes = [self.suffixes[i] for i in self.members["suffix"].tolist()]
+        for i in kept.tolist():
+            lo, hi = int(starts[i]), int(starts[i + 1])
+            members = list(zip(suffixes[lo:hi], offsets[lo:hi], sizes[lo:hi], strict=True))
+            index.add(uid_bytes[16 * i:16 * i + 16], int(mult[i]), members)
+
+
+class _IndexBuilder:
+    """Accumulates samples while a tar is walked."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[bytes, int, int]] = []
+        self.members: list[tuple[int, int, int]] = []
+        self.suffix_ids: dict[str, int] = {}
+
+    def add(self, key: bytes | None, status: int, members: list[_Member]) -> None:
+        self.samples.append((key or bytes(16), status, len(members)))
+        for suffix, offset, size in members:
+            sid = self.suffix_ids.setdefault(suffix, len(self.suffix_ids))
+            self.members.append((offset, size, sid))
+
+    def build(self, st: os.stat_result, counts: ShardResult, error: str | None,
+              cacheable: bool) -> TarIndex:
+        return TarIndex(np.array(self.samples, dtype=_SAMPLE_DTYPE),
+                        np.array(self.members, dtype=_MEMBER_DTYPE), list(self.suffix_ids),
+                        st.st_size, st.st_mtime_ns, counts.skipped_members, error, cacheable)
+
+
+def walk_tar_index(path: str | os.PathLike) -> TarIndex:
+    """Build a local tar's :class:`TarIndex` with tarfile's reader and the samples' ``.json``.
+
+    A tar that cannot be read to the end keeps the samples before the damage and records
+    the error as the uncached reader reports it; opening errors propagate.
+    """
+    with open(path, "rb") as f:
+        fd = f.fileno()
+        st = os.fstat(fd)
+        counts, built = ShardResult(-1, str(path)), _IndexBuilder()
+        error, cacheable = None, True
+        try:
+            for members in iter_local_samples(f, counts):
+                js = next(((off, size) for suffix, off, size in members if suffix == ".json"),
+                          None)
+                built.add(*_uid_status(os.pread(fd, js[1], js[0]) if js else None), members)
+        except (tarfile.TarError, OSError, EOFError, ValueError) as e:
+            error = f"{type(e).__name__}: {e}"
+            cacheable = not isinstance(e, OSError)  # I/O errors may be transient
+        end = os.fstat(fd)
+        if (end.st_size, end.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            cacheable = False
+        return built.build(st, counts, error, cacheable)
+
+
+def _index_file(cache: Path, path: str, size: int, mtime_ns: int) -> Path:
+    ident = "\0".join((INDEX_FORMAT, path, str(size), str(mtime_ns)))
+    return cache / f"{hashlib.sha256(ident.encode('utf-8', 'surrogateescape')).hexdigest()[:40]}.idx"
+
+
+def save_tar_index(file: Path, path: str, tar_index: TarIndex) -> None:
+    """``magic, u64 header length, JSON header, samples, members`` (raw little-endian
+    records), written atomically; no fsync: a torn file fails its checksum and is rebuilt."""
+    body = tar_index.samples.tobytes() + tar_index.members.tobytes()
+    header = json.dumps({
+        "format": INDEX_FORMAT, "dtypes": _DTYPES, "path": path, "size": tar_index.size,
+        "mtime_ns": tar_index.mtime_ns, "samples": len(tar_index.samples),
+        "members": len(tar_index.members), "suffixes": tar_index.suffixes,
+        "skipped_members": tar_index.skipped_members, "error": tar_index.error,
+        "crc32": zlib.crc32(body),
+    }, sort_keys=True).encode("ascii")  # ensure_ascii: suffixes may hold lone surrogates
+    with atomic_open(file, "wb", fsync=False) as f:
+        f.write(_INDEX_MAGIC + len(header).to_bytes(8, "little") + header)
+        f.write(body)
+
+
+def load_tar_index(file: Path, path: str, st: os.stat_result) -> TarIndex:
+    """Read and validate an index file; ``ValueError`` says why it cannot be used."""
+    data = file.read_bytes()
+    if not data.startswith(_INDEX_MAGIC):
+        raise ValueError("not a tar index")
+    start = len(_INDEX_MAGIC) + 8
+    end = start + int.from_bytes(data[len(_INDEX_MAGIC):start], "little")
+    try:
+        h = json.loads(data[start:end])
+    except ValueError as e:
+        raise ValueError(f"unreadable header: {e}") from None
+    if not isinstance(h, dict):
+        raise ValueError("unreadable header")
+    want = {"format": INDEX_FORMAT, "dtypes": _DTYPES, "path": path, "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns}
+    if any(h.get(k) != v for k, v in want.items()):
+        raise ValueError("made by another version or for another file")
+    n, m = int(h["samples"]), int(h["members"])
+    body = data[end:]
+    if n < 0 or m < 0 or len(body) != n * _SAMPLE_DTYPE.itemsize + m * _MEMBER_DTYPE.itemsize:
+        raise ValueError("truncated")
+    if zlib.crc32(body) != h["crc32"]:
+        raise ValueError("checksum mismatch")
+    samples = np.frombuffer(body, _SAMPLE_DTYPE, n)
+    members = np.frombuffer(body, _MEMBER_DTYPE, m, offset=n * _SAMPLE_DTYPE.itemsize)
+    suffixes = h["suffixes"]
+    _check_index(samples, members, suffixes, st.st_size)
+    return TarIndex(samples, members, suffixes, st.st_size, st.st_mtime_ns,
+                    int(h["skipped_members"]), h["error"])
+
+
+def _check_index(samples: np.ndarray, members: np.ndarray, suffixes, size: int) -> None:
+    if not (isinstance(suffixes, list) and all(isinstance(x, str) for x in suffixes)):
+        raise ValueError("bad suffix table")
+    if int(samples["members"].sum(dtype=np.int64)) != len(members):
+        raise ValueError("member counts do not add up")
+    if len(samples) and int(samples["status"].max()) > _BAD_UID:
+        raise ValueError("bad sample status")
+    if len(members) and (int(members["suffix"].max()) >= len(suffixes)
+                         or int(members["offset"].min()) < 0 or int(members["size"].min()) < 0
+                         or int((members["offset"] + members["size"]).max()) > size):
+        raise ValueError("member outside the tar")
+
+
+def tar_index_cached(url: str, cache: Path | None) -> tuple[TarIndex, str]:
+    """The local tar's index and where it came from: ``"reused"`` (valid cache file),
+    ``"built"`` (walked and saved), ``"not saved"`` (walked; could not or should not be
+    saved) or ``"off"`` (walked, no cache)."""
+    path = os.path.abspath(url)
+    if cache is not None:
+        st = os.stat(path)
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            return load_tar_index(_index_file(cache, path, st.st_size, st.st_mtime_ns), path,
+                                  st), "reused"
+    tar_index = walk_tar_index(path)
+    if cache is None:
+        return tar_index, "off"
+    if not tar_index.cacheable:
+        return tar_index, "not saved"
+    try:
+        save_tar_index(_index_file(cache, path, tar_index.size, tar_index.mtime_ns), path,
+                       tar_index)
+    except OSError:  # read-only or full cache folder: the run goes on without it
+        return tar_index, "not saved"
+    return tar_index, "built"
+
+
 class _ShardIndex:
     """Phase-1 output for one input shard: the new headers of every output member, and
     where each member's data lies in the data source (the input tar itself, or for
@@ -401,17 +616,11 @@ class _ShardIndex:
                      source=np.asarray([st.st_size, st.st_mtime_ns], dtype=np.int64))
 
 
-def _index_local(url: str, keys: np.ndarray, index: _ShardIndex, res: ShardResult) -> None:
-    with open(url, "rb") as f:
-        fd = f.fileno()
-        for members in iter_local_samples(f, res):
-            res.processed += 1
-            js = next(((off, size) for suffix, off, size in members if suffix == ".json"), None)
-            key = _uid_key(os.pread(fd, js[1], js[0]) if js else None, res)
-            mult = _multiplicity(keys, key) if key is not None else 0
-            if mult:
-                res.kept += 1
-                index.add(key, mult, members)
+def _index_local(url: str, keys: np.ndarray, index: _ShardIndex, res: ShardResult,
+                 cache: Path | None) -> None:
+    """Apply the subset to the local tar's header index (cached, or built now)."""
+    tar_index, res.index_cache = tar_index_cached(url, cache)
+    tar_index.apply(keys, index, res)
 
 
 def _index_remote(url: str, keys: np.ndarray, index: _ShardIndex, res: ShardResult,
@@ -436,9 +645,11 @@ def _index_remote(url: str, keys: np.ndarray, index: _ShardIndex, res: ShardResu
             data.flush()
 
 
-def filter_shard(shard: InputShard, keys_path: str, work: str) -> ShardResult:
+def filter_shard(shard: InputShard, keys_path: str, work: str,
+                 index_cache: str | None = None) -> ShardResult:
     """Phase 1 for one input shard: the kept samples' new headers (``in_{i}.hdr``) and
-    data locations (``in_{i}.npz``); ``in_{i}.json`` (the counts) is written last."""
+    data locations (``in_{i}.npz``); ``in_{i}.json`` (the counts) is written last.
+    Local shards use (and fill) the header index cache ``index_cache`` unless it is None."""
     keys = np.load(keys_path, mmap_mode="r")
     res = ShardResult(shard.index, shard.url)
     stem = Path(work) / f"in_{shard.index:08d}"
@@ -448,7 +659,8 @@ def filter_shard(shard: InputShard, keys_path: str, work: str) -> ShardResult:
         index = _ShardIndex(headers)
         try:
             if local:
-                _index_local(shard.url, keys, index, res)
+                _index_local(shard.url, keys, index, res,
+                             Path(index_cache) if index_cache is not None else None)
             else:
                 _index_remote(shard.url, keys, index, res, Path(source))
         except (tarfile.TarError, OSError, EOFError, ValueError) as e:
@@ -654,7 +866,8 @@ def _completed(out: Path, fingerprint: dict) -> dict | None:
 
 
 def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, workers: int,
-                progress: Callable[[ShardResult], None]) -> list[ShardResult]:
+                progress: Callable[[ShardResult], None],
+                index_cache: Path | None = None) -> list[ShardResult]:
     results: dict[int, ShardResult] = {}
     todo = []
     for s in inputs:
@@ -664,13 +877,15 @@ def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, workers: 
         else:
             results[s.index] = done
             progress(done)
+    cache = str(index_cache) if index_cache is not None else None
     if workers <= 1 or len(todo) <= 1:
         for s in todo:
-            results[s.index] = filter_shard(s, str(keys_path), str(work))
+            results[s.index] = filter_shard(s, str(keys_path), str(work), cache)
             progress(results[s.index])
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(filter_shard, s, str(keys_path), str(work)) for s in todo]
+            futures = [pool.submit(filter_shard, s, str(keys_path), str(work), cache)
+                       for s in todo]
             for fut in futures:
                 r = fut.result()
                 results[r.index] = r
@@ -701,6 +916,8 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
     """Write the samples of ``inputs`` whose uid is in the subset to ``output`` (see module doc)."""
     if opts.shard_size < 1:
         raise ValueError("--shard-size must be at least 1")
+    if opts.index_cache is not None and not opts.use_index_cache:
+        raise ValueError("give --index-cache DIR or --no-index-cache, not both")
     subset_path = Path(subset_path)
     if not subset_path.exists():
         raise FileNotFoundError(f"{subset_path}: no such subset file")
@@ -727,11 +944,39 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
         if progress:
             progress(totals["shards"], len(resolved.shards), dict(totals))
 
-    results = _run_phase1(resolved.shards, keys_path, work, opts.workers, step)
+    cache = _index_cache_dir(opts)
+    results = _run_phase1(resolved.shards, keys_path, work, opts.workers, step, cache)
     n_out = _run_phase2(out, work, results, opts)
     missing, dup_in_input = _missing_and_duplicates(work, results, keys)
-    return _finish(out, work, subset, missing, dup_in_input, results, resolved, fingerprint, n_out,
-                   opts)
+    res = _finish(out, work, subset, missing, dup_in_input, results, resolved, fingerprint, n_out,
+                  opts)
+    res.index_cache = _cache_summary(cache, results)
+    if res.index_cache["not saved"]:
+        res.warnings.append(f"{res.index_cache['not saved']} input shard header indexes could not "
+                            f"be saved to {cache} (not writable?); the output is unaffected")
+    return res
+
+
+def _index_cache_dir(opts: ReshardOptions) -> Path | None:
+    if not opts.use_index_cache:
+        return None
+    if opts.index_cache is None:
+        return default_index_cache()
+    return Path(opts.index_cache).expanduser().resolve()
+
+
+def _cache_summary(cache: Path | None, results: list[ShardResult]) -> dict:
+    """How the local input shards got their header index in this run (resumed shards
+    keep what their first run recorded)."""
+    seen = Counter(r.index_cache for r in results if r.index_cache is not None)
+    return {"dir": str(cache) if cache is not None else None, "reused": seen["reused"],
+            "built": seen["built"], "not saved": seen["not saved"]}
+
+
+def _report_row(r: ShardResult) -> dict:
+    row = asdict(r)
+    del row["index_cache"]  # the report is the same with or without the cache
+    return row
 
 
 def _finish(out: Path, work: Path, subset: np.ndarray, missing: np.ndarray, dup_in_input: int,
@@ -748,7 +993,7 @@ def _finish(out: Path, work: Path, subset: np.ndarray, missing: np.ndarray, dup_
         "skipped_input_shards": resolved.skipped, "unreadable_input_shards": errors,
         "subset_size": int(len(subset)), "missing_uids": int(len(missing)),
         "duplicate_uids_in_input": dup_in_input, **totals,
-        "per_input_shard": [asdict(r) for r in results],
+        "per_input_shard": [_report_row(r) for r in results],
     }
     atomic_write_json(out / "reshard_report.json", report)
     meta = {

@@ -134,3 +134,17 @@ def shard_factory(tmp_path):
         return folder, make_shards(folder, n_shards, per_shard, **kwargs)
 
     return factory
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_home(tmp_path_factory):
+    """Caches (e.g. reshard's tar-header index) go to a temp folder, never ~/.cache."""
+    import os
+
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg_cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old

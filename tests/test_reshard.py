@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 
@@ -15,6 +16,13 @@ from datacomp_sci.shardsets import resolve_shards
 from datacomp_sci.uids import load_subset, save_subset, u8u8_to_uids, uids_to_u8u8
 
 ABSENT = ["f" * 32, "0" * 31 + "1"]
+
+
+@pytest.fixture(autouse=True)
+def xdg_cache(tmp_path, monkeypatch) -> Path:
+    """Every run's default header index cache lies in the test's tmp dir, not in ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    return tmp_path / "xdg" / "datacomp-sci" / "tar-index"
 
 
 def _no_uid(shard: int, index: int) -> str | None:
@@ -158,6 +166,9 @@ def test_several_pools_globs_and_loopback_http_inputs(shard_factory, tmp_path, h
                         tmp_path / "remote", rs.ReshardOptions(shard_size=10))
     assert (Path(remote.output) / "00000000.tar").read_bytes() == (Path(local.output) / "00000000.tar").read_bytes()
     assert remote.report["input_shards"] == 4
+    # only local inputs are indexed in the cache
+    assert (local.index_cache["built"], remote.index_cache["built"], remote.index_cache["reused"]) == (4, 0, 0)
+    assert len(list((tmp_path / "xdg" / "datacomp-sci" / "tar-index").iterdir())) == 4
 
 
 def test_hostile_input_is_counted_not_fatal(shard_factory, tmp_path):
@@ -266,3 +277,143 @@ def test_input_changed_before_resume_is_refused(pool, tmp_path, monkeypatch):
     tar.write_bytes(tar.read_bytes() + b"\0" * 10240)  # rewritten after phase 1 indexed it
     with pytest.raises(FileExistsError, match="changed after this run indexed it"):
         rs.reshard([str(folder)], subset, tmp_path / "o", rs.ReshardOptions(shard_size=2))
+
+
+# ---------------------------------------------------------------- header index cache
+OTHER_PICKS = {(0, 1): 2, (0, 4): 1, (1, 2): 1, (2, 0): 1, (2, 3): 3}
+
+
+def _walks(monkeypatch) -> list[str]:
+    """Record every tar walk (the only place reshard reads local tars with tarfile)."""
+    calls: list[str] = []
+    real = rs.walk_tar_index
+
+    def walk(path):
+        calls.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(rs, "walk_tar_index", walk)
+    return calls
+
+
+def _forbid_tar_walks(monkeypatch) -> None:
+    def fail(*args):
+        raise AssertionError("walked a tar although its index is cached")
+
+    monkeypatch.setattr(rs, "walk_tar_index", fail)
+    monkeypatch.setattr(rs, "iter_local_samples", fail)
+
+
+def test_index_cache_is_reused_for_another_subset(pool, tmp_path, xdg_cache, monkeypatch):
+    folder, samples = pool
+    other = _subset_for(tmp_path, samples, OTHER_PICKS).rename(tmp_path / "other.npy")
+    first = _subset_for(tmp_path, samples, PICKS)
+    opts = rs.ReshardOptions(shard_size=3)
+    plain = rs.reshard([str(folder)], other, tmp_path / "plain",
+                       rs.ReshardOptions(shard_size=3, use_index_cache=False))
+
+    res1 = rs.reshard([str(folder)], first, tmp_path / "one", opts)  # default cache folder
+    assert res1.index_cache == {"dir": str(xdg_cache), "reused": 0, "built": 3, "not saved": 0}
+    files = sorted(xdg_cache.iterdir())
+    assert len(files) == 3 and all(f.suffix == ".idx" and f.stat().st_size < 2000 for f in files)
+
+    _forbid_tar_walks(monkeypatch)
+    for workers in (1, 2):
+        out = tmp_path / f"two_{workers}"
+        res2 = rs.reshard([str(folder)], other, out, rs.ReshardOptions(shard_size=3, workers=workers))
+        assert res2.index_cache == {"dir": str(xdg_cache), "reused": 3, "built": 0, "not saved": 0}
+        assert _all_bytes(out) == _all_bytes(Path(plain.output))
+        assert res2.meta["output_count"] == 8 and res2.report["no_uid"] == 1
+    assert sorted(xdg_cache.iterdir()) == files
+
+
+def test_modified_input_invalidates_its_index(pool, tmp_path, monkeypatch):
+    folder, samples = pool
+    subset = _subset_for(tmp_path, samples, PICKS)
+    cache = tmp_path / "cache"
+    opts = rs.ReshardOptions(shard_size=4, index_cache=cache)
+    rs.reshard([str(folder)], subset, tmp_path / "a", opts)
+    st = (folder / "00000001.tar").stat()
+    os.utime(folder / "00000001.tar", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched
+    tar2 = folder / "00000002.tar"
+    tar2.write_bytes(tar2.read_bytes() + b"\0" * 10240)  # size changed (still a valid tar)
+    walked = _walks(monkeypatch)
+    res = rs.reshard([str(folder)], subset, tmp_path / "b", opts)
+    assert sorted(walked) == ["00000001.tar", "00000002.tar"]
+    assert (res.index_cache["reused"], res.index_cache["built"]) == (1, 2)
+    assert len(list(cache.iterdir())) == 5  # stale indexes are never read again
+    plain = rs.reshard([str(folder)], subset, tmp_path / "c",
+                       rs.ReshardOptions(shard_size=4, use_index_cache=False))
+    assert _all_bytes(Path(res.output)) == _all_bytes(Path(plain.output))
+
+
+def test_corrupt_or_lying_index_is_rebuilt(pool, tmp_path, monkeypatch):
+    folder, samples = pool
+    subset = _subset_for(tmp_path, samples, PICKS)
+    cache = tmp_path / "cache"
+    opts = rs.ReshardOptions(shard_size=4, index_cache=cache)
+    clean = _all_bytes(Path(rs.reshard([str(folder)], subset, tmp_path / "a", opts).output))
+    tars = [str(folder / f"{i:08d}.tar") for i in range(3)]
+    files = {t: rs._index_file(cache, t, os.stat(t).st_size, os.stat(t).st_mtime_ns) for t in tars}
+    raw = files[tars[0]].read_bytes()
+    files[tars[0]].write_bytes(raw[:-7])  # torn write
+    raw = bytearray(files[tars[1]].read_bytes())
+    raw[-20] ^= 0xFF  # one flipped bit of member data: checksum mismatch
+    files[tars[1]].write_bytes(bytes(raw))
+    lying = rs.walk_tar_index(tars[2])  # well-formed, but points past the end of the tar
+    lying.members = lying.members.copy()
+    lying.members["offset"][-1] = os.stat(tars[2]).st_size
+    rs.save_tar_index(files[tars[2]], tars[2], lying)
+    for t in tars:
+        with pytest.raises(ValueError, match="truncated|checksum|outside the tar"):
+            rs.load_tar_index(files[t], t, os.stat(t))
+
+    walked = _walks(monkeypatch)
+    res = rs.reshard([str(folder)], subset, tmp_path / "b", opts)
+    assert len(walked) == 3 and res.index_cache["built"] == 3
+    assert _all_bytes(Path(res.output)) == clean
+    monkeypatch.undo()
+    _forbid_tar_walks(monkeypatch)  # rebuilt files are valid again
+    again = rs.reshard([str(folder)], subset, tmp_path / "c", opts)
+    assert again.index_cache["reused"] == 3 and _all_bytes(Path(again.output)) == clean
+
+
+def test_no_index_cache_writes_nothing(pool, tmp_path, xdg_cache):
+    from click.testing import CliRunner
+
+    from datacomp_sci.cli import main
+
+    folder, samples = pool
+    subset = _subset_for(tmp_path, samples, PICKS)
+    base = ["reshard", "-i", str(folder), "--subset", str(subset), "-j", "1", "--no-progress"]
+    r = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "a"), "--no-index-cache"])
+    assert r.exit_code == 0, r.output
+    assert "index cache off" in r.output
+    assert not (tmp_path / "xdg").exists()
+    r = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "b"), "--index-cache", str(tmp_path / "ic")])
+    assert r.exit_code == 0, r.output
+    assert "index cache 0 input shards reused, 3 indexed and saved, 0 not saved" in r.output
+    assert len(list((tmp_path / "ic").iterdir())) == 3 and not (tmp_path / "xdg").exists()
+    assert _all_bytes(tmp_path / "a") == _all_bytes(tmp_path / "b")
+    with pytest.raises(ValueError, match="not both"):
+        rs.reshard([str(folder)], subset, tmp_path / "c",
+                   rs.ReshardOptions(index_cache=tmp_path / "ic", use_index_cache=False))
+
+
+def test_unwritable_index_cache_is_a_warning(pool, tmp_path):
+    folder, samples = pool
+    subset = _subset_for(tmp_path, samples, PICKS)
+    blocker = tmp_path / "cache_is_a_file"
+    blocker.write_text("x")
+    res = rs.reshard([str(folder)], subset, tmp_path / "o",
+                     rs.ReshardOptions(shard_size=4, index_cache=blocker))
+    assert res.index_cache["not saved"] == 3 and res.meta["output_count"] == 9
+    assert any("3 input shard header indexes could not be saved" in w for w in res.warnings)
+
+
+def test_default_index_cache_follows_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert rs.default_index_cache() == tmp_path / "datacomp-sci" / "tar-index"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert rs.default_index_cache() == tmp_path / "home" / ".cache" / "datacomp-sci" / "tar-index"
