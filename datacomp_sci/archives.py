@@ -25,7 +25,6 @@ import tarfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import fsspec
 
@@ -463,6 +462,3 @@ def list_units(inputs: list[str], source: str) -> tuple[list[Unit], list[dict]]:
     units = [Unit(i, url, kind, size) for i, (url, kind, size) in enumerate(found)]
     return units, problems
 
-
-def local_path(url: str) -> Path | None:
-    return None if _is_remote(url) else Path(url.removeprefix("file://"))

@@ -24,7 +24,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -502,6 +502,3 @@ def _write_skipped(path: Path, items: list[dict]) -> None:
         for it in items:
             f.write(json.dumps(it, sort_keys=True, ensure_ascii=False) + "\n")
 
-
-def with_name(opts: BuildOptions, name: str | None) -> BuildOptions:
-    return replace(opts, name=name) if name else opts

@@ -20,9 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .util import resource_path
-
-SAMPLES = resource_path("data", "samples")
 EXPERIMENT = "demo_tiny"
 
 # The paper's Table 1 (pairs and caption length per source) over the `pools` view that
