@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .uids import save_subset, uids_to_u8u8
-from .util import atomic_write_json
+from .util import atomic_write_json, link_or_copy
 
 # DataComp's download_upstream.py: metadata repository and per-scale file patterns.
 HF_REPO = "mlfoundations/datacomp_pools"
@@ -105,18 +105,9 @@ def link_metadata(source: Path, metadata_dir: Path) -> list[Path]:
         for src in (f, f.with_suffix(".npz")):
             dst = metadata_dir / src.name
             if src.exists() and not dst.exists():
-                _link_or_copy(src.resolve(), dst)
+                link_or_copy(src.resolve(), dst)
         out.append(metadata_dir / f.name)
     return out
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
 
 
 def check_columns(files: list[Path]) -> set[str]:

@@ -12,7 +12,6 @@ JOIN`` (they are row-aligned; no hash join on uid). Only fresh sidecars are used
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import duckdb
 
 from .pools import SIDECAR_KINDS, Pool, discover_pools, sidecar_fresh, sidecar_path
+from .util import atomic_path
 
 OUTPUT_FORMATS = ("table", "csv", "json", "parquet")
 SIDECAR_COLUMNS = {"lang": ("lang", "num_words"), "phash": ("phash",)}
@@ -156,16 +156,10 @@ def _copy_options(fmt: str) -> str:
 
 
 def _write_output(con: duckdb.DuckDBPyConnection, sql: str, fmt: str, output: Path) -> int:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(output) as tmp:
         res = con.execute(
             f"COPY ({sql}) TO {sql_string(str(tmp))} ({_copy_options(fmt)})"
         ).fetchone()
-        os.replace(tmp, output)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return int(res[0]) if res else 0
 
 
@@ -180,18 +174,13 @@ def save_catalog(pools: list[Pool], db_path: str | Path) -> Path:
     parquet files in place, so the catalog stays small.
     """
     db_path = Path(db_path)
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = db_path.with_name(f".{db_path.name}.tmp-{os.getpid()}")
-    for leftover in (tmp, Path(f"{tmp}.wal")):
-        if leftover.exists():
-            leftover.unlink()
-    con = duckdb.connect(str(tmp))
-    try:
-        create_views(con, pools)
-        con.execute("CHECKPOINT")
-    finally:
-        con.close()
-    os.replace(tmp, db_path)
+    with atomic_path(db_path) as tmp:
+        con = duckdb.connect(str(tmp))
+        try:
+            create_views(con, pools)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
     return db_path
 
 

@@ -309,19 +309,10 @@ def tar_member_bytes(name: str, data: bytes) -> bytes:
 
 
 # ---------------------------------------------------------------- phase 1: index one shard
-@contextlib.contextmanager
 def _work_file(path: str | os.PathLike):
     """Temp-then-rename without fsync: ``_work`` files only need to survive a killed
-    process (the page cache keeps them), not a power cut; final outputs use atomic_open."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb", buffering=1 << 20) as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    process (the page cache keeps them), not a power cut; final outputs are fsynced."""
+    return atomic_open(path, "wb", fsync=False, buffering=1 << 20)
 
 
 def _is_local(url: str) -> bool:

@@ -13,8 +13,6 @@ record) and ``manifest.json`` (sizes, sha256, provenance). Uploading stays a man
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +23,7 @@ import pyarrow.parquet as pq
 
 from .aggregate import aggregate, load_results, load_suite, task_scores
 from .report import resolve_results
-from .util import atomic_write_json, dumps_stable, sha256_file
+from .util import atomic_write_json, dumps_stable, link_or_copy, sha256_file
 
 TRACKS = ("filtering", "byod")
 LEADERBOARD_SCALES = ("small", "medium", "large", "xlarge")
@@ -312,18 +310,6 @@ def validate_submission(req: SubmissionRequest) -> Submission:
 
 # --- writing ------------------------------------------------------------------------------
 
-def _copy(src: Path, dest: Path) -> None:
-    """Hard link when possible (same file system), else copy; atomic either way."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
-
-
 def write_submission(sub: Submission) -> list[Path]:
     """Write the folder: the hub layout, ``submission.json`` and ``manifest.json``."""
     out = sub.output
@@ -338,7 +324,7 @@ def write_submission(sub: Submission) -> list[Path]:
                 p.unlink()
     written = []
     for f in sub.files:
-        _copy(f.source, out / f.dest)
+        link_or_copy(f.source, out / f.dest)
         written.append(out / f.dest)
     atomic_write_json(out / "submission.json", sub.record)
     atomic_write_json(out / "manifest.json", sub.manifest)

@@ -16,6 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .util import atomic_open, sha256_file
+
 SUBSET_DTYPE = np.dtype("u8,u8")
 _CHUNK = 1 << 20
 
@@ -111,17 +113,9 @@ def sort_subset(arr: np.ndarray) -> np.ndarray:
 def save_subset(path: str | os.PathLike, arr: np.ndarray) -> str:
     """Sort and save a subset with ``np.save``, atomically. Returns the file's sha256."""
     arr = sort_subset(np.asarray(arr, dtype=SUBSET_DTYPE))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
+    with atomic_open(path) as f:
         np.save(f, arr)
-    os.replace(tmp, path)
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def load_subset(path: str | os.PathLike) -> np.ndarray:

@@ -35,7 +35,38 @@ def _tmp_name(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb", fsync: bool = True) -> Iterator[IO]:
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temp path beside ``path`` for writers that take a path (DuckDB ``COPY``, a
+    database file, a hard link); renamed over ``path`` only on success, removed (with any
+    ``.wal`` beside it) otherwise."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    leftovers = (tmp, Path(f"{tmp}.wal"))
+    for f in leftovers:
+        f.unlink(missing_ok=True)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        for f in leftovers:
+            f.unlink(missing_ok=True)
+
+
+def link_or_copy(src: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Hard-link ``src`` to ``dest`` (same file system), else copy it; atomic either way."""
+    import shutil
+
+    with atomic_path(dest) as tmp:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb", fsync: bool = True,
+                buffering: int = -1) -> Iterator[IO]:
     """Open a temp file beside ``path``; rename it over ``path`` only on success.
 
     A reader (or a resumed run) never sees a half-written file. ``fsync=False`` is for
@@ -46,7 +77,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", fsync: bool = True) -
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     try:
-        with open(tmp, mode) as f:
+        with open(tmp, mode, buffering=buffering) as f:
             yield f
             f.flush()
             if fsync:
