@@ -16,6 +16,7 @@ rewritten, and the result equals an uninterrupted run.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -34,6 +35,7 @@ import yaml
 
 from . import __version__
 from .archives import ArchiveError, ArchiveLimits, Paper, Unit, iter_unit_papers, list_units
+from .images import ImageLimits, ImageSkipped, prepare_image
 from .schema import METADATA_SCHEMA, SOURCES, PaperPairs
 from .shards import ShardSample, sample_key, shard_done, shard_name, write_shard
 from .uids import pair_uid
@@ -44,6 +46,7 @@ from .util import (
     dumps_stable,
     package_versions,
     project_file,
+    sha256_bytes,
 )
 
 POOL_FORMAT = "datacomp-sci/pool/1"
@@ -76,6 +79,9 @@ class BuildOptions:
         for name, kind in (("shard_size", int), ("image_size", int),
                            ("converter_timeout_s", float), ("keep_multi_panel", bool)):
             object.__setattr__(self, name, kind(getattr(self, name)))
+
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(converter_timeout_s=self.converter_timeout_s)
 
     def fingerprint(self) -> dict:
         d = asdict(self)
@@ -163,8 +169,6 @@ class _UnitRun:
 
 
 def _paper_rows(paper: Paper, opts: BuildOptions, run: _UnitRun) -> list[dict]:
-    from .images import ImageLimits, ImageSkipped, prepare_image
-
     run.counts["papers_seen"] += 1
     for item in paper.member_skip_items:
         run.skip("archive", item["reason"], paper.paper_id, item["item"], item["detail"])
@@ -186,7 +190,7 @@ def _paper_rows(paper: Paper, opts: BuildOptions, run: _UnitRun) -> list[dict]:
     run.counts["pairs_extracted"] += len(found.pairs)
     for item in found.skipped_items:
         run.skip("extract", item["reason"], paper_id, item.get("item"), item.get("detail"))
-    limits = ImageLimits(converter_timeout_s=opts.converter_timeout_s)
+    limits = opts.image_limits()
     rows = []
     for pair in found.pairs:
         data = paper.files.get(pair.figure_path)
@@ -201,8 +205,6 @@ def _paper_rows(paper: Paper, opts: BuildOptions, run: _UnitRun) -> list[dict]:
         except Exception as e:  # a codec bug must not end the run either
             run.skip("image", "image_error", paper_id, pair.figure_path, f"{type(e).__name__}: {e}")
             continue
-        from .util import sha256_bytes
-
         rows.append({
             "uid": pair_uid(opts.source, paper_id, pair.figure_path),
             "url": _figure_url(opts, paper_id, pair),
@@ -252,8 +254,6 @@ def process_unit(unit: Unit, opts: BuildOptions, work: Path) -> dict:
     """
     data_path, summary_path = unit_result_paths(work, unit)
     if summary_path.exists():
-        import json
-
         return json.loads(summary_path.read_text())
     run = _UnitRun(unit)
     rows: list[dict] = []
@@ -368,8 +368,6 @@ def _prepare_output(out: Path, state: dict, overwrite: bool) -> bool:
     if overwrite and out.exists():
         shutil.rmtree(out)
     if pool_json.exists() and not state_file.exists():
-        import json
-
         old = json.loads(pool_json.read_text())
         if old.get("state") == state:
             return True
@@ -429,8 +427,6 @@ def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
                          "give arXiv/PMC archives, folders of them, or URLs")
     state = _state(units, opts)
     if _prepare_output(out, state, overwrite):
-        import json
-
         report = json.loads((out / "build_report.json").read_text())
         return BuildResult(out, report, already_complete=True, elapsed_s=time.time() - t0)
     if on_units:
@@ -496,8 +492,6 @@ def _report(units: list[Unit], counts: Counter, skips: Counter, cutter: ShardCut
 
 
 def _write_skipped(path: Path, items: list[dict]) -> None:
-    import json
-
     with atomic_open(path, "w") as f:
         for it in items:
             f.write(json.dumps(it, sort_keys=True, ensure_ascii=False) + "\n")

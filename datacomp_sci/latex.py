@@ -242,6 +242,16 @@ def _read_optional(text: str, pos: int, end: int | None = None) -> tuple[str, in
             return text[pos + 1:i - 1], i
 
 
+def _skip_optionals(text: str, pos: int, end: int | None = None, n: int = 2) -> int:
+    """Position after up to ``n`` ``[...]`` arguments (e.g. ``\\includegraphics[..][..]``)."""
+    for _ in range(n):
+        o = _read_optional(text, pos, end)
+        if o is None:
+            break
+        pos = o[1]
+    return pos
+
+
 def _read_arg(text: str, pos: int, end: int | None = None) -> tuple[str, int] | None:
     """An undelimited TeX argument: a group's content, one control sequence or one char."""
     end = len(text) if end is None else end
@@ -826,10 +836,7 @@ class _Scanner:
         text, name, p = self.text, m.group(1), m.end()
         p = _star(text, p) if name not in ("label", "DCSIMPORTDIR") else p
         if name in ("includegraphics", "epsfbox", "epsffile", "plotone", "plottwo"):
-            for _ in range(2):
-                o = _read_optional(text, p, end)
-                if o is not None:
-                    p = o[1]
+            p = _skip_optionals(text, p, end)
             g = _read_group(text, p, end)
             if g is None:
                 return p
@@ -904,10 +911,7 @@ class _Scanner:
         if cap is None:
             return p
         p = cap[1]
-        for _ in range(2):
-            o = _read_optional(text, p, end)
-            if o is not None:
-                p = o[1]
+        p = _skip_optionals(text, p, end)
         body = _read_group(text, p, end)
         if body is None:
             return p
