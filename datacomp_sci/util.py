@@ -168,3 +168,26 @@ def list_project_files(kind: str, suffix: str) -> dict[str, Path]:
             for f in sorted(base.glob(f"*{suffix}")):
                 out[f.stem] = f
     return dict(sorted(out.items()))
+
+
+@contextlib.contextmanager
+def serve_folder(folder: str | os.PathLike) -> Iterator[str]:
+    """Serve ``folder`` over HTTP on 127.0.0.1 only, for as long as the block runs; yields
+    the base URL (``http://127.0.0.1:PORT``). Used by the demo (img2dataset downloads the
+    generated pool from it) and by tests of every "remote" input."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(folder))
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()

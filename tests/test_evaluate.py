@@ -3,13 +3,10 @@ the loopback downloader, and the WILDS / fairness / WinoGAViL metric definitions
 
 from __future__ import annotations
 
-import functools
-import http.server
 import io
 import json
 import shutil
 import tarfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +26,7 @@ from datacomp_sci.eval_metrics import (
 )
 from datacomp_sci.evalsets import download_evalsets, make_tiny_suite
 from datacomp_sci.evaluate import evaluate_model, evaluate_train_output, load_model, read_results
+from datacomp_sci.util import serve_folder
 
 ARCH = "datacomp-sci-tiny"
 
@@ -259,17 +257,8 @@ def hub(world, tmp_path):
     for folder in ("wds_vtab-pcam_test", "wds_flickr1k"):
         repo = {"wds_flickr1k": "clip-benchmark/wds_flickr1k"}.get(folder, f"djghosh/{folder}")
         shutil.copytree(world["data"] / folder, served / repo / "resolve" / "main")
-    handler = functools.partial(_QuietHandler, directory=str(served))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/{{repo}}/resolve/main/", served
-    server.shutdown()
-    server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+    with serve_folder(served) as base:
+        yield f"{base}/{{repo}}/resolve/main/", served
 
 
 def test_download_evalsets_fetches_verifies_and_resumes(world, hub, tmp_path):

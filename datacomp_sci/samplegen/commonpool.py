@@ -13,11 +13,8 @@ that ``basic_filter`` and the download coverage report have something to show.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import io
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..schema import COMMONPOOL_SCHEMA
+from ..util import serve_folder
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220),
            "yellow": (235, 210, 40), "purple": (140, 60, 170), "orange": (240, 140, 30),
@@ -114,20 +112,8 @@ def metadata_for_port(root: str | Path, port: int) -> Path:
     return root / "metadata"
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 @contextmanager
 def serve(folder: str | Path) -> Iterator[int]:
     """Serve ``folder`` on 127.0.0.1 (loopback only) for the duration; yields the port."""
-    handler = functools.partial(_Quiet, directory=str(folder))
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield srv.server_address[1]
-    finally:
-        srv.shutdown()
-        srv.server_close()
+    with serve_folder(folder) as base:
+        yield int(base.rsplit(":", 1)[1])
