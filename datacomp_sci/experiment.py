@@ -300,12 +300,11 @@ def _mix(shards: list[Path], names: list[str], proportions: str, scale: str,
 
 def _train(spec: Path, scale: str, out: Path, workers: int | None) -> Any:
     from .scales import get_scale
-    from .train import TrainOptions, format_plan, make_plan, train
+    from .train import TrainOptions, make_plan, train
 
     plan = make_plan(get_scale(scale), TrainOptions(output=str(out), workers=workers),
                      data_spec=str(spec))
-    print(format_plan(plan))
-    return train(plan)
+    return train(plan)  # prints the plan before training
 
 
 def _evalsets(suite: str, data_dir: str) -> Any:
