@@ -352,9 +352,14 @@ def download_pool_cmd(output, metadata_dir, scale, processes, threads, shard_siz
                    "tar-index, else ~/.cache/datacomp-sci/tar-index).")
 @click.option("--no-index-cache", is_flag=True,
               help="Neither read nor write header indexes (always walk the tars).")
+@click.option("--tar-reader", type=click.Choice(["auto", "libarchive", "tarfile"]), default=None,
+              help="Who lists the members of local tars: libarchive (about 7x faster; used only "
+                   "for tars it reads exactly as tarfile does, others go to tarfile), or Python's "
+                   "tarfile. auto: libarchive if its shared library is installed. Output bytes do "
+                   "not depend on it. [default: $DATACOMP_SCI_TAR_READER, else auto]")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_work, index_cache,
-                no_index_cache, progress):
+                no_index_cache, tar_reader, progress):
     """Keep the samples whose uid is in SUBSET and write them as new shards, with DataComp's
     resharder semantics (keys {uid}-{j}, members copied unchanged, meta.json). Deterministic
     for any --workers; rerun the same command to resume after an interruption.
@@ -367,7 +372,7 @@ def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_wor
 
     opts = ReshardOptions(shard_size=shard_size, workers=workers or os.cpu_count() or 1,
                           overwrite=overwrite, keep_work=keep_work, index_cache=index_cache,
-                          use_index_cache=not no_index_cache)
+                          use_index_cache=not no_index_cache, tar_reader=tar_reader)
     bar = tqdm(unit="shard", desc="reshard", disable=not progress, dynamic_ncols=True)
 
     def update(done: int, total: int, totals: dict) -> None:
@@ -393,6 +398,9 @@ def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_wor
         click.echo(f"index cache {ic['reused']} input shards reused, {ic['built']} indexed and "
                    f"saved, {ic['not saved']} not saved ({ic['dir']})" if ic["dir"] else
                    "index cache off")
+    if tr := res.tar_reader:
+        click.echo(f"tar reader  {tr['reader']}; listed {tr['libarchive']} input shards with "
+                   f"libarchive, {tr['tarfile']} with tarfile")
     for w in res.warnings:
         click.echo(f"WARNING     {w}", err=True)
 

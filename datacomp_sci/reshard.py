@@ -11,8 +11,9 @@ input), ``meta.json`` (what DataComp's and our ``train`` read) and ``reshard_rep
 Beyond upstream:
 
 * Deterministic for any number of workers. Phase 1 indexes every input shard in
-  parallel: tarfile's reader walks the headers (seeking over the data), each sample's
-  ``.json`` is read for its uid, and for the kept samples the new tar headers
+  parallel: its members are listed (by libarchive where :mod:`.tarscan` vouches that it
+  reads the tar as tarfile does, else by tarfile's own reader; seeking over the data),
+  grouped into samples by key, each sample's ``.json`` is read for its uid, and for the kept samples the new tar headers
   (``in_{i}.hdr``) and the byte ranges of their data in the input (``in_{i}.npz``) are
   written under ``OUTPUT/_work`` (remote inputs are streamed once and their kept data
   stored in ``in_{i}.data``). Phase 2 numbers output samples in (input shard order,
@@ -44,14 +45,14 @@ import shutil
 import tarfile
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, tarscan
 from .uids import SUBSET_DTYPE, load_subset, u8u8_to_uids
 from .util import atomic_open, atomic_write_json, dumps_stable, sha256_file
 
@@ -73,6 +74,7 @@ class ReshardOptions:
     keep_work: bool = False
     index_cache: str | os.PathLike | None = None  # None: default_index_cache()
     use_index_cache: bool = True  # False: neither read nor write header indexes
+    tar_reader: str | None = None  # auto|libarchive|tarfile; None: $DATACOMP_SCI_TAR_READER or auto
 
 
 @dataclass
@@ -92,6 +94,9 @@ class ShardResult:
     # header index: "reused", "built", "not saved", "off", None (remote); not in the report,
     # which must not depend on the cache
     index_cache: str | None = None
+    # who listed the members of a local tar: "libarchive", "tarfile", None (index reused,
+    # or remote: tarfile's stream reader); not in the report either
+    tar_reader: str | None = None
 
 
 @dataclass
@@ -102,6 +107,7 @@ class ReshardResult:
     already_complete: bool = False
     warnings: list[str] = field(default_factory=list)
     index_cache: dict = field(default_factory=dict)  # {"dir", "reused", "built", "not saved"}
+    tar_reader: dict = field(default_factory=dict)  # {"reader": line, "libarchive": n, "tarfile": n}
 
 
 # ---------------------------------------------------------------- inputs
@@ -209,27 +215,29 @@ class _CountingReader:
         return data
 
 
-def _group_by_key(tf: tarfile.TarFile, counts: ShardResult, value, check_end) -> Iterator[list]:
+def _group_by_key(members: Iterable[tuple | None], counts: ShardResult,
+                  check_end: Callable[[], None]) -> Iterator[list[tuple]]:
     """Consecutive file members sharing a key form one sample, as webdataset groups them.
 
-    ``value(info, suffix)`` gives what is kept per member; ``check_end(offset)`` runs after
-    the last header, before the last sample is yielded, so a truncated archive raises
-    instead of yielding an incomplete sample.
+    ``members`` gives ``(name, *values)`` per file member and None per other member (a
+    directory, link, ...); a sample is the list of ``(suffix, *values)`` of its members.
+    ``check_end()`` runs after the last member, before the last sample is yielded, so a
+    truncated archive raises instead of yielding an incomplete sample.
     """
-    key, members = None, []
-    for info in tf:
-        parts = _split_name(info.name) if info.isfile() else None
+    key, group = None, []
+    for member in members:
+        parts = _split_name(member[0]) if member is not None else None
         if parts is None:
             counts.skipped_members += 1
             continue
-        if parts[0] != key and members:
-            yield members
-            members = []
+        if parts[0] != key and group:
+            yield group
+            group = []
         key = parts[0]
-        members.append(value(info, parts[1]))
-    check_end(tf.offset)
-    if members:
-        yield members
+        group.append((parts[1], *member[1:]))
+    check_end()
+    if group:
+        yield group
 
 
 def iter_tar_samples(fileobj, counts: ShardResult) -> Iterator[list[tuple[str, bytes]]]:
@@ -241,15 +249,17 @@ def iter_tar_samples(fileobj, counts: ShardResult) -> Iterator[list[tuple[str, b
     """
     src = _CountingReader(fileobj)
 
-    def check_end(end: int) -> None:
-        while src.read(1 << 20):
-            pass
-        if src.n < end + _BLOCK:
-            raise tarfile.ReadError(f"truncated archive: {src.n} bytes, the end marker is missing")
-
     with tarfile.open(fileobj=src, mode="r|") as tf:
-        yield from _group_by_key(
-            tf, counts, lambda info, suffix: (suffix, tf.extractfile(info).read()), check_end)
+        def check_end() -> None:
+            while src.read(1 << 20):
+                pass
+            if src.n < tf.offset + _BLOCK:
+                raise tarfile.ReadError(
+                    f"truncated archive: {src.n} bytes, the end marker is missing")
+
+        members = ((info.name, tf.extractfile(info).read()) if info.isfile() else None
+                   for info in tf)
+        yield from _group_by_key(members, counts, check_end)
 
 
 def tar_end(size: int) -> bytes:
@@ -361,26 +371,50 @@ def _multiplicity(keys: np.ndarray, key: bytes) -> int:
 _Member = tuple[str, int, int]  # (suffix, data offset in the data source, size)
 
 
-def iter_local_samples(f, counts: ShardResult) -> Iterator[list[_Member]]:
-    """Group a seekable tar's file members into samples without reading their data.
+def iter_local_samples(f, counts: ShardResult,
+                       reader: str = "auto") -> Iterator[list[_Member]]:
+    """Group a local tar's file members into samples without reading their data.
 
-    tarfile's own reader parses every header (PAX and GNU extensions included) and seeks
-    over the data; members are grouped by key as :func:`iter_tar_samples` does, and a
-    truncated archive raises ``ReadError`` after the last complete sample.
+    The members are listed by libarchive where :mod:`.tarscan` can vouch that it reads
+    the tar as ``tarfile`` does, else by tarfile's own reader (which parses every header,
+    PAX and GNU extensions included, and seeks over the data); ``reader="tarfile"``
+    forces the latter. Members are grouped by key as :func:`iter_tar_samples` does. A
+    truncated archive, or one whose headers stop before its end-of-archive marker (where
+    tarfile ends silently), raises ``ReadError`` after the last complete sample.
     """
-    size = os.fstat(f.fileno()).st_size
-    last: list[_Member] = []
+    fd = f.fileno()
+    listed = tarscan.scan_regular_members(fd) if reader != "tarfile" else None
+    if listed is not None:
+        counts.tar_reader = "libarchive"
+        yield from _group_by_key(listed, counts, lambda: None)
+        return
+    counts.tar_reader = "tarfile"
+    f.seek(0)
+    size = os.fstat(fd).st_size
+    last: list[tuple[int, int]] = [(0, 0)]
 
-    def value(info: tarfile.TarInfo, suffix: str) -> _Member:
-        last[:] = [(suffix, info.offset_data, info.size)]
-        return last[0]
-
-    def check_end(end: int) -> None:
-        if size < end + _BLOCK or last and last[0][1] + last[0][2] > size:
-            raise tarfile.ReadError(f"truncated archive: {size} bytes, the end marker is missing")
+    def members(tf: tarfile.TarFile) -> Iterator[tuple | None]:
+        for info in tf:
+            if info.isfile():
+                last[0] = (info.offset_data, info.size)
+                yield info.name, info.offset_data, info.size
+            else:
+                yield None
 
     with tarfile.open(fileobj=f, mode="r:") as tf:
-        yield from _group_by_key(tf, counts, value, check_end)
+        def check_end() -> None:
+            end = tf.offset  # where tarfile stopped: it read no member header there
+            if size < end + _BLOCK or sum(last[0]) > size:
+                raise tarfile.ReadError(f"truncated archive: {size} bytes, the end marker "
+                                        "is missing")
+            if any(os.pread(fd, _BLOCK, end)):
+                raise tarfile.ReadError(f"damaged archive: no valid tar header at byte {end}; "
+                                        "the members after it are not read")
+            if not tarscan.end_marker_ok(fd, end):
+                raise tarfile.ReadError(f"damaged archive: a lone zero block at byte {end} is "
+                                        "followed by more data; the members after it are not read")
+
+        yield from _group_by_key(members(tf), counts, check_end)
 
 
 # ---------------------------------------------------------------- phase 1: header index (cached)
@@ -413,6 +447,7 @@ class TarIndex:
     skipped_members: int = 0
     error: str | None = None
     cacheable: bool = True  # False: an I/O error, or the tar changed while being read
+    reader: str | None = None  # who listed the members (None: loaded from the cache)
 
     def apply(self, keys: np.ndarray, index: _ShardIndex, res: ShardResult) -> None:
         """Count the samples and add the kept ones (uid in the sorted ``keys``) to ``index``,
@@ -461,11 +496,13 @@ class _IndexBuilder:
               cacheable: bool) -> TarIndex:
         return TarIndex(np.array(self.samples, dtype=_SAMPLE_DTYPE),
                         np.array(self.members, dtype=_MEMBER_DTYPE), list(self.suffix_ids),
-                        st.st_size, st.st_mtime_ns, counts.skipped_members, error, cacheable)
+                        st.st_size, st.st_mtime_ns, counts.skipped_members, error, cacheable,
+                        counts.tar_reader)
 
 
-def walk_tar_index(path: str | os.PathLike) -> TarIndex:
-    """Build a local tar's :class:`TarIndex` with tarfile's reader and the samples' ``.json``.
+def walk_tar_index(path: str | os.PathLike, reader: str = "auto") -> TarIndex:
+    """Build a local tar's :class:`TarIndex` from its member list (:func:`iter_local_samples`
+    with ``reader``) and the samples' ``.json``.
 
     A tar that cannot be read to the end keeps the samples before the damage and records
     the error as the uncached reader reports it; opening errors propagate.
@@ -476,7 +513,7 @@ def walk_tar_index(path: str | os.PathLike) -> TarIndex:
         counts, built = ShardResult(-1, str(path)), _IndexBuilder()
         error, cacheable = None, True
         try:
-            for members in iter_local_samples(f, counts):
+            for members in iter_local_samples(f, counts, reader):
                 js = next(((off, size) for suffix, off, size in members if suffix == ".json"),
                           None)
                 built.add(*_uid_status(os.pread(fd, js[1], js[0]) if js else None), members)
@@ -554,7 +591,8 @@ def _check_index(samples: np.ndarray, members: np.ndarray, suffixes, size: int) 
         raise ValueError("member outside the tar")
 
 
-def tar_index_cached(url: str, cache: Path | None) -> tuple[TarIndex, str]:
+def tar_index_cached(url: str, cache: Path | None,
+                     reader: str = "auto") -> tuple[TarIndex, str]:
     """The local tar's index and where it came from: ``"reused"`` (valid cache file),
     ``"built"`` (walked and saved), ``"not saved"`` (walked; could not or should not be
     saved) or ``"off"`` (walked, no cache)."""
@@ -564,7 +602,7 @@ def tar_index_cached(url: str, cache: Path | None) -> tuple[TarIndex, str]:
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             return load_tar_index(_index_file(cache, path, st.st_size, st.st_mtime_ns), path,
                                   st), "reused"
-    tar_index = walk_tar_index(path)
+    tar_index = walk_tar_index(path, reader)
     if cache is None:
         return tar_index, "off"
     if not tar_index.cacheable:
@@ -608,9 +646,10 @@ class _ShardIndex:
 
 
 def _index_local(url: str, keys: np.ndarray, index: _ShardIndex, res: ShardResult,
-                 cache: Path | None) -> None:
+                 cache: Path | None, reader: str) -> None:
     """Apply the subset to the local tar's header index (cached, or built now)."""
-    tar_index, res.index_cache = tar_index_cached(url, cache)
+    tar_index, res.index_cache = tar_index_cached(url, cache, reader)
+    res.tar_reader = tar_index.reader
     tar_index.apply(keys, index, res)
 
 
@@ -637,7 +676,7 @@ def _index_remote(url: str, keys: np.ndarray, index: _ShardIndex, res: ShardResu
 
 
 def filter_shard(shard: InputShard, keys_path: str, work: str,
-                 index_cache: str | None = None) -> ShardResult:
+                 index_cache: str | None = None, reader: str = "auto") -> ShardResult:
     """Phase 1 for one input shard: the kept samples' new headers (``in_{i}.hdr``) and
     data locations (``in_{i}.npz``); ``in_{i}.json`` (the counts) is written last.
     Local shards use (and fill) the header index cache ``index_cache`` unless it is None."""
@@ -651,7 +690,7 @@ def filter_shard(shard: InputShard, keys_path: str, work: str,
         try:
             if local:
                 _index_local(shard.url, keys, index, res,
-                             Path(index_cache) if index_cache is not None else None)
+                             Path(index_cache) if index_cache is not None else None, reader)
             else:
                 _index_remote(shard.url, keys, index, res, Path(source))
         except (tarfile.TarError, OSError, EOFError, ValueError) as e:
@@ -858,7 +897,7 @@ def _completed(out: Path, fingerprint: dict) -> dict | None:
 
 def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, workers: int,
                 progress: Callable[[ShardResult], None],
-                index_cache: Path | None = None) -> list[ShardResult]:
+                index_cache: Path | None = None, reader: str = "auto") -> list[ShardResult]:
     results: dict[int, ShardResult] = {}
     todo = []
     for s in inputs:
@@ -871,11 +910,11 @@ def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, workers: 
     cache = str(index_cache) if index_cache is not None else None
     if workers <= 1 or len(todo) <= 1:
         for s in todo:
-            results[s.index] = filter_shard(s, str(keys_path), str(work), cache)
+            results[s.index] = filter_shard(s, str(keys_path), str(work), cache, reader)
             progress(results[s.index])
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(filter_shard, s, str(keys_path), str(work), cache)
+            futures = [pool.submit(filter_shard, s, str(keys_path), str(work), cache, reader)
                        for s in todo]
             for fut in futures:
                 r = fut.result()
@@ -912,6 +951,7 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
     subset_path = Path(subset_path)
     if not subset_path.exists():
         raise FileNotFoundError(f"{subset_path}: no such subset file")
+    reader, reader_line = tarscan.resolve_reader(opts.tar_reader)
     resolved = resolve_inputs(inputs)
     out = Path(output).expanduser().resolve()
     fingerprint = _fingerprint(resolved.shards, sha256_file(subset_path), opts)
@@ -936,12 +976,15 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
             progress(totals["shards"], len(resolved.shards), dict(totals))
 
     cache = _index_cache_dir(opts)
-    results = _run_phase1(resolved.shards, keys_path, work, opts.workers, step, cache)
+    results = _run_phase1(resolved.shards, keys_path, work, opts.workers, step, cache, reader)
     n_out = _run_phase2(out, work, results, opts)
     missing, dup_in_input = _missing_and_duplicates(work, results, keys)
     res = _finish(out, work, subset, missing, dup_in_input, results, resolved, fingerprint, n_out,
                   opts)
     res.index_cache = _cache_summary(cache, results)
+    used = Counter(r.tar_reader for r in results if r.tar_reader is not None)
+    res.tar_reader = {"reader": reader_line, "libarchive": used["libarchive"],
+                      "tarfile": used["tarfile"]}
     if res.index_cache["not saved"]:
         res.warnings.append(f"{res.index_cache['not saved']} input shard header indexes could not "
                             f"be saved to {cache} (not writable?); the output is unaffected")
@@ -966,7 +1009,7 @@ def _cache_summary(cache: Path | None, results: list[ShardResult]) -> dict:
 
 def _report_row(r: ShardResult) -> dict:
     row = asdict(r)
-    del row["index_cache"]  # the report is the same with or without the cache
+    del row["index_cache"], row["tar_reader"]  # the report is the same with or without them
     return row
 
 

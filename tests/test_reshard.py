@@ -284,13 +284,13 @@ OTHER_PICKS = {(0, 1): 2, (0, 4): 1, (1, 2): 1, (2, 0): 1, (2, 3): 3}
 
 
 def _walks(monkeypatch) -> list[str]:
-    """Record every tar walk (the only place reshard reads local tars with tarfile)."""
+    """Record every tar walk (the only place reshard reads local tars)."""
     calls: list[str] = []
     real = rs.walk_tar_index
 
-    def walk(path):
+    def walk(path, reader="auto"):
         calls.append(Path(path).name)
-        return real(path)
+        return real(path, reader)
 
     monkeypatch.setattr(rs, "walk_tar_index", walk)
     return calls
