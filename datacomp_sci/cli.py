@@ -405,6 +405,26 @@ def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_wor
         click.echo(f"WARNING     {w}", err=True)
 
 
+@main.command("prune-index-cache")
+@click.option("--index-cache", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="The cache folder (default: $XDG_CACHE_HOME/datacomp-sci/tar-index, else "
+                   "~/.cache/datacomp-sci/tar-index).")
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+def prune_index_cache_cmd(index_cache, dry_run):
+    """Delete reshard header indexes that will never be read again: those of tars that are
+    gone or changed since, of another index format, unreadable, and temp files of runs
+    killed over an hour ago. Indexes of tars that are still there are kept; deleting the
+    whole folder is also safe (indexes are rebuilt on demand).
+    """
+    from .reshard import prune_index_cache
+
+    res = run_library(prune_index_cache, index_cache, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    why = ", ".join(f"{n} {reason}" for reason, n in res["reasons"].items())
+    click.echo(f"{res['dir']}: {verb} {res['removed']} files ({res['removed_bytes'] / 1e6:.1f} MB"
+               f"{'; ' + why if why else ''}), kept {res['kept']} indexes")
+
+
 @main.command("mix")
 @click.argument("sources", nargs=-1, required=True, metavar="[NAME=]PATH...")
 @click.option("--proportions", "-p", default="natural", show_default=True,

@@ -43,6 +43,7 @@ import json
 import os
 import shutil
 import tarfile
+import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -418,7 +419,9 @@ def iter_local_samples(f, counts: ShardResult,
 
 
 # ---------------------------------------------------------------- phase 1: header index (cached)
-INDEX_FORMAT = "datacomp-sci/tar-index/1"
+# /2: damaged tars are read differently (headers stopping before the end marker, lone zero
+# blocks), so indexes written by /1 are rebuilt rather than trusted
+INDEX_FORMAT = "datacomp-sci/tar-index/2"
 _INDEX_MAGIC = b"DCSTIDX\n"
 _SAMPLE_DTYPE = np.dtype([("uid", "V16"), ("status", "u1"), ("members", "<u4")])
 _MEMBER_DTYPE = np.dtype([("offset", "<i8"), ("size", "<i8"), ("suffix", "<u4")])
@@ -547,9 +550,9 @@ def save_tar_index(file: Path, path: str, tar_index: TarIndex) -> None:
         f.write(body)
 
 
-def load_tar_index(file: Path, path: str, st: os.stat_result) -> TarIndex:
-    """Read and validate an index file; ``ValueError`` says why it cannot be used."""
-    data = file.read_bytes()
+def _read_index_header(data: bytes) -> tuple[dict, int]:
+    """The JSON header of an index file's bytes (or its first bytes) and where the body
+    starts; ``ValueError`` if it is not a readable index header."""
     if not data.startswith(_INDEX_MAGIC):
         raise ValueError("not a tar index")
     start = len(_INDEX_MAGIC) + 8
@@ -560,6 +563,13 @@ def load_tar_index(file: Path, path: str, st: os.stat_result) -> TarIndex:
         raise ValueError(f"unreadable header: {e}") from None
     if not isinstance(h, dict):
         raise ValueError("unreadable header")
+    return h, end
+
+
+def load_tar_index(file: Path, path: str, st: os.stat_result) -> TarIndex:
+    """Read and validate an index file; ``ValueError`` says why it cannot be used."""
+    data = file.read_bytes()
+    h, end = _read_index_header(data)
     want = {"format": INDEX_FORMAT, "dtypes": _DTYPES, "path": path, "size": st.st_size,
             "mtime_ns": st.st_mtime_ns}
     if any(h.get(k) != v for k, v in want.items()):
@@ -576,6 +586,72 @@ def load_tar_index(file: Path, path: str, st: os.stat_result) -> TarIndex:
     _check_index(samples, members, suffixes, st.st_size)
     return TarIndex(samples, members, suffixes, st.st_size, st.st_mtime_ns,
                     int(h["skipped_members"]), h["error"])
+
+
+_STALE_TEMP_SECONDS = 3600
+
+
+def prune_index_cache(cache: str | os.PathLike | None = None, dry_run: bool = False) -> dict:
+    """Delete the index files of ``cache`` (default: :func:`default_index_cache`) that no
+    reshard will read again: those of tars that are gone or have changed since (size or
+    mtime), those of another index format or unreadable, and temp files of runs killed
+    more than an hour ago. Returns ``{"dir", "kept", "removed", "removed_bytes",
+    "reasons"}``; ``dry_run`` only counts."""
+    folder = Path(cache).expanduser() if cache is not None else default_index_cache()
+    summary = {"dir": str(folder), "kept": 0, "removed": 0, "removed_bytes": 0,
+               "reasons": Counter()}
+    if not folder.is_dir():
+        return summary
+    now = time.time()
+    for file in sorted(folder.iterdir()):
+        if not file.is_file():
+            continue
+        st = file.stat()
+        if file.name.startswith(".") and ".idx.tmp-" in file.name:
+            if now - st.st_mtime <= _STALE_TEMP_SECONDS:
+                continue  # a run may be writing it
+            reason = "temp file of a killed run"
+        elif file.suffix == ".idx":
+            reason = _stale_reason(folder, file)
+        else:
+            continue  # not ours
+        if reason is None:
+            summary["kept"] += 1
+            continue
+        summary["removed"] += 1
+        summary["removed_bytes"] += st.st_size
+        summary["reasons"][reason] += 1
+        if not dry_run:
+            with contextlib.suppress(FileNotFoundError):
+                file.unlink()
+    summary["reasons"] = dict(sorted(summary["reasons"].items()))
+    return summary
+
+
+def _stale_reason(folder: Path, file: Path) -> str | None:
+    """Why the index file will never be read again, or None if it may be."""
+    try:
+        with open(file, "rb") as f:
+            head = f.read(len(_INDEX_MAGIC) + 8)
+            head += f.read(int.from_bytes(head[len(_INDEX_MAGIC):], "little")
+                           if len(head) == len(_INDEX_MAGIC) + 8 else 0)
+        h, _ = _read_index_header(head)
+    except (OSError, ValueError):
+        return "unreadable"
+    if h.get("format") != INDEX_FORMAT or h.get("dtypes") != _DTYPES:
+        return "other index format"
+    path = h.get("path")
+    if not isinstance(path, str):
+        return "unreadable"
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "tar gone"
+    if (st.st_size, st.st_mtime_ns) != (h.get("size"), h.get("mtime_ns")):
+        return "tar changed"
+    if _index_file(folder, path, st.st_size, st.st_mtime_ns).name != file.name:
+        return "unreadable"  # renamed or copied: never looked up under this name
+    return None
 
 
 def _check_index(samples: np.ndarray, members: np.ndarray, suffixes, size: int) -> None:

@@ -417,3 +417,49 @@ def test_default_index_cache_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert rs.default_index_cache() == tmp_path / "home" / ".cache" / "datacomp-sci" / "tar-index"
+
+
+def test_prune_index_cache_keeps_only_readable_indexes(shard_factory, tmp_path):
+    from click.testing import CliRunner
+
+    from datacomp_sci.cli import main
+
+    folder, samples = shard_factory("p", 4, 3)
+    cache = tmp_path / "cache"
+    subset = tmp_path / "s.npy"
+    save_subset(subset, uids_to_u8u8([samples[0][0].uid]))
+    rs.reshard([str(folder)], subset, tmp_path / "o", rs.ReshardOptions(index_cache=cache))
+    files = sorted(cache.iterdir())
+    assert len(files) == 4
+    (folder / "00000000.tar").unlink()  # gone
+    st = (folder / "00000001.tar").stat()
+    os.utime(folder / "00000001.tar", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # changed
+    by_tar = {}
+    for f in files:
+        header_len = int.from_bytes(f.read_bytes()[8:16], "little")
+        by_tar[Path(json.loads(f.read_bytes()[16:16 + header_len])["path"]).name] = f
+    older = by_tar["00000002.tar"]  # written by an older index format
+    older.write_bytes(older.read_bytes().replace(rs.INDEX_FORMAT.encode(), b"datacomp-sci/tar-index/1"))
+    (cache / "junk.idx").write_bytes(b"not an index")
+    stale_tmp = cache / ".abc.idx.tmp-999999"
+    stale_tmp.write_bytes(b"x" * 10)
+    os.utime(stale_tmp, (1, 1))
+    fresh_tmp = cache / ".def.idx.tmp-1"
+    fresh_tmp.write_bytes(b"y")
+    (cache / "README").write_text("not ours")
+
+    dry = rs.prune_index_cache(cache, dry_run=True)
+    assert dry["removed"] == 5 and len(list(cache.iterdir())) == 8
+    r = CliRunner().invoke(main, ["prune-index-cache", "--index-cache", str(cache)])
+    assert r.exit_code == 0, r.output
+    assert "removed 5 files" in r.output and "kept 1 indexes" in r.output
+    assert "1 other index format" in r.output and "1 tar changed" in r.output
+    assert "1 tar gone" in r.output and "1 unreadable" in r.output
+    assert "1 temp file of a killed run" in r.output
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [by_tar["00000003.tar"].name, fresh_tmp.name, "README"])
+    # the kept index is still used
+    res = rs.reshard([str(folder / "00000003.tar")], subset, tmp_path / "o2",
+                     rs.ReshardOptions(index_cache=cache))
+    assert res.index_cache["reused"] == 1
+    assert rs.prune_index_cache(tmp_path / "nothing_here")["removed"] == 0
