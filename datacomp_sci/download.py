@@ -26,14 +26,17 @@ import pyarrow.parquet as pq
 from .uids import save_subset, uids_to_u8u8
 from .util import atomic_write_json, link_or_copy
 
-# DataComp's download_upstream.py: metadata repository and per-scale file patterns.
-HF_REPO = "mlfoundations/datacomp_pools"
-SCALE_PATTERNS = {
-    "small": "small/*.parquet",
-    "medium": "medium/*.parquet",
-    "large": "large/*.parquet",
-    "xlarge": "xlarge/*/*.parquet",
-    "datacomp_1b": "datacomp_1b/*.parquet",
+# Where DataComp's metadata lives: CommonPool's scales in one dataset repository (as
+# DataComp's download_upstream.py fetches them: pattern {scale}/*.parquet, xlarge one
+# level deeper); DataComp-1B, the best filtered subset of xlarge, in its own repository
+# with the parquets at its root.
+POOLS_REPO = "mlfoundations/datacomp_pools"
+SCALE_SOURCES = {
+    "small": (POOLS_REPO, "small/*.parquet"),
+    "medium": (POOLS_REPO, "medium/*.parquet"),
+    "large": (POOLS_REPO, "large/*.parquet"),
+    "xlarge": (POOLS_REPO, "xlarge/*/*.parquet"),
+    "datacomp_1b": ("mlfoundations/datacomp_1b", "*.parquet"),
 }
 BBOX_COL = "face_bboxes"
 TOP_ERRORS = 50
@@ -81,15 +84,17 @@ class DownloadResult:
 
 # ------------------------------------------------------------------------ metadata
 def fetch_scale_metadata(scale: str, metadata_dir: Path) -> Path:
-    """DataComp's metadata for a scale from its public dataset repository (network)."""
-    if scale not in SCALE_PATTERNS:
-        raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALE_PATTERNS)}")
+    """DataComp's metadata for a scale from its public dataset repository (network; the
+    Hub's cache under ``OUT/hf`` makes a rerun fetch only what is missing). Returns the
+    folder holding the parquets."""
+    if scale not in SCALE_SOURCES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALE_SOURCES)}")
     from huggingface_hub import snapshot_download
 
-    local = Path(snapshot_download(repo_id=HF_REPO, repo_type="dataset",
-                                   allow_patterns=SCALE_PATTERNS[scale],
+    repo, pattern = SCALE_SOURCES[scale]
+    local = Path(snapshot_download(repo_id=repo, repo_type="dataset", allow_patterns=pattern,
                                    cache_dir=str(metadata_dir.parent / "hf")))
-    return local / scale
+    return local / pattern.split("*", 1)[0]
 
 
 def link_metadata(source: Path, metadata_dir: Path) -> list[Path]:

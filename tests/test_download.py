@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -120,3 +121,37 @@ def test_datacomp_parameters_and_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="exactly one of"):
         download_pool(tmp_path / "o")
     assert np.array_equal(uids_to_u8u8([]), np.empty(0, dtype="u8,u8"))
+
+
+@pytest.mark.parametrize("scale,repo,pattern,sub", [
+    ("small", "mlfoundations/datacomp_pools", "small/*.parquet", "small"),
+    ("xlarge", "mlfoundations/datacomp_pools", "xlarge/*/*.parquet", "xlarge/part0"),
+    ("datacomp_1b", "mlfoundations/datacomp_1b", "*.parquet", ""),
+])
+def test_scale_fetches_datacomps_metadata_then_downloads(url_pool, tmp_path, monkeypatch, scale,
+                                                         repo, pattern, sub):
+    """--scale: the Hub is asked for DataComp's files (repository, pattern), and the
+    parquets of the snapshot (laid out as the Hub's cache does) are downloaded."""
+    import huggingface_hub
+
+    meta, uids = url_pool
+    calls = []
+
+    def fake_snapshot_download(**kwargs):
+        calls.append(kwargs)
+        snap = Path(kwargs["cache_dir"]) / f"datasets--{kwargs['repo_id'].replace('/', '--')}" \
+            / "snapshots" / ("0" * 40)
+        (snap / sub).mkdir(parents=True, exist_ok=True)
+        (snap / sub / "0123abcd.parquet").write_bytes((meta / "0123abcd.parquet").read_bytes())
+        return str(snap)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    out = tmp_path / "pool"
+    res = download_pool(out, scale=scale, opts=OPTS)
+    assert calls == [{"repo_id": repo, "repo_type": "dataset", "allow_patterns": pattern,
+                      "cache_dir": str(out / "hf")}]
+    assert (res.coverage.rows, res.coverage.downloaded) == (9, GOOD)
+    assert sorted(p.name for p in (out / "metadata").iterdir()) == ["0123abcd.parquet"]
+    # a rerun finds the metadata in place and asks the Hub nothing
+    again = download_pool(out, scale=scale, opts=OPTS)
+    assert len(calls) == 1 and again.coverage.downloaded == GOOD
