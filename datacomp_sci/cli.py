@@ -491,8 +491,11 @@ def _scale_names() -> list[str]:
 @click.option("--report-to", default=None, type=click.Choice(["tensorboard", "wandb"]),
               help="Also log to TensorBoard or Weights & Biases (needs the package).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and the OpenCLIP arguments; do not train.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Show only OpenCLIP's warnings and errors on the console (OUTPUT/EXP/out.log "
+                   "keeps every line).")
 def train_cmd(scale, data, data_spec, output, exp_name, workers, precision, seed,
-              num_checkpoints, accum_freq, resume, report_to, dry_run):
+              num_checkpoints, accum_freq, resume, report_to, dry_run, quiet):
     """Train CLIP with OpenCLIP's trainer on DataComp's recipe for SCALE.
 
     Calls open_clip_train.main.main() with DataComp's argument list: samples seen, global
@@ -517,7 +520,7 @@ def train_cmd(scale, data, data_spec, output, exp_name, workers, precision, seed
             click.echo("openclip argv: " + " ".join(plan.argv()))
         return
     try:
-        result = run_library(train, plan, echo=click.echo)
+        result = run_library(train, plan, echo=click.echo, quiet=quiet)
     except TrainingError as e:
         raise UserError(str(e)) from e
     if result is not None:
@@ -667,13 +670,17 @@ def submit_cmd(train_output, track, method, authors, contact, writeup, samples, 
                                               "which are blocked by a missing input.")
 @click.option("--keep-going", "-k", is_flag=True,
               help="Run every step that can run instead of stopping at the first missing input.")
-def experiment_cmd(file, workdir, dry_run, keep_going):
+@click.option("--quiet", "-q", is_flag=True,
+              help="Show only OpenCLIP's warnings and errors while training (each run's "
+                   "out.log keeps every line).")
+def experiment_cmd(file, workdir, dry_run, keep_going, quiet):
     """Run an experiment file (experiments/NAME.yaml): build, filter, reshard, train,
     evaluate and report, skipping the steps whose outputs exist."""
-    from .experiment import run_experiment
+    from .experiment import DEFAULT_ACTIONS, QUIET_ACTIONS, run_experiment
 
     res = run_library(run_experiment, file, workdir=workdir, dry_run=dry_run,
-                      keep_going=keep_going, log=click.echo)
+                      keep_going=keep_going, log=click.echo,
+                      act=QUIET_ACTIONS if quiet else DEFAULT_ACTIONS)
     click.echo(f"{res.name}: {res.count('ran')} ran, {res.count('skipped')} already done, "
                f"{res.count('would run')} to run, {res.count('blocked')} blocked")
     if res.count("blocked") and not dry_run:

@@ -77,13 +77,14 @@ def make_commonpool(out: Path, log: Callable[[str], None]) -> object:
 
 def run_demo(output: str | Path, workers: int | None = None,
              log: Callable[[str], None] = print) -> DemoResult:
-    from .experiment import run_experiment
+    from .experiment import QUIET_ACTIONS, run_experiment
 
     out = Path(output).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     result = DemoResult(out)
     result.coverage = make_commonpool(out, log)
-    exp = run_experiment(EXPERIMENT, workdir=str(out), log=log)
+    # OpenCLIP's console shows warnings only: each run's out.log has its full log
+    exp = run_experiment(EXPERIMENT, workdir=str(out), log=log, act=QUIET_ACTIONS)
     result.outcomes = exp.outcomes
     pools = [out / "pools" / "arxiv", out / "pools" / "pmc", out / "commonpool_tiny"]
     result.summary_columns, result.summary = pool_summary(pools)

@@ -17,6 +17,7 @@ Outputs in ``OUTPUT``:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -439,9 +440,30 @@ EVALUATORS: dict[str, Callable[[TaskSpec, Path, LoadedModel, EvalOptions], dict[
 }
 
 
+@contextlib.contextmanager
+def _clip_benchmark_bars(progress: bool) -> Iterator[None]:
+    """clip_benchmark's metric loops show a tqdm bar each, whatever the caller asked: while
+    a task runs they are disabled without ``progress``, else transient (``leave=False``)
+    under the tasks bar."""
+    from clip_benchmark.metrics import zeroshot_classification as zsc
+    from clip_benchmark.metrics import zeroshot_retrieval as zsr
+    from tqdm import tqdm
+
+    saved = [(m, m.tqdm) for m in (zsc, zsr) if hasattr(m, "tqdm")]
+    bar = partial(tqdm, disable=not progress, leave=False)
+    for m, _ in saved:
+        m.tqdm = bar
+    try:
+        yield
+    finally:
+        for m, original in saved:
+            m.tqdm = original
+
+
 def evaluate_task(task: TaskSpec, data_dir: Path, lm: LoadedModel, opts: EvalOptions) -> TaskResult:
     """Evaluate one task; ``main_metric`` as DataComp sets it (None when absent)."""
-    metrics = EVALUATORS[task.kind](task, data_dir / task.folder, lm, opts)
+    with _clip_benchmark_bars(opts.progress):
+        metrics = EVALUATORS[task.kind](task, data_dir / task.folder, lm, opts)
     metrics = {k: _clean(v) for k, v in metrics.items()}
     metrics["main_metric"] = metrics.get(task.main_metric) if task.main_metric else None
     return TaskResult(task.key, task.name, metrics)

@@ -20,6 +20,8 @@ run instead). Layout under ``workdir``::
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import glob
 import os
 from collections.abc import Callable
@@ -298,13 +300,13 @@ def _mix(shards: list[Path], names: list[str], proportions: str, scale: str,
                        samples_seen=get_scale(scale).samples_seen, output=spec)
 
 
-def _train(spec: Path, scale: str, out: Path, workers: int | None) -> Any:
+def _train(spec: Path, scale: str, out: Path, workers: int | None, quiet: bool = False) -> Any:
     from .scales import get_scale
     from .train import TrainOptions, make_plan, train
 
     plan = make_plan(get_scale(scale), TrainOptions(output=str(out), workers=workers),
                      data_spec=str(spec))
-    return train(plan)  # prints the plan before training
+    return train(plan, quiet=quiet)  # prints the plan before training
 
 
 def _evalsets(suite: str, data_dir: str) -> Any:
@@ -327,6 +329,8 @@ def _report(specs: list[str], baseline: str | None, suite: str, out: Path) -> An
 
 
 DEFAULT_ACTIONS = Actions(_build, _filter, _reshard, _mix, _train, _evalsets, _evaluate, _report)
+# the same, with OpenCLIP's console at warnings only (each run's out.log keeps every line)
+QUIET_ACTIONS = dataclasses.replace(DEFAULT_ACTIONS, train=functools.partial(_train, quiet=True))
 
 
 # --- experiment -> steps --------------------------------------------------------------------------

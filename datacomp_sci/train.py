@@ -28,7 +28,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .scales import PRECISIONS, ScaleConfig
 from .shardsets import resolve_shards
@@ -439,11 +439,13 @@ class TrainResult:
     info: dict
 
 
-def train(plan: TrainPlan, echo: Callable[[str], None] = print) -> TrainResult | None:
+def train(plan: TrainPlan, echo: Callable[[str], None] = print,
+          quiet: bool = False) -> TrainResult | None:
     """Run (or resume) the plan with OpenCLIP; rank 0 writes ``info.json``.
 
     Returns the result on rank 0 and None on the other ranks. ``echo`` receives the plan and
-    status lines (rank 0 only).
+    status lines (rank 0 only). ``quiet``: OpenCLIP's console shows warnings and errors
+    only (its ``out.log`` keeps every line).
     """
     say = echo if plan.rank == 0 else (lambda _msg: None)
     _check_devices(plan)
@@ -454,7 +456,7 @@ def train(plan: TrainPlan, echo: Callable[[str], None] = print) -> TrainResult |
     say(format_plan(plan))
     if plan.rank == 0:
         atomic_write_json(plan.exp_dir / "train_plan.json", plan.to_dict())
-    _run_openclip(plan.argv(), plan.exp_dir / "out.log")
+    _run_openclip(plan.argv(), plan.exp_dir / "out.log", quiet)
     if plan.rank != 0:
         return None
     checkpoint = plan.exp_dir / plan.final_checkpoint
@@ -514,14 +516,15 @@ def _check_same_run(plan: TrainPlan, previous: dict | None) -> None:
         )
 
 
-def _run_openclip(argv: list[str], log_file: Path) -> None:
-    """Call ``open_clip_train.main.main(argv)`` in-process and leave the process as it was."""
+def _run_openclip(argv: list[str], log_file: Path, quiet: bool = False) -> None:
+    """Call ``open_clip_train.main.main(argv)`` in-process and leave the process as it was.
+    ``quiet``: OpenCLIP's console handler shows warnings and errors only."""
     from . import models
 
     models.register_models()
     from open_clip_train import main as openclip_main
 
-    with _restore_logging(), _restore_rng():
+    with _restore_logging(), _restore_rng(), _quiet_console(openclip_main, quiet):
         try:
             status = openclip_main.main(argv)
         except SystemExit as e:  # argparse, or OpenCLIP's exit(1)
@@ -556,6 +559,29 @@ def _restore_logging() -> Iterator[None]:
         for name, lg in list(logging.root.manager.loggerDict.items()):
             if isinstance(lg, logging.Logger):
                 lg.setLevel(levels.get(name, logging.NOTSET))
+
+
+@contextlib.contextmanager
+def _quiet_console(openclip_main: Any, quiet: bool) -> Iterator[None]:
+    """While OpenCLIP runs, raise its console handler to WARNING (the file handler of
+    ``out.log`` keeps INFO): its ``setup_logging`` is wrapped to do so after it runs."""
+    if not quiet:
+        yield
+        return
+    original = openclip_main.setup_logging
+
+    def setup_logging(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        for h in logging.getLogger().handlers:
+            if type(h) is logging.StreamHandler:  # not the FileHandler (a subclass)
+                h.setLevel(logging.WARNING)
+        return result
+
+    openclip_main.setup_logging = setup_logging
+    try:
+        yield
+    finally:
+        openclip_main.setup_logging = original
 
 
 @contextlib.contextmanager

@@ -198,12 +198,14 @@ def test_second_run_skips_done_tasks_and_keeps_bytes(world):
     assert again.average == world["summary"].average
 
 
-def test_missing_task_is_reported_and_suite_marked_partial(world, tmp_path):
+def test_missing_task_is_reported_and_suite_marked_partial(world, tmp_path, capfd):
     data = tmp_path / "data"
     shutil.copytree(world["data"], data)
     shutil.rmtree(data / "wds_geode_test")
     (data / "wds_vtab-pcam_test" / "test" / "0.tar").unlink()
+    capfd.readouterr()
     s = evaluate_model(ARCH, world["ckpt"], "tiny", data, tmp_path / "out", workers=0, progress=False)
+    assert "it/s" not in capfd.readouterr().err  # no progress bars, clip_benchmark's included
     assert {p.key for p in s.missing} == {"fairness/geode", "vtab/pcam"}
     geode = next(p for p in s.missing if p.key == "fairness/geode")
     assert str(data / "wds_geode_test") in geode.reason and "download-evalsets" in geode.reason

@@ -331,8 +331,9 @@ def test_tiny_run_interrupt_resume_complete(tmp_path, monkeypatch):
         train(other)
 
 
-def test_tiny_run_on_pools_built_from_the_bundled_samples(tmp_path):
-    """The real path: build-pool on the bundled arXiv and PMC packages, then train on both."""
+def test_tiny_run_on_pools_built_from_the_bundled_samples(tmp_path, capfd):
+    """The real path: build-pool on the bundled arXiv and PMC packages, then train on both
+    (quietly: OpenCLIP's INFO lines go to out.log only)."""
     import open_clip
 
     from datacomp_sci.build import build_pool, options_from_config
@@ -348,8 +349,12 @@ def test_tiny_run_on_pools_built_from_the_bundled_samples(tmp_path):
     plan = make_plan(get_scale("tiny"), tiny_opts(tmp_path / "runs"),
                      data="::".join(str(p) for p in pools), world=(0, 1))
     assert [(s.found_by, s.n_shards) for s in plan.data.sources] == [("files", 3), ("files", 3)]
-    result = train(plan, echo=lambda s: None)
+    capfd.readouterr()
+    result = train(plan, echo=lambda s: None, quiet=True)
+    console = capfd.readouterr()
     exp = tmp_path / "runs" / "tiny_scale"
+    assert "| INFO |" not in console.out + console.err
+    assert "| INFO | Params:" in (exp / "out.log").read_text()
     losses = _losses(exp / "out.log")
     assert len(losses) == 30 and all(math.isfinite(x) for x in losses)
     assert np.mean(losses[-5:]) < np.mean(losses[:3])  # it learns something
