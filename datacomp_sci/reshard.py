@@ -13,10 +13,11 @@ Beyond upstream:
 * Deterministic for any number of workers. Phase 1 indexes every input shard in
   parallel: its members are listed (by libarchive where :mod:`.tarscan` vouches that it
   reads the tar as tarfile does, else by tarfile's own reader; seeking over the data),
-  grouped into samples by key, each sample's ``.json`` is read for its uid, and for the kept samples the new tar headers
-  (``in_{i}.hdr``) and the byte ranges of their data in the input (``in_{i}.npz``) are
-  written under ``OUTPUT/_work`` (remote inputs are streamed once and their kept data
-  stored in ``in_{i}.data``). Phase 2 numbers output samples in (input shard order,
+  grouped into samples by webdataset's own ``group_by_keys``, each sample's ``.json`` is
+  read for its uid, and for the kept samples the new tar headers (``in_{i}.hdr``) and
+  the byte ranges of their data in the input (``in_{i}.npz``) are written under
+  ``OUTPUT/_work`` (remote inputs are streamed once and their kept data stored in
+  ``in_{i}.data``). Phase 2 numbers output samples in (input shard order,
   member order), cuts shards by count, and writes each output shard (in parallel) from
   the headers and kernel-side copies (``copy_file_range``) of the input data. Tar headers
   carry fixed mtime/uid/gid/names/mode (as webdataset's ``TarWriter`` with ``mtime``
@@ -195,15 +196,6 @@ def resolve_inputs(specs: list[str]) -> ResolvedInputs:
 
 
 # ---------------------------------------------------------------- tar reading/writing
-def _split_name(name: str) -> tuple[str, str] | None:
-    """``dir/key.ext.more`` -> (``dir/key``, ``.ext.more``), webdataset's key rule."""
-    slash = name.rfind("/") + 1
-    dot = name.find(".", slash)
-    if dot <= slash:
-        return None
-    return name[:dot], name[dot:]
-
-
 class _CountingReader:
     """A read-only stream that counts the bytes it delivers (for truncation checks)."""
 
@@ -216,35 +208,51 @@ class _CountingReader:
         return data
 
 
+_WDS_FIELDS = ("__key__", "__url__")  # what webdataset's group_by_keys adds to a sample
+
+
 def _group_by_key(members: Iterable[tuple | None], counts: ShardResult,
                   check_end: Callable[[], None]) -> Iterator[list[tuple]]:
-    """Consecutive file members sharing a key form one sample, as webdataset groups them.
+    """Group consecutive file members into samples with webdataset's own
+    ``group_by_keys`` (key and extension by its ``base_plus_ext``; extension case kept,
+    since members are copied unchanged).
 
     ``members`` gives ``(name, *values)`` per file member and None per other member (a
-    directory, link, ...); a sample is the list of ``(suffix, *values)`` of its members.
-    ``check_end()`` runs after the last member, before the last sample is yielded, so a
-    truncated archive raises instead of yielding an incomplete sample.
+    directory, link, ...); a sample is the list of ``(.extension, *values)`` of its
+    members, in tar order. Counted in ``skipped_members``: non-file members, names
+    without a key and an extension, and a name repeated within a sample (webdataset
+    refuses it; that member is skipped). ``check_end()`` runs after the last member,
+    before the last sample is yielded, so a truncated archive raises instead of yielding
+    an incomplete sample.
     """
-    key, group = None, []
-    for member in members:
-        parts = _split_name(member[0]) if member is not None else None
-        if parts is None:
+    from webdataset.tariterators import base_plus_ext, group_by_keys
+
+    def files() -> Iterator[dict]:
+        for member in members:
+            if member is None:
+                counts.skipped_members += 1
+                continue
+            yield {"fname": member[0], "data": member[1:], "__url__": None}
+        check_end()
+
+    def keys(name: str) -> tuple[str | None, str | None]:
+        key, ext = base_plus_ext(name)
+        if key is None:
             counts.skipped_members += 1
-            continue
-        if parts[0] != key and group:
-            yield group
-            group = []
-        key = parts[0]
-        group.append((parts[1], *member[1:]))
-    check_end()
-    if group:
-        yield group
+        return key, ext
+
+    def skip_repeated_name(exn: Exception) -> bool:
+        counts.skipped_members += 1
+        return True  # go on with the next member
+
+    for sample in group_by_keys(files(), keys=keys, lcase=False, handler=skip_repeated_name):
+        yield [(f".{ext}", *values) for ext, values in sample.items() if ext not in _WDS_FIELDS]
 
 
 def iter_tar_samples(fileobj, counts: ShardResult) -> Iterator[list[tuple[str, bytes]]]:
     """Group a tar stream's file members into samples: [(suffix, bytes), ...] per key.
 
-    Consecutive members sharing a key form one sample, as webdataset groups them. A
+    Consecutive members sharing a key form one sample (webdataset's ``group_by_keys``). A
     truncated archive (which tarfile's stream mode ends silently) raises ``ReadError``
     after the last complete sample; the incomplete one is not yielded.
     """

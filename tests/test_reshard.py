@@ -463,3 +463,39 @@ def test_prune_index_cache_keeps_only_readable_indexes(shard_factory, tmp_path):
                      rs.ReshardOptions(index_cache=cache))
     assert res.index_cache["reused"] == 1
     assert rs.prune_index_cache(tmp_path / "nothing_here")["removed"] == 0
+
+
+def test_samples_are_grouped_by_webdatasets_group_by_keys(tmp_path):
+    """Keys and extensions as webdataset splits them; extension case kept; a name
+    repeated within a sample is skipped and counted (webdataset refuses it)."""
+    from webdataset.tariterators import group_by_keys, tar_file_expander
+
+    uids = [f"{i:032x}" for i in range(1, 4)]
+    members = [("a/k1.jpg", b"img1"), ("a/k1.json", json.dumps({"uid": uids[0]}).encode()),
+               ("a/k1.txt", b"first"), ("a/k1.txt", b"second"),
+               ("k2.JPG", b"img2"), ("k2.json", json.dumps({"uid": uids[1]}).encode()),
+               ("noext", b"x"), (".hidden", b"y"),
+               ("k3.seg.png", b"png3"), ("k3.json", json.dumps({"uid": uids[2]}).encode())]
+    folder = tmp_path / "p"
+    folder.mkdir()
+    with tarfile.open(folder / "00000000.tar", "w") as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    subset = tmp_path / "s.npy"
+    save_subset(subset, uids_to_u8u8(uids))
+    for reader in ("libarchive", "tarfile"):
+        res = rs.reshard([str(folder / "00000000.tar")], subset, tmp_path / reader,
+                         rs.ReshardOptions(use_index_cache=False, tar_reader=reader))
+        assert res.report["skipped_members"] == 3 and res.meta["output_count"] == 3
+        got = _read_tar(tmp_path / reader / "00000000.tar")
+        assert got == [(f"{uids[0]}-0.jpg", b"img1"), (f"{uids[0]}-0.json", members[1][1]),
+                       (f"{uids[0]}-0.txt", b"first"),
+                       (f"{uids[1]}-0.JPG", b"img2"), (f"{uids[1]}-0.json", members[5][1]),
+                       (f"{uids[2]}-0.seg.png", b"png3"), (f"{uids[2]}-0.json", members[9][1])]
+    # the same keys as webdataset's own pipeline (which lowercases extensions by default)
+    with open(folder / "00000000.tar", "rb") as f:
+        wds_samples = list(group_by_keys(tar_file_expander([{"stream": f, "url": "x"}]),
+                                         handler=lambda e: True))
+    assert [s["__key__"] for s in wds_samples] == ["a/k1", "k2", "k3"]
