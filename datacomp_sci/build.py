@@ -46,6 +46,7 @@ from .util import (
     dumps_stable,
     package_versions,
     project_file,
+    remove_stale_temps,
     sha256_bytes,
 )
 
@@ -382,6 +383,7 @@ def _prepare_output(out: Path, state: dict, overwrite: bool) -> bool:
     elif out.exists() and any(p.name != "_work" for p in out.iterdir()):
         raise FileExistsError(f"{out} is not empty and holds no datacomp-sci build: choose "
                               "another --output, or pass --overwrite")
+    remove_stale_temps(out)  # of a killed run being resumed
     atomic_write_text(state_file, dumps_stable(state))
     return False
 

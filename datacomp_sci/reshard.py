@@ -56,7 +56,7 @@ import numpy as np
 
 from . import __version__, tarscan
 from .uids import SUBSET_DTYPE, load_subset, u8u8_to_uids
-from .util import atomic_open, atomic_write_json, dumps_stable, sha256_file
+from .util import atomic_open, atomic_write_json, dumps_stable, remove_stale_temps, sha256_file
 
 FORMAT = "datacomp-sci/reshard/1"
 OUTPUT_SHARD_FORMAT = "{:08d}.tar"
@@ -962,6 +962,7 @@ def _prepare_output(out: Path, fingerprint: dict, opts: ReshardOptions) -> Path:
             )
     elif out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out}: not empty; choose a new folder or pass --overwrite")
+    remove_stale_temps(out)  # of a killed run being resumed
     work.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_file, fingerprint)
     return work

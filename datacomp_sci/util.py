@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
@@ -32,6 +33,36 @@ def dumps_stable(obj: Any, indent: int | None = 2) -> str:
 
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+_TMP_RE = re.compile(r"^\..+\.tmp-(\d+)(\.wal)?$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> int:
+    """Delete the temp files that :func:`atomic_open`/:func:`atomic_path` left below
+    ``folder`` when their process was killed (its pid no longer runs); returns how many.
+    A resumed run calls it so that its output ends up exactly as an uninterrupted run's."""
+    removed = 0
+    root = Path(folder)
+    if not root.is_dir():
+        return 0
+    for p in root.rglob(".*.tmp-*"):
+        m = _TMP_RE.match(p.name)
+        if m and p.is_file() and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                removed += 1
+    return removed
 
 
 @contextlib.contextmanager

@@ -499,3 +499,40 @@ def test_samples_are_grouped_by_webdatasets_group_by_keys(tmp_path):
         wds_samples = list(group_by_keys(tar_file_expander([{"stream": f, "url": "x"}]),
                                          handler=lambda e: True))
     assert [s["__key__"] for s in wds_samples] == ["a/k1", "k2", "k3"]
+
+
+def test_killed_process_resumes_to_identical_bytes(shard_factory, tmp_path):
+    """SIGKILL the CLI in phase 1 and again in phase 2; each rerun continues, and the
+    output equals an uninterrupted run's, byte for byte."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder, samples = shard_factory("p", 120, 6)
+    subset = tmp_path / "s.npy"
+    save_subset(subset, uids_to_u8u8([s.uid for shard in samples for s in shard][::2]))
+
+    def cmd(out: Path) -> list[str]:
+        return [sys.executable, "-m", "datacomp_sci.cli", "reshard", "-i", str(folder),
+                "--subset", str(subset), "-o", str(out), "--shard-size", "3", "-j", "1",
+                "--no-index-cache", "--tar-reader", "tarfile", "--no-progress"]
+
+    subprocess.run(cmd(tmp_path / "clean"), check=True, capture_output=True)
+    out = tmp_path / "killed"
+    kills = []
+    for ready in (lambda: len(list((out / "_work").glob("in_*.json"))) >= 5,
+                  lambda: (out / "00000002_stats.json").exists()):
+        proc = subprocess.Popen(cmd(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and not ready() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills.append(True)
+        proc.wait()
+    assert kills, "the run finished before it could be killed"
+    assert not (out / "meta.json").exists() or len(kills) < 2
+    subprocess.run(cmd(out), check=True, capture_output=True)
+    assert _all_bytes(out) == _all_bytes(tmp_path / "clean")
+    assert not (out / "_work").exists()

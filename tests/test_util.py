@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from datacomp_sci.util import atomic_open, atomic_path, link_or_copy
@@ -38,3 +40,23 @@ def test_link_or_copy_gives_the_same_bytes(tmp_path):
     link_or_copy(src, tmp_path / "d" / "b")
     assert (tmp_path / "d" / "b").read_bytes() == b"payload"
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["b"]
+
+
+def test_remove_stale_temps_removes_only_dead_writers_files(tmp_path):
+    import subprocess
+    import sys
+
+    from datacomp_sci.util import remove_stale_temps
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / "sub").mkdir()
+    stale = [tmp_path / f".a.tar.tmp-{dead}", tmp_path / "sub" / f".b.parquet.tmp-{dead}",
+             tmp_path / f".c.duckdb.tmp-{dead}.wal"]
+    kept = [tmp_path / f".d.tar.tmp-{os.getpid()}", tmp_path / f".e.tar.tmp-{os.getppid()}",
+            tmp_path / "f.tmp-1", tmp_path / ".g.tmp-x", tmp_path / "00000000.tar"]
+    for p in stale + kept:
+        p.write_bytes(b"x")
+    assert remove_stale_temps(tmp_path) == 3
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+    assert remove_stale_temps(tmp_path / "missing") == 0
