@@ -111,6 +111,7 @@ def _tqdm_hooks(enabled: bool):
     hooks = {
         "on_lang_file": lambda path, rows: bar("language id", "row").update(rows),
         "on_shard": lambda res: bar("phash", "img").update(len(res.uids)),
+        "on_eval_tar": lambda res: bar("eval phash", "img").update(len(res.phashes)),
         "on_rows": lambda n: bar("uids", "row").update(n),
     }
     return hooks, bars
@@ -181,8 +182,10 @@ def query_cmd(pools, sql, fmt, output, db, params, max_rows, threads, memory_lim
               help="Named SQL filter filters/NAME.sql (e.g. arxiv_only, caption_length, "
                    "license) or a path.")
 @click.option("--name", default=None,
-              type=click.Choice(["no_filter", "basic_filter", "clip_score", "laion2b", "dedup"]),
-              help="A DataComp baseline, or dedup (exact sha256 + perceptual-hash duplicates).")
+              type=click.Choice(["no_filter", "basic_filter", "clip_score", "laion2b", "dedup",
+                                 "decontaminate"]),
+              help="A DataComp baseline; dedup (exact sha256 + perceptual-hash duplicates); or "
+                   "decontaminate (drop copies of evaluation images: needs --evalsets).")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Filter parameter, read in SQL as getvariable('NAME') (repeatable).")
 @click.option("--arch", type=click.Choice(["b32", "l14"]), default="l14", show_default=True,
@@ -192,7 +195,13 @@ def query_cmd(pools, sql, fmt, output, db, params, max_rows, threads, memory_lim
 @click.option("--threshold", type=float, default=None,
               help="clip_score: keep scores >= this; laion2b: b32 threshold (default 0.28).")
 @click.option("--radius", type=int, default=4, show_default=True,
-              help="dedup: near-duplicate Hamming radius on the 64-bit phash (0: exact phash).")
+              help="dedup, decontaminate: near-duplicate Hamming radius on the 64-bit phash "
+                   "(0: exact phash).")
+@click.option("--evalsets", default=None, type=click.Path(file_okay=False), metavar="DIR",
+              help="decontaminate: the evaluation sets, as `download-evalsets DIR` writes them.")
+@click.option("--suite", default="datacomp38", show_default=True, metavar="NAME|PATH",
+              help="decontaminate: the suite whose tasks' test images count "
+                   "(eval_suites/NAME.yaml).")
 @click.option("--and", "and_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Keep only samples also in this subset .npy (repeatable).")
 @click.option("--not", "not_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
@@ -203,7 +212,7 @@ def query_cmd(pools, sql, fmt, output, db, params, max_rows, threads, memory_lim
 @_MEMORY_OPT
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
 def filter_cmd(pools, output, sql, sql_file, name, params, arch, fraction, threshold, radius,
-               and_files, not_files, workers, threads, memory_limit, progress):
+               evalsets, suite, and_files, not_files, workers, threads, memory_limit, progress):
     """Select samples of POOL... and write a DataComp subset file.
 
     Examples:
@@ -214,6 +223,9 @@ def filter_cmd(pools, output, sql, sql_file, name, params, arch, fraction, thres
 
       datacomp-sci filter commonpool --name clip_score --arch l14 --fraction 0.3
       --not dups.npy -o clip30.npy
+
+      datacomp-sci filter pools/arxiv pools/pmc --name decontaminate --evalsets evalsets
+      -o clean.npy
     """
     import os
 
@@ -222,8 +234,8 @@ def filter_cmd(pools, output, sql, sql_file, name, params, arch, fraction, thres
 
     spec = FilterSpec(sql=sql, sql_file=sql_file, name=name,
                       params=run_library(parse_params, params), arch=arch, fraction=fraction,
-                      threshold=threshold, radius=radius, and_files=list(and_files),
-                      not_files=list(not_files))
+                      threshold=threshold, radius=radius, evalsets=evalsets, suite=suite,
+                      and_files=list(and_files), not_files=list(not_files))
     hooks, bars = _tqdm_hooks(progress)
     opts = RunOptions(threads=threads, memory_limit=memory_limit,
                       workers=workers or os.cpu_count() or 1, **hooks)
@@ -236,11 +248,16 @@ def filter_cmd(pools, output, sql, sql_file, name, params, arch, fraction, thres
     click.echo(f"filter      {d['filter']} {d['parameters'] or ''}".rstrip())
     click.echo("pools       " + ", ".join(f"{p['name']} ({p['path']})" for p in d["pools"]))
     for k, v in d["stats"].items():
+        if isinstance(v, dict | list) and len(v) > 4:
+            v = f"{len(v)} entries (in {res.sidecar.name})"
         click.echo(f"  {k:<24} {v}")
     if d["and"] or d["not"]:
         click.echo(f"selected    {d['selected']:,}; after --and/--not {res.count:,}")
     click.echo(f"wrote       {res.count:,} uids to {res.output} (sha256 {res.npy_sha256[:12]})")
     click.echo(f"described   {res.sidecar}")
+    if "matches" in d:
+        click.echo(f"matches     {res.sidecar.parent / d['matches']} (uid, task, eval_shard, "
+                   "eval_member, distance)")
 
 
 @main.command("dedup")

