@@ -27,6 +27,7 @@ from __future__ import annotations
 import io
 import json
 import multiprocessing as mp
+import os
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,44 +72,40 @@ class ShardHashes:
     missing: int = 0  # samples without an image, a json or a uid
 
 
-def _group_members(tar: tarfile.TarFile) -> dict[str, dict[str, tarfile.TarInfo]]:
-    groups: dict[str, dict[str, tarfile.TarInfo]] = {}
-    for member in tar.getmembers():
-        if not member.isfile():
-            continue
-        name = member.name.rsplit("/", 1)[-1]
-        key, dot, ext = name.partition(".")
-        if dot:
-            groups.setdefault(key, {})[ext.lower()] = member
-    return groups
-
-
 def shard_phashes(shard: Path) -> ShardHashes:
-    """Hash every sample image of one webdataset tar (uid from its ``.json``)."""
+    """Hash every sample image of one webdataset tar (uid from its ``.json``).
+
+    Samples are listed as ``reshard`` lists them (libarchive or tarfile, grouped by
+    webdataset's ``group_by_keys``) and their members read by offset. A damaged tar keeps
+    the hashes of the samples before the damage and counts one error."""
+    from .reshard import ShardResult, iter_local_samples
+
     out = ShardHashes(shard=shard)
     try:
-        tar = tarfile.open(shard)
-    except (tarfile.TarError, OSError):
+        with open(shard, "rb") as f:
+            fd = f.fileno()
+            for members in iter_local_samples(f, ShardResult(-1, str(shard))):
+                found = {suffix[1:].lower(): (offset, size) for suffix, offset, size in members}
+                img_ext = next((e for e in IMAGE_EXTS if e in found), None)
+                try:
+                    meta = json.loads(os.pread(fd, found["json"][1], found["json"][0])) \
+                        if "json" in found else {}
+                except ValueError:
+                    meta = {}
+                uid = meta.get("uid") if isinstance(meta, dict) else None
+                if img_ext is None or not isinstance(uid, str):
+                    out.missing += 1
+                    continue
+                offset, size = found[img_ext]
+                try:
+                    value = phash_u64(os.pread(fd, size, offset))
+                except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+                    out.errors += 1
+                    continue
+                out.uids.append(uid)
+                out.phashes.append(value)
+    except (tarfile.TarError, OSError, EOFError, ValueError):
         out.errors += 1
-        return out
-    with tar:
-        for _key, members in sorted(_group_members(tar).items()):
-            img_ext = next((e for e in IMAGE_EXTS if e in members), None)
-            try:
-                meta = json.loads(tar.extractfile(members["json"]).read()) if "json" in members else {}
-            except (ValueError, tarfile.TarError, OSError):
-                meta = {}
-            uid = meta.get("uid") if isinstance(meta, dict) else None
-            if img_ext is None or not isinstance(uid, str):
-                out.missing += 1
-                continue
-            try:
-                value = phash_u64(tar.extractfile(members[img_ext]).read())
-            except (OSError, ValueError, SyntaxError, tarfile.TarError, Image.DecompressionBombError):
-                out.errors += 1
-                continue
-            out.uids.append(uid)
-            out.phashes.append(value)
     return out
 
 

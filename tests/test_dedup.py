@@ -142,3 +142,16 @@ def test_dedup_filter_and_command(tmp_path):
         (samples[0].uid, samples[0].uid, True), (samples[0].uid, samples[1].uid, False),
         (keep23, samples[2].uid, samples[2].uid == keep23),
         (keep23, samples[3].uid, samples[3].uid == keep23)}
+
+
+def test_phash_of_a_damaged_shard_keeps_the_samples_before_the_damage(tmp_path):
+    import tarfile
+
+    pool, samples = _dup_pool(tmp_path)
+    tar = pool / "shards" / "00000000.tar"
+    with tarfile.open(tar) as tf:
+        cut = tf.getmember(f"{samples[3].key}.jpg").offset + 700  # inside sample 3
+    tar.write_bytes(tar.read_bytes()[:cut])
+    res = shard_phashes(tar)
+    # samples 0-1 hashed; sample 2 held back (it may be incomplete), the damage counted
+    assert res.uids == [s.uid for s in samples[:2]] and res.errors == 1
