@@ -319,3 +319,17 @@ def test_lone_zero_block_mid_archive_is_an_error(tmp_path):
     _assert_same(fast, ref)
     assert fast.reader == "tarfile" and len(fast.samples) == 1
     assert "lone zero block" in fast.error
+
+
+@needs_libarchive
+def test_odd_but_ascii_names_read_alike(tmp_path):
+    names = ["./k1.jpg", "./k1.json", "/abs/k2.jpg", "a//b/k3.jpg", "k4.", "k5..json",
+             "dir.with.dots/k6.txt", " k7 .json", "k8.json/"]
+    path = tmp_path / "a.tar"
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
+        for n in names:
+            info = tarfile.TarInfo(n)
+            info.size = 3
+            tf.addfile(info, io.BytesIO(b"abc"))
+    fast, ref = _both(path)
+    _assert_same(fast, ref)
