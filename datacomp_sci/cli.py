@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from . import __version__
+from . import __version__, tarscan
 
 
 class UserError(click.ClickException):
@@ -224,8 +224,7 @@ def filter_cmd(pools, output, sql, sql_file, name, params, arch, fraction, thres
       datacomp-sci filter commonpool --name clip_score --arch l14 --fraction 0.3
       --not dups.npy -o clip30.npy
 
-      datacomp-sci filter pools/arxiv pools/pmc --name decontaminate --evalsets evalsets
-      -o clean.npy
+      datacomp-sci filter pools/arxiv --name decontaminate --evalsets evalsets -o clean.npy
     """
     import os
 
@@ -369,7 +368,7 @@ def download_pool_cmd(output, metadata_dir, scale, processes, threads, shard_siz
                    "tar-index, else ~/.cache/datacomp-sci/tar-index).")
 @click.option("--no-index-cache", is_flag=True,
               help="Neither read nor write header indexes (always walk the tars).")
-@click.option("--tar-reader", type=click.Choice(["auto", "libarchive", "tarfile"]), default=None,
+@click.option("--tar-reader", type=click.Choice(tarscan.READERS), default=None,
               help="Who lists the members of local tars: libarchive (about 7x faster; used only "
                    "for tars it reads exactly as tarfile does, others go to tarfile), or Python's "
                    "tarfile. auto: libarchive if its shared library is installed. Output bytes do "
@@ -429,8 +428,8 @@ def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_wor
 @click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
 def prune_index_cache_cmd(index_cache, dry_run):
     """Delete reshard header indexes that will never be read again: those of tars that are
-    gone or changed since, of another index format, unreadable, and temp files of runs
-    killed over an hour ago. Indexes of tars that are still there are kept; deleting the
+    gone or changed since, of another index format, unreadable, and temp files of killed
+    runs (whose process no longer runs). Indexes of tars that are still there are kept; deleting the
     whole folder is also safe (indexes are rebuilt on demand).
     """
     from .reshard import prune_index_cache

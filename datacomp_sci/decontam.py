@@ -27,7 +27,6 @@ recompressed and slightly edited copies (the bulk of web duplicates), not crops.
 
 from __future__ import annotations
 
-import hashlib
 import tarfile
 from collections import Counter
 from collections.abc import Callable
@@ -37,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .dedup import _map, pair_keys, phash_u64, split_key
-from .util import atomic_open, user_cache_dir
+from .util import atomic_open, file_cache_name, user_cache_dir
 
 CACHE_FORMAT = "datacomp-sci/evalset-phash/1"
 EVAL_IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -63,8 +62,8 @@ def default_cache() -> Path:
 
 def _cache_file(cache: Path, path: Path) -> Path:
     st = path.stat()
-    ident = "\0".join((CACHE_FORMAT, str(path.resolve()), str(st.st_size), str(st.st_mtime_ns)))
-    return cache / f"{hashlib.sha256(ident.encode('utf-8', 'surrogateescape')).hexdigest()[:40]}.npz"
+    return cache / file_cache_name(CACHE_FORMAT, path.resolve(), st.st_size, st.st_mtime_ns,
+                                   ".npz")
 
 
 def hash_eval_tar(path: str) -> EvalTarHashes:

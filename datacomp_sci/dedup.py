@@ -43,6 +43,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .pools import Pool, sidecar_fresh, sidecar_metadata, sidecar_path
+from .reshard import ShardResult, iter_local_samples
 from .util import atomic_open
 
 PHASH_SCHEMA = pa.schema([pa.field("uid", pa.string()), pa.field("phash", pa.uint64())])
@@ -78,8 +79,6 @@ def shard_phashes(shard: Path) -> ShardHashes:
     Samples are listed as ``reshard`` lists them (libarchive or tarfile, grouped by
     webdataset's ``group_by_keys``) and their members read by offset. A damaged tar keeps
     the hashes of the samples before the damage and counts one error."""
-    from .reshard import ShardResult, iter_local_samples
-
     out = ShardHashes(shard=shard)
     try:
         with open(shard, "rb") as f:

@@ -287,11 +287,9 @@ def _build(pool: PoolDecl, out: Path, workers: int | None) -> Any:
 def _filter(pool: str, f: FilterDecl, out: Path, workers: int | None) -> Any:
     from .filters import FilterSpec, RunOptions, run_filter
 
-    spec = FilterSpec(name=f.name, sql_file=f.sql, params=dict(f.params))
-    if f.radius is not None:
-        spec.radius = f.radius
-    if f.evalsets is not None:
-        spec.evalsets, spec.suite = f.evalsets, f.suite or spec.suite
+    given = {"radius": f.radius, "evalsets": f.evalsets, "suite": f.suite}
+    spec = FilterSpec(name=f.name, sql_file=f.sql, params=dict(f.params),
+                      **{k: v for k, v in given.items() if v is not None})
     return run_filter([pool], out, spec, RunOptions(workers=workers or 1))
 
 

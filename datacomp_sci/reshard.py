@@ -44,7 +44,6 @@ import json
 import os
 import shutil
 import tarfile
-import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -60,6 +59,8 @@ from .util import (
     atomic_open,
     atomic_write_json,
     dumps_stable,
+    file_cache_name,
+    is_stale_temp,
     remove_stale_temps,
     sha256_file,
     user_cache_dir,
@@ -419,16 +420,11 @@ def iter_local_samples(f, counts: ShardResult,
 
     with tarfile.open(fileobj=f, mode="r:") as tf:
         def check_end() -> None:
-            end = tf.offset  # where tarfile stopped: it read no member header there
-            if size < end + _BLOCK or sum(last[0]) > size:
-                raise tarfile.ReadError(f"truncated archive: {size} bytes, the end marker "
-                                        "is missing")
-            if any(os.pread(fd, _BLOCK, end)):
-                raise tarfile.ReadError(f"damaged archive: no valid tar header at byte {end}; "
-                                        "the members after it are not read")
-            if not tarscan.end_marker_ok(fd, end):
-                raise tarfile.ReadError(f"damaged archive: a lone zero block at byte {end} is "
-                                        "followed by more data; the members after it are not read")
+            # tf.offset: where tarfile stopped, having read no member header there
+            problem = tarscan.TRUNCATED.format(size=size) if sum(last[0]) > size \
+                else tarscan.end_problem(fd, tf.offset)
+            if problem is not None:
+                raise tarfile.ReadError(problem)
 
         yield from _group_by_key(members(tf), counts, check_end)
 
@@ -543,8 +539,7 @@ def walk_tar_index(path: str | os.PathLike, reader: str = "auto") -> TarIndex:
 
 
 def _index_file(cache: Path, path: str, size: int, mtime_ns: int) -> Path:
-    ident = "\0".join((INDEX_FORMAT, path, str(size), str(mtime_ns)))
-    return cache / f"{hashlib.sha256(ident.encode('utf-8', 'surrogateescape')).hexdigest()[:40]}.idx"
+    return cache / file_cache_name(INDEX_FORMAT, path, size, mtime_ns, ".idx")
 
 
 def save_tar_index(file: Path, path: str, tar_index: TarIndex) -> None:
@@ -601,28 +596,24 @@ def load_tar_index(file: Path, path: str, st: os.stat_result) -> TarIndex:
                     int(h["skipped_members"]), h["error"])
 
 
-_STALE_TEMP_SECONDS = 3600
-
-
 def prune_index_cache(cache: str | os.PathLike | None = None, dry_run: bool = False) -> dict:
     """Delete the index files of ``cache`` (default: :func:`default_index_cache`) that no
     reshard will read again: those of tars that are gone or have changed since (size or
-    mtime), those of another index format or unreadable, and temp files of runs killed
-    more than an hour ago. Returns ``{"dir", "kept", "removed", "removed_bytes",
+    mtime), those of another index format or unreadable, and temp files of killed runs
+    (:func:`.util.is_stale_temp`). Returns ``{"dir", "kept", "removed", "removed_bytes",
     "reasons"}``; ``dry_run`` only counts."""
     folder = Path(cache).expanduser() if cache is not None else default_index_cache()
     summary = {"dir": str(folder), "kept": 0, "removed": 0, "removed_bytes": 0,
                "reasons": Counter()}
     if not folder.is_dir():
         return summary
-    now = time.time()
     for file in sorted(folder.iterdir()):
         if not file.is_file():
             continue
         st = file.stat()
         if file.name.startswith(".") and ".idx.tmp-" in file.name:
-            if now - st.st_mtime <= _STALE_TEMP_SECONDS:
-                continue  # a run may be writing it
+            if not is_stale_temp(file):
+                continue  # a live run is writing it
             reason = "temp file of a killed run"
         elif file.suffix == ".idx":
             reason = _stale_reason(folder, file)

@@ -55,7 +55,6 @@ class _Lib:
         self.next_header2 = fn("read_next_header2", [p, p], i)
         self.format = fn("format", [p], i)
         self.filter_bytes = fn("filter_bytes", [p, i], ll)
-        self.error_string = fn("error_string", [p], ctypes.c_char_p)
         self.entry_new = fn("entry_new", [], p)
         self.entry_free = fn("entry_free", [p], None)
         self.entry_pathname = fn("entry_pathname", [p], ctypes.c_char_p)
@@ -98,12 +97,24 @@ def resolve_reader(reader: str | None = None) -> tuple[str, str]:
     return "tarfile", f"tarfile: {why}; install libarchive13 for faster first reshards"
 
 
-def end_marker_ok(fd: int, end: int) -> bool:
-    """True when the tar on ``fd`` has an end-of-archive marker at ``end`` that tarfile and
-    GNU tar agree on: a zero block there, and not a lone one with data after it (where the
-    members that follow would be lost without a word)."""
-    block = os.pread(fd, 2 * _BLOCK, end)
-    return len(block) >= _BLOCK and not any(block[:_BLOCK]) and not any(block[_BLOCK:])
+TRUNCATED = "truncated archive: {size} bytes, the end marker is missing"
+
+
+def end_problem(fd: int, end: int) -> str | None:
+    """Why the tar on ``fd`` does not end properly where its members stop (``end``), or
+    None: there must be a zero block there (where tarfile stops), and not a lone one with
+    data after it (GNU tar warns of it; the members that follow would be lost without a
+    word)."""
+    blocks = os.pread(fd, 2 * _BLOCK, end)
+    if len(blocks) < _BLOCK:
+        return TRUNCATED.format(size=os.fstat(fd).st_size)
+    if any(blocks[:_BLOCK]):
+        return (f"damaged archive: no valid tar header at byte {end}; "
+                "the members after it are not read")
+    if any(blocks[_BLOCK:]):
+        return (f"damaged archive: a lone zero block at byte {end} is followed by more data; "
+                "the members after it are not read")
+    return None
 
 
 def scan_regular_members(fd: int) -> list[tuple[str, int, int]] | None:
@@ -151,7 +162,7 @@ def scan_regular_members(fd: int) -> list[tuple[str, int, int]] | None:
             out.append((raw.decode("ascii"), offset, n))
             end = offset + n + (-n) % _BLOCK
         # tarfile stops at the first all-zero block: there must be one right after the data
-        if not end_marker_ok(fd, end):
+        if end_problem(fd, end) is not None:
             return None
         return out
     finally:

@@ -55,21 +55,35 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def is_stale_temp(path: Path) -> bool:
+    """True for a temp file of :func:`atomic_open`/:func:`atomic_path` whose writer was
+    killed (its pid no longer runs, and it is not this process)."""
+    m = _TMP_RE.match(path.name)
+    return bool(m) and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1)))
+
+
 def remove_stale_temps(folder: str | os.PathLike) -> int:
-    """Delete the temp files that :func:`atomic_open`/:func:`atomic_path` left below
-    ``folder`` when their process was killed (its pid no longer runs); returns how many.
-    A resumed run calls it so that its output ends up exactly as an uninterrupted run's."""
+    """Delete the temp files that killed writers left below ``folder``
+    (:func:`is_stale_temp`); returns how many. A resumed run calls it so that its output
+    ends up exactly as an uninterrupted run's."""
     removed = 0
     root = Path(folder)
     if not root.is_dir():
         return 0
     for p in root.rglob(".*.tmp-*"):
-        m = _TMP_RE.match(p.name)
-        if m and p.is_file() and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+        if p.is_file() and is_stale_temp(p):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
                 removed += 1
     return removed
+
+
+def file_cache_name(fmt: str, path: str | os.PathLike, size: int, mtime_ns: int,
+                    suffix: str) -> str:
+    """Name of a cache file describing the file ``path`` as it is (size, mtime): a new
+    name when the file or the cache ``fmt`` changes, so a stale entry is never read."""
+    ident = "\0".join((fmt, str(path), str(size), str(mtime_ns)))
+    return hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest()[:40] + suffix
 
 
 @contextlib.contextmanager
