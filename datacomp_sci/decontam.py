@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .dedup import _map, pair_keys, phash_u64, split_key
-from .util import atomic_open, file_cache_name, user_cache_dir
+from .dedup import pair_keys, phash_u64, split_key
+from .util import atomic_open, file_cache_name, parallel_map, user_cache_dir
 
 CACHE_FORMAT = "datacomp-sci/evalset-phash/1"
 EVAL_IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -53,7 +53,6 @@ class EvalTarHashes:
     phashes: list[int] = field(default_factory=list)
     errors: int = 0  # undecodable images
     error: str | None = None  # the tar could not be read to its end
-    cached: bool = False
 
 
 def default_cache() -> Path:
@@ -94,7 +93,7 @@ def _load_cached(file: Path, path: str) -> EvalTarHashes | None:
             if str(z["format"]) != CACHE_FORMAT:
                 return None
             return EvalTarHashes(path, z["names"].tolist(), z["phash"].astype(np.uint64).tolist(),
-                                 int(z["errors"]), cached=True)
+                                 int(z["errors"]))
     except (OSError, ValueError, KeyError):
         return None
 
@@ -128,7 +127,7 @@ class EvalHashes:
 
 
 def evalset_hashes(data_dir: str | Path, suite: str, workers: int = 1,
-                   cache: Path | None = None, use_cache: bool = True,
+                   cache: Path | None = None,
                    on_tar: Callable[[EvalTarHashes], None] | None = None) -> EvalHashes:
     """Hash the test images of ``suite``'s tasks in ``data_dir`` (cached per shard)."""
     from .evaluate import shard_paths, task_data_problem
@@ -138,7 +137,7 @@ def evalset_hashes(data_dir: str | Path, suite: str, workers: int = 1,
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such evaluation data folder (fetch it with "
                                 f"`datacomp-sci download-evalsets {root} --suite {suite}`)")
-    cache = (cache or default_cache()) if use_cache else None
+    cache = cache or default_cache()
     s = load_suite(suite)
     jobs: list[tuple[int, Path]] = []
     tasks: list[str] = []
@@ -157,18 +156,17 @@ def evalset_hashes(data_dir: str | Path, suite: str, workers: int = 1,
     results: dict[int, EvalTarHashes] = {}
     todo = []
     for i, (_t, path) in enumerate(jobs):
-        hit = _load_cached(_cache_file(cache, path), str(path)) if cache is not None else None
+        hit = _load_cached(_cache_file(cache, path), str(path))
         if hit is None:
             todo.append(i)
         else:
             results[i] = hit
             if on_tar:
                 on_tar(hit)
-    for i, res in zip(todo, _map(hash_eval_tar, [str(jobs[i][1]) for i in todo], workers),
+    for i, res in zip(todo, parallel_map(hash_eval_tar, [str(jobs[i][1]) for i in todo], workers),
                       strict=True):
         results[i] = res
-        if cache is not None:
-            _save_cached(_cache_file(cache, jobs[i][1]), res)
+        _save_cached(_cache_file(cache, jobs[i][1]), res)
         if on_tar:
             on_tar(res)
     phash, task_idx, shard, member = [], [], [], []

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import io
 import json
-import multiprocessing as mp
 import os
 import tarfile
 from collections.abc import Callable
@@ -44,7 +43,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .pools import Pool, sidecar_fresh, sidecar_metadata, sidecar_path
 from .reshard import ShardResult, iter_local_samples
-from .util import atomic_open
+from .util import atomic_open, parallel_map
 
 PHASH_SCHEMA = pa.schema([pa.field("uid", pa.string()), pa.field("phash", pa.uint64())])
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -158,7 +157,7 @@ def ensure_phash_sidecars(
             continue
         uids: list[str] = []
         hashes: list[int] = []
-        for res in _map(shard_phashes, shards, workers):
+        for res in parallel_map(shard_phashes, shards, workers):
             stats.shards += 1
             stats.images += len(res.uids)
             stats.errors += res.errors
@@ -172,14 +171,6 @@ def ensure_phash_sidecars(
         stats.rows_without_phash += _write_phash_sidecars(pool, uid_arr, hash_arr)
         stats.pools_hashed.append(pool.name)
     return stats
-
-
-def _map(fn: Callable, items: list[Path], workers: int):
-    if workers <= 1 or len(items) <= 1:
-        yield from map(fn, items)
-        return
-    with mp.get_context("spawn").Pool(min(workers, len(items))) as pool:
-        yield from pool.imap(fn, items)
 
 
 # --- near-duplicate search ------------------------------------------------------------

@@ -17,7 +17,6 @@ word count DataComp's basic filter uses). A rerun reuses fresh sidecars.
 from __future__ import annotations
 
 import importlib.util
-import multiprocessing as mp
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -27,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .pools import Pool, sidecar_fresh, sidecar_metadata, sidecar_path
-from .util import atomic_open
+from .util import atomic_open, parallel_map
 
 LANG_SCHEMA = pa.schema(
     [pa.field("uid", pa.string()), pa.field("lang", pa.string()), pa.field("num_words", pa.int32())]
@@ -141,7 +140,7 @@ def ensure_lang_sidecars(
                 todo.append(meta)
     if not todo:
         return stats
-    results = _map(compute_lang_sidecar, todo, workers)
+    results = parallel_map(compute_lang_sidecar, todo, workers)
     for meta, counts in zip(todo, results, strict=True):
         stats.computed += 1
         rows = sum(counts.values())
@@ -156,11 +155,3 @@ def ensure_lang_sidecars(
     return stats
 
 
-def _map(fn: Callable, items: list[Path], workers: int):
-    """Ordered map, in-process for one worker, else over a process pool (lazily)."""
-    if workers <= 1 or len(items) == 1:
-        yield from map(fn, items)
-        return
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(min(workers, len(items))) as pool:
-        yield from pool.imap(fn, items)

@@ -8,7 +8,7 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import IO, Any
@@ -29,6 +29,18 @@ def sha256_file(path: str | os.PathLike, block: int = 1 << 22) -> str:
 def dumps_stable(obj: Any, indent: int | None = 2) -> str:
     """JSON with sorted keys and a trailing newline: same object, same bytes."""
     return json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def parallel_map(fn: Callable[[Any], Any], items: list, workers: int) -> Iterator[Any]:
+    """``map(fn, items)`` in order: in-process for one worker or item, else over a spawned
+    process pool (``fn`` and the items must pickle), started lazily."""
+    if workers <= 1 or len(items) <= 1:
+        yield from map(fn, items)
+        return
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(min(workers, len(items))) as pool:
+        yield from pool.imap(fn, items)
 
 
 def user_cache_dir() -> Path:
