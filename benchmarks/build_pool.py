@@ -77,8 +77,8 @@ def make_corpus(root: Path, n_papers: int) -> tuple[Path, Path]:
 
 def codec_floor_seconds(pool: Path, corpus: Path, source: str, image_size: int) -> float:
     """Codec time alone for every figure file that became a pair of ``pool``."""
-    from datacomp_sci.archives import ArchiveLimits, iter_unit_papers, list_units
-    from datacomp_sci.images import codec_floor
+    from datacomp_sci.extract.archives import ArchiveLimits, iter_unit_papers, list_units
+    from datacomp_sci.extract.images import codec_floor
 
     wanted: set[tuple[str, str]] = set()
     for f in sorted((pool / "metadata").glob("*.parquet")):
@@ -101,7 +101,7 @@ def codec_floor_seconds(pool: Path, corpus: Path, source: str, image_size: int) 
 def inflate_floor_seconds(corpus: Path) -> float:
     """Time to inflate every input package alone (gzip), the other cost that is neither
     parsing nor bookkeeping."""
-    from datacomp_sci.archives import gunzip_bounded
+    from datacomp_sci.extract.archives import gunzip_bounded
 
     total = 0.0
     for f in sorted(corpus.iterdir()):
@@ -118,7 +118,7 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=512)
     args = ap.parse_args()
 
-    from datacomp_sci.build import build_pool, options_from_config
+    from datacomp_sci.pool.build import build_pool, options_from_config
 
     # One-time start-up is not throughput: the shard writer imports webdataset, which
     # imports torch (~1.3 s). Import it before the clock starts; it is reported apart.

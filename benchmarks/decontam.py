@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--radius", type=int, default=4)
     args = ap.parse_args(argv)
 
-    from datacomp_sci.decontam import cross_pairs, nearest_matches
+    from datacomp_sci.subsets.decontam import cross_pairs, nearest_matches
 
     rng = np.random.default_rng(0)
     ref = rng.integers(0, 2**64 - 1, args.evals, dtype=np.uint64, endpoint=True)

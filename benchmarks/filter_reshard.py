@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from datacomp_sci.filters import FilterSpec, RunOptions, run_filter
-from datacomp_sci.schema import COMMONPOOL_SCHEMA
+from datacomp_sci.core.schema import COMMONPOOL_SCHEMA
+from datacomp_sci.subsets.filters import FilterSpec, RunOptions, run_filter
 
 WORDS = ["the", "a", "of", "figure", "plot", "shows", "result", "model", "data", "image", "photo", "cat", "dog", "red", "blue", "large", "small", "sample", "value", "curve", "graph", "table", "network", "loss", "accuracy", "training", "test", "der", "die", "und", "le", "la", "de", "image"]
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
@@ -177,7 +177,7 @@ def make_shards(n_shards: int, per_shard: int, cache: Path) -> tuple[Path, list[
 
 def _subset_file(uids: list[str], seed: int, path: Path) -> Path:
     """A random 80 % of ``uids`` as a subset file."""
-    from datacomp_sci.uids import save_subset, uids_to_u8u8
+    from datacomp_sci.core.uids import save_subset, uids_to_u8u8
 
     keep = np.random.default_rng(seed).random(len(uids)) < 0.8
     save_subset(path, uids_to_u8u8([u for u, k in zip(uids, keep, strict=True) if k]))
@@ -216,7 +216,7 @@ def bench_reshard(args: argparse.Namespace) -> list[str]:
     listing the members (what a machine without libarchive gets). The copy is timed before
     and after them; the ratios use the faster copy.
     """
-    from datacomp_sci.reshard import ReshardOptions, reshard
+    from datacomp_sci.resharding.reshard import ReshardOptions, reshard
 
     cache = Path(args.cache)
     t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Shared test fixtures: tiny shards in img2dataset's webdataset layout (CONTRACTS section 2).
+"""Shared test fixtures: tiny shards in img2dataset's webdataset layout (docs/formats.md, "Shard layout").
 
 ``make_shards(folder, n_shards, per_shard, uid_fn)`` writes, per shard N, ``{N:08d}.tar``
 (``K.jpg``, ``K.json``, ``K.txt``, members in sorted-extension order, written by
@@ -22,7 +22,7 @@ import webdataset as wds
 from loopback import http_server  # noqa: F401  (fixture: a loopback HTTP server)
 from PIL import Image
 
-from datacomp_sci.uids import pair_uid
+from datacomp_sci.core.uids import pair_uid
 
 UidFn = Callable[[int, int], "str | None"]
 

@@ -6,7 +6,7 @@ import contextlib
 
 import pytest
 
-from datacomp_sci.util import serve_folder
+from datacomp_sci.core.util import serve_folder
 
 
 @pytest.fixture

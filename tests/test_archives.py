@@ -9,7 +9,7 @@ import tarfile
 import pytest
 from loopback import http_server  # noqa: F401  (fixture)
 
-from datacomp_sci.archives import (
+from datacomp_sci.extract.archives import (
     ArchiveError,
     ArchiveLimits,
     Paper,

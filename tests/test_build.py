@@ -19,17 +19,17 @@ from click.testing import CliRunner
 from loopback import http_server  # noqa: F401  (fixture)
 from PIL import Image
 
-from datacomp_sci.build import build_pool, options_from_config
 from datacomp_sci.cli import main
-from datacomp_sci.schema import METADATA_SCHEMA, SHARD_PARQUET_SCHEMA
-from datacomp_sci.shards import sample_key
-from datacomp_sci.uids import pair_uid
-from datacomp_sci.util import resource_path
+from datacomp_sci.core.resources import resource_path
+from datacomp_sci.core.schema import METADATA_SCHEMA, SHARD_PARQUET_SCHEMA
+from datacomp_sci.core.uids import pair_uid
+from datacomp_sci.pool.build import build_pool, options_from_config
+from datacomp_sci.pool.shards import sample_key
 
-SAMPLES = resource_path("data", "samples")
+SAMPLES = resource_path("samples")
 EXPECTED = json.loads((SAMPLES / "expected.json").read_text())
 
-# CommonPool's metadata columns and types, written out literally from CONTRACTS section 3.
+# CommonPool's metadata columns and types, written out literally from docs/formats.md, "CommonPool metadata".
 COMMONPOOL_COLUMNS = [
     ("uid", pa.string()), ("url", pa.string()), ("text", pa.string()),
     ("original_width", pa.int64()), ("original_height", pa.int64()),
@@ -99,7 +99,7 @@ def test_arxiv_pool_holds_exactly_the_expected_pairs(arxiv_pool):
 
 
 def test_pmc_pool_holds_exactly_the_expected_pairs_with_licences(pmc_pool):
-    from datacomp_sci.jats import pmc_figure_url
+    from datacomp_sci.extract.jats import pmc_figure_url
 
     pool, _ = pmc_pool
     got = rows_by_paper(metadata(pool))

@@ -15,11 +15,11 @@ from PIL import Image
 from test_filter import loaded
 from test_query import write_pool
 
-from datacomp_sci import decontam
 from datacomp_sci.cli import main
-from datacomp_sci.evalsets import make_tiny_suite
-from datacomp_sci.filters import FilterSpec, run_filter
-from datacomp_sci.schema import COMMONPOOL_SCHEMA
+from datacomp_sci.core.schema import COMMONPOOL_SCHEMA
+from datacomp_sci.evaluation.evalsets import make_tiny_suite
+from datacomp_sci.subsets import decontam
+from datacomp_sci.subsets.filters import FilterSpec, run_filter
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,11 @@ from test_filter import loaded
 from test_query import write_pool
 
 from datacomp_sci.cli import main
-from datacomp_sci.dedup import (
+from datacomp_sci.core.schema import COMMONPOOL_SCHEMA
+from datacomp_sci.core.uids import uids_to_u8u8
+from datacomp_sci.pool.pools import sidecar_path
+from datacomp_sci.pool.query import run_query
+from datacomp_sci.subsets.dedup import (
     DedupInput,
     find_duplicates,
     hash_blocks,
@@ -23,11 +27,7 @@ from datacomp_sci.dedup import (
     phash_u64,
     shard_phashes,
 )
-from datacomp_sci.filters import FilterSpec, run_filter
-from datacomp_sci.pools import sidecar_path
-from datacomp_sci.query import run_query
-from datacomp_sci.schema import COMMONPOOL_SCHEMA
-from datacomp_sci.uids import uids_to_u8u8
+from datacomp_sci.subsets.filters import FilterSpec, run_filter
 
 
 def test_hash_blocks_cover_64_bits():

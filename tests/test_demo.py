@@ -7,8 +7,8 @@ import json
 
 import pyarrow.parquet as pq
 
-from datacomp_sci.demo import make_commonpool
-from datacomp_sci.query import run_query
+from datacomp_sci.pipeline.demo import make_commonpool
+from datacomp_sci.pool.query import run_query
 from datacomp_sci.samplegen import commonpool as cp
 
 

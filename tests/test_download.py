@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from datacomp_sci.download import DownloadOptions, download_pool, img2dataset_kwargs
-from datacomp_sci.reshard import ReshardOptions, reshard
-from datacomp_sci.uids import load_subset, save_subset, u8u8_to_uids, uids_to_u8u8
+from datacomp_sci.core.uids import load_subset, save_subset, u8u8_to_uids, uids_to_u8u8
+from datacomp_sci.pool.download import DownloadOptions, download_pool, img2dataset_kwargs
+from datacomp_sci.resharding.reshard import ReshardOptions, reshard
 
 GOOD = 6  # images served; rows 6, 7 are 404s, row 8 is not an image
 

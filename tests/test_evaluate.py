@@ -15,7 +15,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from datacomp_sci.eval_metrics import (
+from datacomp_sci.core.util import serve_folder
+from datacomp_sci.evaluation.evalsets import download_evalsets, make_tiny_suite
+from datacomp_sci.evaluation.evaluate import (
+    evaluate_model,
+    evaluate_train_output,
+    load_model,
+    read_results,
+)
+from datacomp_sci.evaluation.metrics import (
     fairface_metrics,
     grouped_accuracy,
     macro_scores,
@@ -24,9 +32,6 @@ from datacomp_sci.eval_metrics import (
     winogavil_metrics,
     winogavil_prompt,
 )
-from datacomp_sci.evalsets import download_evalsets, make_tiny_suite
-from datacomp_sci.evaluate import evaluate_model, evaluate_train_output, load_model, read_results
-from datacomp_sci.util import serve_folder
 
 ARCH = "datacomp-sci-tiny"
 
@@ -38,7 +43,7 @@ def world(tmp_path_factory):
     data = make_tiny_suite(root / "data")
     import open_clip
 
-    from datacomp_sci.models import register_models
+    from datacomp_sci.training.models import register_models
 
     register_models()
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from datacomp_sci.experiment import (
+from datacomp_sci.pipeline.experiment import (
     Actions,
     Step,
     experiment_steps,
@@ -181,7 +181,7 @@ def test_shipped_experiments_load():
                           "commonpool_arxiv_pmc": ("commonpool", "arxiv", "pmc")}
     demo = load_experiment("demo_tiny", workdir="/tmp/x")
     assert demo.scale == "tiny" and demo.runs == paper.runs
-    assert demo.pools["arxiv"].inputs[0].endswith("datacomp_sci/data/samples/arxiv")
+    assert demo.pools["arxiv"].inputs[0].endswith("datacomp_sci/resources/samples/arxiv")
     assert str(demo.workdir) == "/tmp/x"
 
 

@@ -11,12 +11,12 @@ from click.testing import CliRunner
 from test_query import uid_of, write_pool
 
 from datacomp_sci.cli import main
-from datacomp_sci.filters import FilterSpec, declared_params, run_filter
-from datacomp_sci.langid import detect_languages
-from datacomp_sci.pools import sidecar_path
-from datacomp_sci.schema import COMMONPOOL_SCHEMA
-from datacomp_sci.uids import SUBSET_DTYPE, save_subset, uids_to_u8u8
-from datacomp_sci.util import sha256_file
+from datacomp_sci.core.schema import COMMONPOOL_SCHEMA
+from datacomp_sci.core.uids import SUBSET_DTYPE, save_subset, uids_to_u8u8
+from datacomp_sci.core.util import sha256_file
+from datacomp_sci.pool.pools import sidecar_path
+from datacomp_sci.subsets.filters import FilterSpec, declared_params, run_filter
+from datacomp_sci.subsets.langid import detect_languages
 
 EN = "a diagram of the proposed network architecture"
 
@@ -27,7 +27,7 @@ def expected(uids: list[str]) -> np.ndarray:
 
 
 def loaded(path: Path) -> list[str]:
-    from datacomp_sci.uids import u8u8_to_uids
+    from datacomp_sci.core.uids import u8u8_to_uids
     return u8u8_to_uids(np.load(path))
 
 

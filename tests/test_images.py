@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
 
-from datacomp_sci import images
-from datacomp_sci.images import (
+from datacomp_sci.extract import images
+from datacomp_sci.extract.images import (
     SKIP_REASONS,
     SUPPORTED_EXTENSIONS,
     ImageLimits,

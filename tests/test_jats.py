@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 import pytest
 
-from datacomp_sci.jats import extract_jats, pmc_figure_url, split_sentences
+from datacomp_sci.extract.jats import extract_jats, pmc_figure_url, split_sentences
 from datacomp_sci.samplegen.pmc import EXTERNAL_DTD_URL, SampleArticle, pmc_samples
 
 SAMPLES = pmc_samples()

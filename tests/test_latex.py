@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from datacomp_sci.latex import (
+from datacomp_sci.extract.latex import (
     LatexOptions,
     decode_tex,
     extract_latex,

@@ -9,13 +9,13 @@ from argparse import Namespace
 import pytest
 import torch
 
-from datacomp_sci.mix import (
+from datacomp_sci.resharding.mix import (
     expected_shares,
     load_data_spec,
     mix_sources,
     parse_proportions,
 )
-from datacomp_sci.shardsets import resolve_shards
+from datacomp_sci.resharding.shardsets import resolve_shards
 
 SIZES = {"a": [5, 30, 12], "b": [40, 4], "c": [9]}  # unequal shard sizes per source
 

@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from datacomp_sci.cli import main
-from datacomp_sci.pools import discover_pool, discover_pools, manifest_sha256
-from datacomp_sci.query import parse_params, run_query
-from datacomp_sci.schema import COMMONPOOL_SCHEMA, METADATA_SCHEMA
-from datacomp_sci.util import sha256_bytes
+from datacomp_sci.core.schema import COMMONPOOL_SCHEMA, METADATA_SCHEMA
+from datacomp_sci.core.util import sha256_bytes
+from datacomp_sci.pool.pools import discover_pool, discover_pools, manifest_sha256
+from datacomp_sci.pool.query import parse_params, run_query
 
 
 def uid_of(i: int, prefix: str = "") -> str:

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from datacomp_sci import paper
-from datacomp_sci.aggregate import (
+from datacomp_sci.cli import main
+from datacomp_sci.reporting import paper
+from datacomp_sci.reporting.aggregate import (
     BUILTIN_SUITE,
     DATACOMP_GROUPS,
     DATACOMP_TASKS,
@@ -24,8 +25,7 @@ from datacomp_sci.aggregate import (
     load_results,
     load_suite,
 )
-from datacomp_sci.cli import main
-from datacomp_sci.report import build_report, render_tables, write_report
+from datacomp_sci.reporting.report import build_report, render_tables, write_report
 
 
 def write_results(path: Path, values: dict[str, float] | None = None, drop: tuple[str, ...] = (),

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import datacomp_sci.reshard as rs
-from datacomp_sci.shardsets import resolve_shards
-from datacomp_sci.uids import load_subset, save_subset, u8u8_to_uids, uids_to_u8u8
+import datacomp_sci.resharding.reshard as rs
+from datacomp_sci.core.uids import load_subset, save_subset, u8u8_to_uids, uids_to_u8u8
+from datacomp_sci.resharding.shardsets import resolve_shards
 
 ABSENT = ["f" * 32, "0" * 31 + "1"]
 

@@ -11,11 +11,15 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from datacomp_sci.aggregate import DATACOMP_TASKS
 from datacomp_sci.cli import main
-from datacomp_sci.submission import SubmissionRequest, prepare_submission, validate_submission
-from datacomp_sci.uids import SUBSET_DTYPE, save_subset, uids_to_u8u8
-from datacomp_sci.util import sha256_file
+from datacomp_sci.core.uids import SUBSET_DTYPE, save_subset, uids_to_u8u8
+from datacomp_sci.core.util import sha256_file
+from datacomp_sci.reporting.aggregate import DATACOMP_TASKS
+from datacomp_sci.reporting.submission import (
+    SubmissionRequest,
+    prepare_submission,
+    validate_submission,
+)
 
 
 def write_results(path: Path, drop: tuple[str, ...] = ()) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from datacomp_sci.suites import available_suites, default_folder, load_suite
+from datacomp_sci.core.suites import available_suites, default_folder, load_suite
 
 
 def test_datacomp38_lists_40_tasks_38_with_main_metric():

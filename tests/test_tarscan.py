@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import datacomp_sci.reshard as rs
-from datacomp_sci import tarscan
-from datacomp_sci.uids import save_subset, uids_to_u8u8
+import datacomp_sci.resharding.reshard as rs
+from datacomp_sci.core import tarscan
+from datacomp_sci.core.uids import save_subset, uids_to_u8u8
 
 needs_libarchive = pytest.mark.skipif(tarscan._load()[0] is None,
                                       reason="libarchive shared library not installed")

@@ -14,15 +14,15 @@ import pytest
 from click.testing import CliRunner
 
 from datacomp_sci.cli import main as cli_main
-from datacomp_sci.scales import SCALES, get_scale
-from datacomp_sci.train import (
+from datacomp_sci.core.util import sha256_file
+from datacomp_sci.training.scales import SCALES, get_scale
+from datacomp_sci.training.train import (
     TrainOptions,
     load_train_data_spec,
     make_plan,
     resolve_data,
     train,
 )
-from datacomp_sci.util import sha256_file
 
 COLORS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220),
           "yellow": (230, 220, 30), "black": (10, 10, 10), "white": (245, 245, 245),
@@ -204,7 +204,7 @@ def test_data_spec_with_upsampling_factors(tmp_path):
     # expected share of samples: factor * size; 1*8 : 3*2
     assert plan.data.shares() == [8 / 14, 6 / 14]
     # the printed plan: repeats = samples seen * share / source size
-    from datacomp_sci.train import format_plan
+    from datacomp_sci.training.train import format_plan
 
     text = format_plan(plan)
     assert "steps          3,125 (OpenCLIP runs 3,140" in text
@@ -217,7 +217,7 @@ def test_data_spec_with_upsampling_factors(tmp_path):
     assert plain.upsampling_factors is None and plain.shares() == [0.8, 0.2]
 
     # the spec written by `datacomp-sci mix` reaches OpenCLIP verbatim
-    from datacomp_sci.mix import mix_sources
+    from datacomp_sci.resharding.mix import mix_sources
 
     written = mix_sources([f"arxiv={a}", f"pmc={b}"], "arxiv=0.25,pmc=0.75",
                           output=tmp_path / "mixed.json")
@@ -336,10 +336,10 @@ def test_tiny_run_on_pools_built_from_the_bundled_samples(tmp_path, capfd):
     (quietly: OpenCLIP's INFO lines go to out.log only)."""
     import open_clip
 
-    from datacomp_sci.build import build_pool, options_from_config
-    from datacomp_sci.util import resource_path
+    from datacomp_sci.core.resources import resource_path
+    from datacomp_sci.pool.build import build_pool, options_from_config
 
-    samples = resource_path("data", "samples")
+    samples = resource_path("samples")
     pools = []
     for source in ("arxiv", "pmc"):
         out = tmp_path / source

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from datacomp_sci.util import atomic_open, atomic_path, link_or_copy
+from datacomp_sci.core.util import atomic_open, atomic_path, link_or_copy
 
 
 def test_atomic_path_renames_on_success_and_cleans_up_on_failure(tmp_path):
@@ -46,7 +46,7 @@ def test_remove_stale_temps_removes_only_dead_writers_files(tmp_path):
     import subprocess
     import sys
 
-    from datacomp_sci.util import remove_stale_temps
+    from datacomp_sci.core.util import remove_stale_temps
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()

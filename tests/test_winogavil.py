@@ -18,10 +18,10 @@ import torch.nn.functional as F
 from loopback import http_server  # noqa: F401
 from PIL import Image
 
-from datacomp_sci import winogavil
-from datacomp_sci.eval_metrics import winogavil_prompt
-from datacomp_sci.evalsets import download_evalsets
-from datacomp_sci.evaluate import evaluate_model, load_model, read_results
+from datacomp_sci.evaluation import winogavil
+from datacomp_sci.evaluation.evalsets import download_evalsets
+from datacomp_sci.evaluation.evaluate import evaluate_model, load_model, read_results
+from datacomp_sci.evaluation.metrics import winogavil_prompt
 
 ARCH = "datacomp-sci-tiny"
 FOLDER = "wds_misc-winogavil_test"
@@ -164,7 +164,7 @@ def test_evaluate_reads_converted_layout_with_hand_computed_jaccard(tmp_path, up
     assert download_evalsets(dest, _suite(tmp_path), base_url=upstream, progress=False).ok
     import open_clip
 
-    from datacomp_sci.models import register_models
+    from datacomp_sci.training.models import register_models
 
     register_models()
     torch.manual_seed(0)

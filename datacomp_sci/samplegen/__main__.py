@@ -1,14 +1,15 @@
 """``python -m datacomp_sci.samplegen [ROOT]``: (re)write the bundled sample corpus.
 
-Default ROOT is the package's ``data/samples`` folder (what ``datacomp-sci demo`` and the
+Default ROOT is the package's ``resources/samples`` folder (what ``datacomp-sci demo`` and the
 tests use).
 """
 
 import sys
 
-from ..util import resource_path
+from datacomp_sci.core.resources import resource_path
+
 from .bundle import write_samples
 
 if __name__ == "__main__":
-    root = sys.argv[1] if len(sys.argv) > 1 else resource_path("data", "samples")
+    root = sys.argv[1] if len(sys.argv) > 1 else resource_path("samples")
     print(write_samples(root))

@@ -2,7 +2,7 @@
 
 Every project is small, original (fake prose written for this corpus) and exercises a
 few constructs; ``description`` says which. ``expected`` holds the exact pairs for the
-default :class:`datacomp_sci.latex.LatexOptions` and ``expected_skips`` the exact skip
+default :class:`datacomp_sci.extract.latex.LatexOptions` and ``expected_skips`` the exact skip
 counts. The last four projects are malformed on purpose.
 """
 

@@ -1,6 +1,6 @@
 """A small CommonPool-like pool for the demo: URL metadata plus images to serve.
 
-CommonPool is a list of image URLs with captions and metadata (CONTRACTS section 3);
+CommonPool is a list of image URLs with captions and metadata (docs/formats.md, "CommonPool metadata");
 DataComp users download it with img2dataset. The demo does the same against a loopback
 HTTP server: ``write_commonpool_source`` writes the images and a CommonPool-schema
 parquet whose ``url`` column points at ``BASE_URL``; ``serve`` serves the images.
@@ -23,8 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..schema import COMMONPOOL_SCHEMA
-from ..util import serve_folder
+from datacomp_sci.core.schema import COMMONPOOL_SCHEMA
+from datacomp_sci.core.util import serve_folder
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220),
            "yellow": (235, 210, 40), "purple": (140, 60, 170), "orange": (240, 140, 30),

@@ -1,0 +1,44 @@
+"""The click group every command registers with, and the one place that turns library
+errors into one-line messages."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from datacomp_sci import __version__
+from datacomp_sci.core.deps import missing_extra_message
+
+
+class UserError(click.ClickException):
+    """An error the user can fix; printed without a traceback."""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="datacomp-sci")
+def main() -> None:
+    """Scientific figure-caption pairs for DataComp: build pools from arXiv and PubMed
+    Central packages, filter and mix them with CommonPool, train with OpenCLIP's
+    small-scale recipe, evaluate on DataComp's 38 tasks and report.
+
+    Run `datacomp-sci COMMAND --help` for the options of each command.
+    """
+
+
+def run_library(fn, *args, **kwargs):
+    """Call a library function, turning the errors a user can fix into clean messages."""
+    try:
+        return fn(*args, **kwargs)
+    except ModuleNotFoundError as e:
+        message = missing_extra_message(e)
+        if message is None:
+            raise
+        raise UserError(message) from e
+    except (FileNotFoundError, ValueError, FileExistsError, PermissionError) as e:
+        raise UserError(str(e)) from e
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: rerun the same command to resume", err=True)
+        sys.exit(130)
+
+

@@ -1,0 +1,1 @@
+"""Whole-pipeline runners: experiment files and the demo."""

@@ -1,0 +1,440 @@
+"""``datacomp-sci experiment FILE``: a whole experiment as a declarative file, run as a step graph.
+
+An experiment (``experiments/*.yaml``) declares pools (built from arXiv/PMC packages, or
+an existing DataComp-layout pool such as a CommonPool download), one filter per pool,
+the training runs (each a list of pools mixed at natural proportions, i.e. OpenCLIP's
+``::`` join with no weights), the scale, the evaluation suite and the report baseline.
+
+It becomes a list of :class:`Step` (name, inputs, outputs, action). Steps run in
+dependency order; a step whose outputs exist is skipped, so rerunning resumes; a step
+whose input neither exists nor is made by another step stops the run with a message
+that names the input and the YAML key to fix (``keep_going`` runs every step that can
+run instead). Layout under ``workdir``::
+
+    pools/<pool>/            build-pool output (pools with `build:`)
+    subsets/<pool>.npy       filter output (+ .json sidecar)
+    shards/<pool>/           reshard output (meta.json, {N:08d}.tar)
+    runs/<run>/<scale>_scale train output (info.json) + eval_results.jsonl
+    report/                  table3/table4/report.png/report.pdf/report.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import glob
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from datacomp_sci.core.resources import project_file, resource_path
+
+PACKAGE_PREFIX = "package:"
+
+
+# --- the step graph ---------------------------------------------------------------------------
+
+@dataclass
+class Step:
+    """One unit of work: done when every output exists (and ``done`` agrees)."""
+
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    run: Callable[[], Any]
+    help: str = ""                              # what to fix when an input is missing
+    done: Callable[[], bool] | None = None      # extra completion test (e.g. a status field)
+    always: bool = False                        # cheap steps that are redone every time
+
+    def is_done(self) -> bool:
+        if self.always:
+            return False
+        return all(_exists(o) for o in self.outputs) and (self.done is None or self.done())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    step: str
+    status: str       # "skipped" (already done) | "ran" | "would run" | "blocked"
+    detail: str = ""
+
+
+@dataclass
+class ExperimentResult:
+    name: str
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+
+def _exists(path: str) -> bool:
+    return bool(glob.glob(path)) if glob.has_magic(path) else os.path.exists(path)
+
+
+def order_steps(steps: list[Step]) -> list[Step]:
+    """Dependency order (a step after the steps making its inputs), stable in declaration
+    order; a cycle or two steps making the same output is an error."""
+    maker: dict[str, str] = {}
+    for s in steps:
+        for o in s.outputs:
+            if o in maker:
+                raise ValueError(f"steps {maker[o]!r} and {s.name!r} both write {o}")
+            maker[o] = s.name
+    deps = {s.name: {maker[i] for i in s.inputs if i in maker} - {s.name} for s in steps}
+    ordered: list[Step] = []
+    placed: set[str] = set()
+    while len(ordered) < len(steps):
+        ready = [s for s in steps if s.name not in placed and deps[s.name] <= placed]
+        if not ready:
+            stuck = sorted(set(deps) - placed)
+            raise ValueError(f"the steps {stuck} depend on each other in a cycle")
+        ordered.append(ready[0])
+        placed.add(ready[0].name)
+    return ordered
+
+
+def missing_inputs(step: Step, made_later: set[str]) -> list[str]:
+    """Inputs that do not exist now and that no pending step makes."""
+    return [i for i in step.inputs if not _exists(i) and i not in made_later]
+
+
+def _blocked_message(step: Step, missing: list[str], upstream: list[str]) -> str:
+    parts = []
+    if missing:
+        verb = "does" if len(missing) == 1 else "do"
+        parts.append(f"needs {', '.join(missing)}, which {verb} not exist"
+                     + (f"; {step.help}" if step.help else ""))
+    if upstream:
+        parts.append(f"waits for blocked step(s) {', '.join(sorted(set(upstream)))}")
+    return f"step {step.name!r} " + "; ".join(parts)
+
+
+def run_steps(steps: list[Step], dry_run: bool = False, keep_going: bool = False,
+              log: Callable[[str], None] = print) -> list[Outcome]:
+    """Run the steps that are not done, in order. A missing input raises FileNotFoundError
+    (after the earlier steps ran) unless ``keep_going``, which skips what depends on it."""
+    ordered = order_steps(steps)
+    pending = {o for s in ordered if not s.is_done() for o in s.outputs}
+    blocked: dict[str, str] = {}          # output of a blocked step -> that step's name
+    outcomes: list[Outcome] = []
+    for step in ordered:
+        if step.is_done():
+            outcomes.append(Outcome(step.name, "skipped", "outputs exist"))
+            log(f"[skip] {step.name}: done")
+            continue
+        upstream = [blocked[i] for i in step.inputs if i in blocked]
+        missing = [i for i in missing_inputs(step, pending if dry_run else set())
+                   if i not in blocked]
+        if missing or upstream:
+            msg = _blocked_message(step, missing, upstream)
+            if not (keep_going or dry_run):
+                raise FileNotFoundError(msg)
+            blocked.update({o: step.name for o in step.outputs})
+            outcomes.append(Outcome(step.name, "blocked", msg))
+            log(f"[blocked] {msg}")
+            continue
+        if dry_run:
+            outcomes.append(Outcome(step.name, "would run"))
+            log(f"[plan] {step.name}")
+            continue
+        log(f"[run] {step.name}")
+        step.run()
+        outcomes.append(Outcome(step.name, "ran"))
+    return outcomes
+
+
+# --- the experiment file ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PoolDecl:
+    name: str
+    source: str | None = None          # arxiv | pmc: built with build-pool
+    inputs: tuple[str, ...] = ()       # build inputs (paths/globs)
+    config: str | None = None          # pools/NAME.yaml for build-pool
+    path: str | None = None            # an existing pool (DataComp layout), not built here
+
+
+@dataclass(frozen=True)
+class FilterDecl:
+    name: str | None = None            # DataComp baseline / builtin (no_filter, basic_filter, dedup...)
+    sql: str | None = None             # filters/NAME.sql or a path
+    params: dict[str, Any] = field(default_factory=dict)
+    radius: int | None = None          # dedup / decontaminate (None: the filter's default)
+    evalsets: str | None = None        # decontaminate: set from the experiment's eval_data
+    suite: str | None = None           # decontaminate: set from the experiment's suite
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    path: Path
+    workdir: Path
+    scale: str
+    suite: str
+    eval_data: str
+    pools: dict[str, PoolDecl]
+    filters: dict[str, FilterDecl]
+    runs: dict[str, tuple[str, ...]]
+    baseline: str | None = None
+    workers: int | None = None
+    proportions: dict[str, str] = field(default_factory=dict)  # run -> "natural" | "a=0.8,b=0.2"
+
+
+def resolve_path(value: str, base: Path | None = None) -> str:
+    """``package:REL`` -> a file shipped in datacomp_sci; relative paths -> under ``base``."""
+    if value.startswith(PACKAGE_PREFIX):
+        return str(resource_path(*Path(value[len(PACKAGE_PREFIX):]).parts))
+    p = Path(os.path.expanduser(value))
+    return str(p if p.is_absolute() or base is None else base / p)
+
+
+def _pool_decl(name: str, raw: Any, where: str, base: Path) -> PoolDecl:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: pools.{name} must be a mapping with `build:` or `path:`")
+    if ("build" in raw) == ("path" in raw):
+        raise ValueError(f"{where}: pools.{name} needs exactly one of `build:` or `path:`")
+    if "path" in raw:
+        return PoolDecl(name, path=resolve_path(str(raw["path"]), base))
+    b = raw["build"] or {}
+    inputs = b.get("inputs") or []
+    if b.get("source") not in ("arxiv", "pmc") or not inputs:
+        raise ValueError(f"{where}: pools.{name}.build needs source (arxiv|pmc) and inputs")
+    inputs = [inputs] if isinstance(inputs, str) else inputs
+    return PoolDecl(name, source=b["source"],
+                    inputs=tuple(resolve_path(str(i), base) for i in inputs), config=b.get("config"))
+
+
+def _filter_decl(pool: str, raw: Any, where: str) -> FilterDecl:
+    raw = raw or {"name": "no_filter"}
+    if not isinstance(raw, dict) or ("name" in raw) == ("sql" in raw):
+        raise ValueError(f"{where}: filters.{pool} needs exactly one of `name:` or `sql:`")
+    radius = raw.get("radius")
+    if radius is not None and not isinstance(radius, int):
+        raise ValueError(f"{where}: filters.{pool}.radius must be an integer (bits)")
+    return FilterDecl(raw.get("name"), raw.get("sql"), dict(raw.get("params") or {}), radius)
+
+
+def load_experiment(name_or_path: str, workdir: str | None = None) -> Experiment:
+    """Read and check ``experiments/NAME.yaml`` (or a path)."""
+    path = project_file("experiments", name_or_path, ".yaml")
+    where = str(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{where}: not valid YAML: {e}") from e
+    if not isinstance(doc, dict):
+        raise ValueError(f"{where}: an experiment is a mapping (name, pools, runs, ...)")
+    for key in ("pools", "runs", "scale", "eval_data"):
+        if key not in doc:
+            raise ValueError(f"{where}: missing `{key}`")
+    name = str(doc.get("name") or path.stem)
+    # relative paths in the file are relative to the workdir
+    wdir = Path(resolve_path(workdir or str(doc.get("workdir") or f"experiments_out/{name}")))
+    pools = {n: _pool_decl(n, r, where, wdir) for n, r in (doc["pools"] or {}).items()}
+    filters_raw = doc.get("filters") or {}
+    unknown = sorted(set(filters_raw) - set(pools))
+    if unknown:
+        raise ValueError(f"{where}: filters for unknown pools {unknown}")
+    filters = {n: _filter_decl(n, filters_raw.get(n), where) for n in pools}
+    runs: dict[str, tuple[str, ...]] = {}
+    proportions: dict[str, str] = {}
+    for run, raw in (doc["runs"] or {}).items():
+        members = tuple((raw or {}).get("pools") or ())
+        bad = [m for m in members if m not in pools]
+        if not members or bad:
+            raise ValueError(f"{where}: runs.{run}.pools must list declared pools (unknown: {bad})")
+        runs[str(run)] = members
+        proportions[str(run)] = str((raw or {}).get("proportions") or "natural")
+    baseline = (doc.get("report") or {}).get("baseline")
+    if baseline is not None and baseline not in runs:
+        raise ValueError(f"{where}: report.baseline {baseline!r} is not one of the runs {list(runs)}")
+    return Experiment(
+        name=name, path=path, workdir=wdir,
+        scale=str(doc["scale"]), suite=str(doc.get("suite") or "datacomp38"),
+        eval_data=resolve_path(str(doc["eval_data"]), wdir), pools=pools, filters=filters,
+        runs=runs, baseline=baseline, workers=doc.get("workers"), proportions=proportions)
+
+
+# --- actions: the other stages' public functions ------------------------------------------------
+
+@dataclass
+class Actions:
+    """What each kind of step calls; tests pass fakes, the default calls the libraries."""
+
+    build: Callable[[PoolDecl, Path, int | None], Any]
+    filter: Callable[[str, FilterDecl, Path, int | None], Any]
+    reshard: Callable[[str, Path, Path, int | None], Any]
+    mix: Callable[[list[Path], list[str], str, str, Path], Any]
+    train: Callable[[Path, str, Path, int | None], Any]
+    evalsets: Callable[[str, str], Any]
+    evaluate: Callable[[Path, str, str], Any]
+    report: Callable[[list[str], str | None, str, Path], Any]
+
+
+def _build(pool: PoolDecl, out: Path, workers: int | None) -> Any:
+    from datacomp_sci.pool.build import build_pool, options_from_config
+
+    inputs = [m for i in pool.inputs for m in (sorted(glob.glob(i)) if glob.has_magic(i) else [i])]
+    opts = options_from_config(pool.source or "", pool.config, name=pool.name)
+    return build_pool(inputs, out, opts, workers=workers)
+
+
+def _filter(pool: str, f: FilterDecl, out: Path, workers: int | None) -> Any:
+    from datacomp_sci.subsets.filters import FilterSpec, RunOptions, run_filter
+
+    given = {"radius": f.radius, "evalsets": f.evalsets, "suite": f.suite}
+    spec = FilterSpec(name=f.name, sql_file=f.sql, params=dict(f.params),
+                      **{k: v for k, v in given.items() if v is not None})
+    return run_filter([pool], out, spec, RunOptions(workers=workers or 1))
+
+
+def _reshard(pool: str, subset: Path, out: Path, workers: int | None) -> Any:
+    from datacomp_sci.resharding.reshard import ReshardOptions, reshard
+
+    return reshard([pool], subset, out, ReshardOptions(workers=workers or 1))
+
+
+def _mix(shards: list[Path], names: list[str], proportions: str, scale: str,
+         spec: Path) -> Any:
+    from datacomp_sci.resharding.mix import mix_sources
+    from datacomp_sci.training.scales import get_scale
+
+    return mix_sources([f"{n}={s}" for n, s in zip(names, shards, strict=True)], proportions,
+                       samples_seen=get_scale(scale).samples_seen, output=spec)
+
+
+def _train(spec: Path, scale: str, out: Path, workers: int | None, quiet: bool = False) -> Any:
+    from datacomp_sci.training.scales import get_scale
+    from datacomp_sci.training.train import TrainOptions, make_plan, train
+
+    plan = make_plan(get_scale(scale), TrainOptions(output=str(out), workers=workers),
+                     data_spec=str(spec))
+    return train(plan, quiet=quiet)  # prints the plan before training
+
+
+def _evalsets(suite: str, data_dir: str) -> Any:
+    from datacomp_sci.evaluation.evalsets import download_evalsets
+
+    return download_evalsets(data_dir, suite=suite, progress=False)
+
+
+def _evaluate(train_dir: Path, suite: str, data_dir: str) -> Any:
+    from datacomp_sci.evaluation.evaluate import default_workers, evaluate_train_output
+
+    return evaluate_train_output(train_dir, suite, data_dir, workers=default_workers(),
+                                 progress=False)
+
+
+def _report(specs: list[str], baseline: str | None, suite: str, out: Path) -> Any:
+    from datacomp_sci.reporting.report import build_report, write_report
+
+    return write_report(build_report(specs, baseline=baseline, suite=suite, with_paper=True), out)
+
+
+DEFAULT_ACTIONS = Actions(_build, _filter, _reshard, _mix, _train, _evalsets, _evaluate, _report)
+# the same, with OpenCLIP's console at warnings only (each run's out.log keeps every line)
+QUIET_ACTIONS = dataclasses.replace(DEFAULT_ACTIONS, train=functools.partial(_train, quiet=True))
+
+
+# --- experiment -> steps --------------------------------------------------------------------------
+
+def _pool_dir(exp: Experiment, pool: PoolDecl) -> str:
+    return pool.path if pool.path else str(exp.workdir / "pools" / pool.name)
+
+
+def _pool_steps(exp: Experiment, pool: PoolDecl, act: Actions,
+                suite_markers: tuple[str, ...]) -> list[Step]:
+    w, fix = exp.workdir, f"check `pools.{pool.name}` in {exp.path}"
+    pdir = _pool_dir(exp, pool)
+    f = exp.filters[pool.name]
+    needs = ()
+    if f.name == "decontaminate":  # against the experiment's evaluation sets: after `evalsets`
+        f = dataclasses.replace(f, evalsets=str(exp.eval_data), suite=exp.suite)
+        needs = suite_markers
+    subset, shards = w / "subsets" / f"{pool.name}.npy", w / "shards" / pool.name
+    steps = []
+    if pool.source:
+        steps.append(Step(f"build:{pool.name}", pool.inputs, (str(Path(pdir) / "pool.json"),),
+                          lambda: act.build(pool, Path(pdir), exp.workers), help=fix))
+    pool_marker = str(Path(pdir) / "pool.json") if pool.source else pdir
+    steps.append(Step(f"filter:{pool.name}", (pool_marker, *needs), (str(subset),),
+                      lambda: act.filter(pdir, f, subset, exp.workers), help=fix))
+    steps.append(Step(f"reshard:{pool.name}", (pool_marker, str(subset)),
+                      (str(shards / "meta.json"),),
+                      lambda: act.reshard(pdir, subset, shards, exp.workers), help=fix))
+    return steps
+
+
+def _eval_complete(run_dir: Path) -> Callable[[], bool]:
+    def done() -> bool:
+        import json
+
+        meta = run_dir / "eval_meta.json"
+        try:
+            return json.loads(meta.read_text()).get("status") == "complete"
+        except (OSError, ValueError):
+            return False
+    return done
+
+
+def _suite_markers(exp: Experiment) -> tuple[str, ...]:
+    from datacomp_sci.core.suites import load_suite
+
+    return tuple(str(Path(exp.eval_data) / t.folder / "test" / "nshards.txt")
+                 for t in load_suite(exp.suite).tasks)
+
+
+def _run_steps(exp: Experiment, run: str, pools: tuple[str, ...], act: Actions,
+               suite_markers: tuple[str, ...]) -> list[Step]:
+    shards = [exp.workdir / "shards" / p for p in pools]
+    out = exp.workdir / "runs" / run
+    run_dir = out / f"{exp.scale}_scale"
+    spec = out / "mix.json"
+    proportions = exp.proportions.get(run, "natural")
+    mix = Step(f"mix:{run}", tuple(str(s / "meta.json") for s in shards), (str(spec),),
+               lambda: act.mix(shards, list(pools), proportions, exp.scale, spec))
+    train = Step(f"train:{run}", (str(spec),), (str(run_dir / "info.json"),),
+                 lambda: act.train(spec, exp.scale, out, exp.workers))
+    evaluate = Step(f"evaluate:{run}", (str(run_dir / "info.json"), *suite_markers),
+                    (str(run_dir / "eval_results.jsonl"),),
+                    lambda: act.evaluate(run_dir, exp.suite, exp.eval_data),
+                    help=f"the evaluation data of suite {exp.suite} ({exp.eval_data}) is "
+                         "incomplete: see `datacomp-sci download-evalsets`",
+                    done=_eval_complete(run_dir))
+    return [mix, train, evaluate]
+
+
+def experiment_steps(exp: Experiment, act: Actions = DEFAULT_ACTIONS,
+                     suite_markers: tuple[str, ...] | None = None) -> list[Step]:
+    """The step graph of an experiment (``suite_markers``: files proving the evaluation data
+    is present; default: every task's ``test/nshards.txt``)."""
+    markers = _suite_markers(exp) if suite_markers is None else suite_markers
+    steps: list[Step] = [s for p in exp.pools.values() for s in _pool_steps(exp, p, act, markers)]
+    steps.append(Step("evalsets", (), markers, lambda: act.evalsets(exp.suite, exp.eval_data)))
+    for run, pools in exp.runs.items():
+        steps += _run_steps(exp, run, pools, act, markers)
+    results = [str(exp.workdir / "runs" / r / f"{exp.scale}_scale" / "eval_results.jsonl")
+               for r in exp.runs]
+    specs = [f"{r}={p}" for r, p in zip(exp.runs, results, strict=True)]
+    report_dir = exp.workdir / "report"
+    steps.append(Step("report", tuple(results), (str(report_dir / "report.json"),),
+                      lambda: act.report(specs, exp.baseline, exp.suite, report_dir),
+                      always=True))
+    return steps
+
+
+def run_experiment(name_or_path: str, workdir: str | None = None, dry_run: bool = False,
+                   keep_going: bool = False, act: Actions = DEFAULT_ACTIONS,
+                   log: Callable[[str], None] = print) -> ExperimentResult:
+    """Load the experiment, then run (or with ``dry_run`` only plan) the steps not done yet."""
+    exp = load_experiment(name_or_path, workdir)
+    log(f"experiment {exp.name}: {len(exp.pools)} pools, {len(exp.runs)} runs, scale "
+        f"{exp.scale}, suite {exp.suite}, workdir {exp.workdir}")
+    outcomes = run_steps(experiment_steps(exp, act), dry_run=dry_run, keep_going=keep_going,
+                         log=log)
+    return ExperimentResult(exp.name, outcomes)

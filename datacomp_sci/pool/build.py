@@ -1,0 +1,507 @@
+"""``build-pool``: paper packages -> a DataComp-compatible pool.
+
+Data flow (see docs/architecture.md)::
+
+    inputs --list_units--> units --(workers) process_unit--> DIR/_work/units/NNNNNN.arrow
+           --(main, in unit order) write_shards--> DIR/shards/{N:08d}.{tar,parquet,_stats.json}
+                                                  DIR/metadata/{N:08d}.parquet
+           --> DIR/pool.json, DIR/build_report.json, DIR/skipped.jsonl
+
+Why two phases: a unit (one archive) is processed independently by any worker and its
+result saved atomically; shards are then cut from the results in unit order by one
+writer. So the output is byte-identical for any ``--workers``, and a killed run resumes:
+finished units are not redone, finished shards (their ``_stats.json`` exists) are not
+rewritten, and the result equals an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from datacomp_sci import __version__
+from datacomp_sci.core.resources import project_file
+from datacomp_sci.core.schema import METADATA_SCHEMA, SOURCES, PaperPairs
+from datacomp_sci.core.uids import pair_uid
+from datacomp_sci.core.util import (
+    atomic_open,
+    atomic_write_json,
+    atomic_write_text,
+    dumps_stable,
+    package_versions,
+    remove_stale_temps,
+    sha256_bytes,
+)
+from datacomp_sci.extract.archives import (
+    ArchiveError,
+    ArchiveLimits,
+    Paper,
+    Unit,
+    iter_unit_papers,
+    list_units,
+)
+from datacomp_sci.extract.images import ImageLimits, ImageSkipped, prepare_image
+from datacomp_sci.pool.shards import ShardSample, sample_key, shard_done, shard_name, write_shard
+
+POOL_FORMAT = "datacomp-sci/pool/1"
+UID_RULE = 'first 128 bits of sha256("{source}:{paper_id}:{figure_path}"), 32 hex chars'
+
+# The per-unit result: metadata fields (without shard/key) plus the encoded image.
+UNIT_SCHEMA = pa.schema(
+    [f for f in METADATA_SCHEMA if f.name not in ("shard", "key")]
+    + [pa.field("width", pa.int32()), pa.field("height", pa.int32()), pa.field("jpg", pa.binary())]
+)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything that decides the bytes of a pool (recorded in pool.json)."""
+
+    source: str
+    name: str
+    shard_size: int = 10_000
+    image_size: int = 512
+    keep_multi_panel: bool = False
+    ref_token: str = "<ref>"
+    cit_token: str = "<cit.>"
+    archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
+    converter_timeout_s: float = 30.0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        # one spelling per value: 3 and 3.0 (YAML, CLI, Python) must record the same pool
+        for name, kind in (("shard_size", int), ("image_size", int),
+                           ("converter_timeout_s", float), ("keep_multi_panel", bool)):
+            object.__setattr__(self, name, kind(getattr(self, name)))
+
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(converter_timeout_s=self.converter_timeout_s)
+
+    def fingerprint(self) -> dict:
+        d = asdict(self)
+        d.pop("description")
+        return d
+
+
+@dataclass
+class BuildResult:
+    output: Path
+    report: dict
+    already_complete: bool = False
+    elapsed_s: float = 0.0
+
+
+# --- configuration ----------------------------------------------------------------------
+
+def load_pool_config(name_or_path: str) -> dict:
+    """Read ``pools/<name>.yaml`` (or a path): name, source, description, defaults."""
+    path = project_file("pools", name_or_path, ".yaml")
+    with open(path) as f:
+        cfg = yaml.safe_load(f) or {}
+    if cfg.get("source") not in SOURCES:
+        raise ValueError(f"{path}: 'source' must be one of {SOURCES}")
+    return cfg
+
+
+def options_from_config(source: str, config: str | None, **overrides) -> BuildOptions:
+    """Pool options: the config file's defaults, then the non-None command-line values."""
+    cfg = load_pool_config(config or source)
+    if cfg["source"] != source:
+        raise ValueError(f"config {config!r} is for source {cfg['source']!r}, not {source!r}")
+    defaults = dict(cfg.get("defaults") or {})
+    limits = ArchiveLimits(**(cfg.get("limits") or {}))
+    values = {
+        "source": source,
+        "name": cfg.get("name", source),
+        "description": (cfg.get("description") or "").strip(),
+        "archive_limits": limits,
+        **{k: v for k, v in defaults.items() if k in BuildOptions.__dataclass_fields__},
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    opts = BuildOptions(**values)
+    if opts.shard_size < 1 or opts.image_size < 16:
+        raise ValueError("--shard-size must be >= 1 and --image-size >= 16")
+    return opts
+
+
+# --- one unit -----------------------------------------------------------------------------
+
+def _extract(paper: Paper, opts: BuildOptions) -> PaperPairs:
+    if opts.source == "arxiv":
+        from datacomp_sci.extract.latex import LatexOptions, extract_latex
+
+        lopts = LatexOptions(keep_multi_panel=opts.keep_multi_panel, ref_token=opts.ref_token,
+                             cit_token=opts.cit_token)
+        return extract_latex(paper.files, paper.paper_id, lopts)
+    from datacomp_sci.extract.jats import extract_jats
+
+    return extract_jats(paper.files, paper.paper_id)
+
+
+def _figure_url(opts: BuildOptions, paper_id: str, pair) -> str:
+    if opts.source == "arxiv":
+        return f"https://arxiv.org/e-print/{paper_id}#{pair.figure_path}"
+    from datacomp_sci.extract.jats import pmc_figure_url
+
+    return pmc_figure_url(paper_id, pair.anchor)
+
+
+class _UnitRun:
+    """Counters and skipped items of one unit."""
+
+    def __init__(self, unit: Unit):
+        self.unit = unit
+        self.counts: Counter = Counter()
+        self.skips: Counter = Counter()
+        self.items: list[dict] = []
+
+    def skip(self, stage: str, reason: str, paper_id: str | None, item: str | None,
+             detail: str | None, n: int = 1) -> None:
+        self.skips[f"{stage}/{reason}"] += n
+        self.items.append({"unit": self.unit.url, "paper_id": paper_id, "stage": stage,
+                           "reason": reason, "item": item, "detail": detail})
+
+
+def _paper_rows(paper: Paper, opts: BuildOptions, run: _UnitRun) -> list[dict]:
+    run.counts["papers_seen"] += 1
+    for item in paper.member_skip_items:
+        run.skip("archive", item["reason"], paper.paper_id, item["item"], item["detail"])
+    if paper.skip_reason:
+        run.skip("paper", paper.skip_reason, paper.paper_id, None, paper.detail)
+        return []
+    try:
+        found = _extract(paper, opts)
+    except Exception as e:  # an extractor bug must not end the run: count it, keep going
+        run.skip("paper", "extractor_error", paper.paper_id, None,
+                 f"{type(e).__name__}: {e} | {traceback.format_exc(limit=-2)}")
+        return []
+    paper_id = found.paper_id or paper.paper_id
+    if opts.source == "arxiv" and not found.skipped.get("no_main_tex"):
+        run.counts["papers_with_latex"] += 1
+    if opts.source == "pmc" and not (found.skipped.get("no_nxml") or found.skipped.get("xml_error")):
+        run.counts["papers_with_nxml"] += 1
+    run.counts["figures_found"] += found.figures_found
+    run.counts["pairs_extracted"] += len(found.pairs)
+    for item in found.skipped_items:
+        run.skip("extract", item["reason"], paper_id, item.get("item"), item.get("detail"))
+    limits = opts.image_limits()
+    rows = []
+    for pair in found.pairs:
+        data = paper.files.get(pair.figure_path)
+        if data is None:
+            run.skip("image", "graphic_not_in_package", paper_id, pair.figure_path, None)
+            continue
+        try:
+            img = prepare_image(data, pair.figure_path, opts.image_size, limits)
+        except ImageSkipped as e:
+            run.skip("image", e.reason, paper_id, pair.figure_path, e.detail)
+            continue
+        except Exception as e:  # a codec bug must not end the run either
+            run.skip("image", "image_error", paper_id, pair.figure_path, f"{type(e).__name__}: {e}")
+            continue
+        rows.append({
+            "uid": pair_uid(opts.source, paper_id, pair.figure_path),
+            "url": _figure_url(opts, paper_id, pair),
+            "text": pair.caption,
+            "original_width": img.original_width,
+            "original_height": img.original_height,
+            "clip_b32_similarity_score": None,
+            "clip_l14_similarity_score": None,
+            "face_bboxes": [],
+            "sha256": sha256_bytes(data),
+            "source": opts.source,
+            "paper_id": paper_id,
+            "figure_path": pair.figure_path,
+            "label": pair.label,
+            "parent_caption": pair.parent_caption,
+            "mentions": list(pair.mentions),
+            "license": found.license,
+            "caption_length": len(pair.caption),
+            "image_format": img.image_format,
+            "width": img.width,
+            "height": img.height,
+            "jpg": img.jpeg,
+        })
+    return rows
+
+
+def unit_result_paths(work: Path, unit: Unit) -> tuple[Path, Path]:
+    return work / f"{unit.index:06d}.arrow", work / f"{unit.index:06d}.json"
+
+
+def _write_unit_table(path: Path, table: pa.Table) -> None:
+    """Unit results as uncompressed Arrow IPC: the JPEG bytes are copied, not re-encoded,
+    and the writer memory-maps them back (parquet cost a third of the bookkeeping)."""
+    with atomic_open(path, fsync=False) as f, pa.ipc.new_file(f, UNIT_SCHEMA) as w:
+        w.write_table(table)
+
+
+def read_unit_table(path: Path) -> pa.Table:
+    with pa.memory_map(str(path)) as source:
+        return pa.ipc.open_file(source).read_all()
+
+
+def process_unit(unit: Unit, opts: BuildOptions, work: Path) -> dict:
+    """Extract every pair of one unit into ``work/NNNNNN.arrow`` (+ ``.json`` summary).
+
+    Idempotent: a unit whose summary exists is not redone.
+    """
+    data_path, summary_path = unit_result_paths(work, unit)
+    if summary_path.exists():
+        return json.loads(summary_path.read_text())
+    run = _UnitRun(unit)
+    rows: list[dict] = []
+    try:
+        for paper in iter_unit_papers(unit, opts.archive_limits):
+            rows.extend(_paper_rows(paper, opts, run))
+    except ArchiveError as e:
+        run.skip("unit", e.reason, None, unit.url, e.detail)
+    _write_unit_table(data_path, pa.Table.from_pylist(rows, schema=UNIT_SCHEMA))
+    summary = {"unit": unit.url, "index": unit.index, "rows": len(rows),
+               "counts": dict(run.counts), "skips": dict(run.skips), "skipped_items": run.items}
+    with atomic_open(summary_path, "w", fsync=False) as f:
+        f.write(dumps_stable(summary))
+    return summary
+
+
+def _process_unit_star(args: tuple) -> dict:
+    return process_unit(*args)
+
+
+# --- writing shards -----------------------------------------------------------------------
+
+class ShardCutter:
+    """Cuts unit results, in unit order, into shards of ``shard_size`` samples."""
+
+    def __init__(self, out: Path, opts: BuildOptions):
+        self.out, self.opts = out, opts
+        self.shards_dir, self.meta_dir = out / "shards", out / "metadata"
+        self.shards_dir.mkdir(parents=True, exist_ok=True)
+        self.meta_dir.mkdir(parents=True, exist_ok=True)
+        self.pending: list[dict] = []
+        self.seen_uids: set[str] = set()
+        self.next_shard = 0
+        self.written = 0
+        self.resumed_shards = 0
+        self.duplicates: list[dict] = []
+
+    def add_unit(self, table: pa.Table) -> None:
+        for row in table.to_pylist():
+            if row["uid"] in self.seen_uids:
+                self.duplicates.append({"paper_id": row["paper_id"], "item": row["figure_path"],
+                                        "uid": row["uid"]})
+                continue
+            self.seen_uids.add(row["uid"])
+            self.pending.append(row)
+            if len(self.pending) >= self.opts.shard_size:
+                self._flush(self.pending[: self.opts.shard_size])
+                self.pending = self.pending[self.opts.shard_size :]
+
+    def finish(self) -> None:
+        if self.pending:
+            self._flush(self.pending)
+            self.pending = []
+
+    def _flush(self, rows: list[dict]) -> None:
+        sid = self.next_shard
+        self.next_shard += 1
+        self.written += len(rows)
+        if shard_done(self.shards_dir, sid) and (self.meta_dir / f"{shard_name(sid)}.parquet").exists():
+            self.resumed_shards += 1
+            return
+        samples, meta_rows = [], []
+        for i, row in enumerate(rows):
+            key = sample_key(sid, i, self.opts.shard_size)
+            meta_rows.append({**{k: row[k] for k in METADATA_SCHEMA.names if k in row},
+                              "shard": sid, "key": key})
+            samples.append(ShardSample(row["jpg"], {
+                "uid": row["uid"], "caption": row["text"], "url": row["url"], "key": key,
+                "status": "success", "error_message": None, "width": row["width"],
+                "height": row["height"], "original_width": row["original_width"],
+                "original_height": row["original_height"], "exif": None, "sha256": row["sha256"],
+                "source": row["source"], "paper_id": row["paper_id"],
+                "figure_path": row["figure_path"], "label": row["label"],
+                "parent_caption": row["parent_caption"], "mentions": row["mentions"],
+                "license": row["license"], "image_format": row["image_format"],
+            }))
+        table = pa.Table.from_pylist(meta_rows, schema=METADATA_SCHEMA)
+        with atomic_open(self.meta_dir / f"{shard_name(sid)}.parquet") as f:
+            pq.write_table(table, f)
+        write_shard(self.shards_dir, sid, samples)  # its _stats.json is written last
+
+
+# --- the whole build ----------------------------------------------------------------------
+
+def _converter_versions() -> dict:
+    out = {}
+    try:
+        r = subprocess.run(["gs", "--version"], capture_output=True, text=True, timeout=10)
+        out["ghostscript"] = r.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        out["ghostscript"] = None
+    return out
+
+
+def tool_versions() -> dict:
+    v = {"datacomp-sci": __version__}
+    v.update(package_versions(("pillow", "pypdfium2", "pylatexenc", "lxml", "webdataset",
+                               "pyarrow", "numpy")))
+    v.update(_converter_versions())
+    return v
+
+
+def _state(units: list[Unit], opts: BuildOptions) -> dict:
+    return {"format": POOL_FORMAT, "options": opts.fingerprint(),
+            "inputs": [{"url": u.url, "kind": u.kind, "size": u.size} for u in units]}
+
+
+def _prepare_output(out: Path, state: dict, overwrite: bool) -> bool:
+    """Check an existing output folder. Returns True when the same build is complete."""
+    state_file = out / "_work" / "state.json"
+    pool_json = out / "pool.json"
+    if overwrite and out.exists():
+        shutil.rmtree(out)
+    if pool_json.exists() and not state_file.exists():
+        old = json.loads(pool_json.read_text())
+        if old.get("state") == state:
+            return True
+        raise FileExistsError(
+            f"{out} already holds a pool built from other inputs or options: choose another "
+            "--output, or pass --overwrite to replace it")
+    if state_file.exists():
+        if state_file.read_text() != dumps_stable(state):
+            raise FileExistsError(
+                f"{out} holds an unfinished build with other inputs or options: rerun it with "
+                "the same arguments to resume, or pass --overwrite to start again")
+    elif out.exists() and any(p.name != "_work" for p in out.iterdir()):
+        raise FileExistsError(f"{out} is not empty and holds no datacomp-sci build: choose "
+                              "another --output, or pass --overwrite")
+    remove_stale_temps(out)  # of a killed run being resumed
+    atomic_write_text(state_file, dumps_stable(state))
+    return False
+
+
+def _run_units(units: list[Unit], opts: BuildOptions, work: Path, workers: int) -> Iterator[dict]:
+    """Process units (in parallel when workers > 1), yielding summaries in unit order."""
+    if workers <= 1 or len(units) <= 1:
+        for u in units:
+            yield process_unit(u, opts, work)
+        return
+    ctx = get_context("spawn")  # no fork: safe with threads, same behaviour everywhere
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        window = max(2 * workers, 4)  # bounded look-ahead keeps memory flat
+        futures = []
+        it = iter(units)
+        for u in it:
+            futures.append(pool.submit(_process_unit_star, (u, opts, work)))
+            if len(futures) >= window:
+                break
+        while futures:
+            f = futures.pop(0)
+            yield f.result()
+            nxt = next(it, None)
+            if nxt is not None:
+                futures.append(pool.submit(_process_unit_star, (nxt, opts, work)))
+
+
+def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
+               workers: int | None = None, overwrite: bool = False, keep_work: bool = False,
+               progress: Callable[[int, dict], None] | None = None,
+               on_units: Callable[[list[Unit]], None] | None = None) -> BuildResult:
+    """Build a pool from paper packages. See the module docstring for the data flow.
+
+    ``progress(n_units_done, totals)`` is called after each unit; ``on_units(units)`` once
+    the inputs are listed (the CLI uses both for its progress bar).
+    """
+    t0 = time.time()
+    out = Path(output)
+    units, problems = list_units(list(inputs), opts.source)
+    if not units:
+        why = "; ".join(f"{p['input']}: {p['detail']}" for p in problems)
+        raise ValueError(f"no input packages found ({why or 'no archives or package folders'}): "
+                         "give arXiv/PMC archives, folders of them, or URLs")
+    state = _state(units, opts)
+    if _prepare_output(out, state, overwrite):
+        report = json.loads((out / "build_report.json").read_text())
+        return BuildResult(out, report, already_complete=True, elapsed_s=time.time() - t0)
+    if on_units:
+        on_units(units)
+    work = out / "_work" / "units"
+    work.mkdir(parents=True, exist_ok=True)
+    cutter = ShardCutter(out, opts)
+    counts: Counter = Counter()
+    skips: Counter = Counter()
+    items: list[dict] = [{"unit": p["input"], "paper_id": None, "stage": "input",
+                          "reason": p["reason"], "item": p["input"], "detail": p["detail"]}
+                         for p in problems]
+    for p in problems:
+        skips[f"input/{p['reason']}"] += 1
+    workers = workers or os.cpu_count() or 1
+    for done, summary in enumerate(_run_units(units, opts, work, workers), start=1):
+        data_path = work / f"{summary['index']:06d}.arrow"
+        cutter.add_unit(read_unit_table(data_path))
+        counts.update(summary["counts"])
+        skips.update(summary["skips"])
+        items.extend(summary["skipped_items"])
+        if progress:
+            progress(done, {"papers": counts["papers_seen"], "pairs": cutter.written + len(cutter.pending)})
+    cutter.finish()
+    for d in cutter.duplicates:
+        skips["write/duplicate_uid"] += 1
+        items.append({"unit": None, "paper_id": d["paper_id"], "stage": "write",
+                      "reason": "duplicate_uid", "item": d["item"], "detail": d["uid"]})
+    report = _report(units, counts, skips, cutter)
+    _write_skipped(out / "skipped.jsonl", items)
+    atomic_write_json(out / "build_report.json", report)
+    pool = {
+        "format": POOL_FORMAT, "name": opts.name, "source": opts.source,
+        "description": opts.description, "uid_rule": UID_RULE,
+        "counts": {"shards": cutter.next_shard, "samples": cutter.written,
+                   "papers_seen": counts["papers_seen"]},
+        "options": opts.fingerprint(), "versions": tool_versions(),
+        "inputs": state["inputs"], "state": state,
+    }
+    atomic_write_json(out / "pool.json", pool)
+    if not keep_work:
+        shutil.rmtree(out / "_work", ignore_errors=True)
+    return BuildResult(out, report, elapsed_s=time.time() - t0)
+
+
+def _report(units: list[Unit], counts: Counter, skips: Counter, cutter: ShardCutter) -> dict:
+    by_stage: dict[str, dict[str, int]] = {}
+    for key, n in sorted(skips.items()):
+        stage, reason = key.split("/", 1)
+        by_stage.setdefault(stage, {})[reason] = n
+    return {
+        "units": len(units),
+        "papers_seen": counts["papers_seen"],
+        "papers_with_latex": counts["papers_with_latex"],
+        "papers_with_nxml": counts["papers_with_nxml"],
+        "figures_found": counts["figures_found"],
+        "pairs_extracted": counts["pairs_extracted"],
+        "pairs_written": cutter.written,
+        "shards": cutter.next_shard,
+        "skipped": by_stage,
+        "skipped_total": sum(skips.values()),
+    }
+
+
+def _write_skipped(path: Path, items: list[dict]) -> None:
+    with atomic_open(path, "w") as f:
+        for it in items:
+            f.write(json.dumps(it, sort_keys=True, ensure_ascii=False) + "\n")
+

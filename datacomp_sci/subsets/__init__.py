@@ -1,0 +1,1 @@
+"""Stage 2: DataComp subset files from pools: SQL and DataComp's baseline filters, language id, deduplication, decontamination."""

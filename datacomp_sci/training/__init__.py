@@ -1,0 +1,1 @@
+"""Stage 4: DataComp's scale configs and OpenCLIP's trainer."""
