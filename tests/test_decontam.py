@@ -17,7 +17,7 @@ from test_query import write_pool
 
 from datacomp_sci.cli import main
 from datacomp_sci.core.schema import COMMONPOOL_SCHEMA
-from datacomp_sci.evaluation.evalsets import make_tiny_suite
+from datacomp_sci.evaluation.tinysuite import make_tiny_suite
 from datacomp_sci.subsets import decontam
 from datacomp_sci.subsets.filters import FilterSpec, run_filter
 
