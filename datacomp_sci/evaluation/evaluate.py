@@ -37,6 +37,7 @@ from datacomp_sci.core.evaldata import (
     shard_paths,
     task_data_problem,
 )
+from datacomp_sci.core.outdir import fingerprint_diff, read_record
 from datacomp_sci.core.suites import Suite, TaskSpec, load_suite
 from datacomp_sci.core.util import (
     atomic_write_json,
@@ -456,8 +457,9 @@ def _provenance(suite: Suite, ckpt_sha: str) -> dict[str, Any]:
 def _load_meta(path: Path, ckpt_sha: str) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    meta = json.loads(path.read_text())
-    if meta.get("checkpoint_sha256") not in (None, ckpt_sha):
+    meta = read_record(path) or {}
+    if meta.get("checkpoint_sha256") is not None and fingerprint_diff(
+            {"checkpoint_sha256": meta["checkpoint_sha256"]}, {"checkpoint_sha256": ckpt_sha}):
         raise ValueError(
             f"{path.parent} holds results of another checkpoint (sha256 {meta['checkpoint_sha256'][:12]}...): "
             "use a new --output directory or delete the old results"

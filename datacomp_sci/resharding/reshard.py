@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from datacomp_sci import __version__
-from datacomp_sci.core import tarscan
+from datacomp_sci.core import outdir, tarscan
 from datacomp_sci.core.tars import (
     BLOCK,
     UID_KEY,
@@ -69,7 +69,6 @@ from datacomp_sci.core.util import (
     atomic_open,
     atomic_write_json,
     dumps_stable,
-    remove_stale_temps,
     sha256_file,
 )
 from datacomp_sci.resharding.index import default_index_cache, tar_index_cached
@@ -398,34 +397,13 @@ def _fingerprint(inputs: list[InputShard], subset_sha: str, opts: ReshardOptions
 
 
 def _prepare_output(out: Path, fingerprint: dict, opts: ReshardOptions) -> Path:
-    work = out / "_work"
-    if opts.overwrite and out.exists():
-        shutil.rmtree(out)
-    run_file = work / "run.json"
-    if run_file.exists():
-        if json.loads(run_file.read_text()) != fingerprint:
-            raise FileExistsError(
-                f"{out}: holds an unfinished reshard of other inputs/subset/shard size; "
-                "rerun with the same arguments to resume, or pass --overwrite"
-            )
-    elif out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out}: not empty; choose a new folder or pass --overwrite")
-    remove_stale_temps(out)  # of a killed run being resumed
-    work.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_file, fingerprint)
-    return work
+    outdir.claim(out, fingerprint, "reshard", state_file="_work/run.json",
+                 overwrite=opts.overwrite, foreign_ok=("_work",))
+    return out / "_work"
 
 
 def _completed(out: Path, fingerprint: dict) -> dict | None:
-    meta_path = out / "meta.json"
-    if not meta_path.exists() or (out / "_work").exists():
-        return None
-    meta = json.loads(meta_path.read_text())
-    if meta.get("fingerprint") != fingerprint:
-        raise FileExistsError(
-            f"{out}: already holds a different reshard; choose a new folder or pass --overwrite"
-        )
-    return meta
+    return outdir.finished(out, "meta.json", "fingerprint", fingerprint, "a reshard")
 
 
 def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, workers: int,
