@@ -11,6 +11,7 @@ it wrote so tests can assert on it.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections.abc import Callable, Sequence
@@ -171,3 +172,33 @@ def write_eval_results(path: Path, values: dict[str, float] | None = None,
         lines.append(json.dumps({"key": t.key, "dataset": t.name, "metrics": metrics}))
     path.write_text("\n".join([*lines, *extra_lines]) + "\n")
     return path
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (for temp files of a 'killed' writer)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                         capture_output=True, text=True, check=True)
+    return int(out.stdout)
+
+
+@contextlib.contextmanager
+def hang_guard(seconds: float = 60.0):
+    """Fail a test whose code does not return within ``seconds`` (SIGALRM, main thread).
+
+    A bound against hangs on hostile input, far above the normal run time: speed itself
+    is measured by the scripts under ``benchmarks/``, never asserted in unit tests."""
+    import signal
+
+    def expired(signum, frame):
+        raise TimeoutError(f"still running after {seconds:g} s: unbounded work on hostile input?")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -54,7 +54,7 @@ def demo_cmd(output):
     Rerunning reuses finished steps. Outputs: OUTPUT/pools, OUTPUT/commonpool_tiny,
     OUTPUT/subsets, OUTPUT/shards, OUTPUT/runs, OUTPUT/report (table3.md, report.png).
     """
-    from datacomp_sci.core.progress import print_table
+    from datacomp_sci.cli.progress import print_table
     from datacomp_sci.pipeline.demo import run_demo
 
     res = run_library(run_demo, output, log=click.echo)

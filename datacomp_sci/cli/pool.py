@@ -46,7 +46,7 @@ def build_pool_cmd(source, inputs, output, config, name, workers, shard_size, im
     OUTPUT/build_report.json and OUTPUT/skipped.jsonl (every skipped item and why).
     Interrupt it at any time: rerunning the same command resumes and gives the same bytes.
     """
-    from datacomp_sci.core.progress import BuildProgress, print_build_summary
+    from datacomp_sci.cli.progress import BuildProgress, print_build_summary
     from datacomp_sci.pool.build import build_pool, options_from_config
 
     opts = run_library(options_from_config, source, config, name=name, shard_size=shard_size,

@@ -193,10 +193,11 @@ def git_revision(path: str | os.PathLike | None = None) -> str | None:
 
 
 @contextlib.contextmanager
-def serve_folder(folder: str | os.PathLike) -> Iterator[str]:
+def serve_folder(folder: str | os.PathLike, requests: list[str] | None = None) -> Iterator[str]:
     """Serve ``folder`` over HTTP on 127.0.0.1 only, for as long as the block runs; yields
     the base URL (``http://127.0.0.1:PORT``). Used by the demo (img2dataset downloads the
-    generated pool from it) and by tests of every "remote" input."""
+    generated pool from it) and by tests of every "remote" input. ``requests``, when
+    given, receives the path of every request served (a request log for tests)."""
     import functools
     import http.server
     import threading
@@ -204,6 +205,10 @@ def serve_folder(folder: str | os.PathLike) -> Iterator[str]:
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
+
+        def log_request(self, code="-", size="-"):
+            if requests is not None:
+                requests.append(self.path)
 
     handler = functools.partial(Quiet, directory=str(folder))
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)

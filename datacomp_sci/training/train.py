@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datacomp_sci.core.outdir import fingerprint_diff
+from datacomp_sci.core.tables import format_table
 from datacomp_sci.core.util import atomic_write_json, git_revision, package_versions, sha256_file
 from datacomp_sci.resharding.shardsets import resolve_shards
 from datacomp_sci.training.scales import PRECISIONS, ScaleConfig
@@ -419,9 +420,8 @@ def _format_sources(plan: TrainPlan) -> list[str]:
                 f"{repeats:.2f}",
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in
-                              enumerate(zip(r, widths, strict=True))).rstrip() for r in rows]
+    return format_table(rows[0], rows[1:], align="<<>>>>>", separator=False,
+                        indent="  ").split("\n")
 
 
 # ---- running ---------------------------------------------------------------------------
