@@ -270,3 +270,54 @@ def test_output_is_deterministic(samples):
     s = samples[5]
     a, b = extract_latex(s.files, s.paper_id), extract_latex(s.files, s.paper_id)
     assert pairs(a) == pairs(b) and a.skipped_items == b.skipped_items
+
+
+# --- hostile input: bounds on work, not only on depth -----------------------------------
+
+def _peak_bytes(fn):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        out = fn()
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_argument_doubling_recursion_is_bounded_by_expanded_size():
+    pre = r"\def\x#1{\x{#1#1}}"
+    body = r"\begin{figure}\includegraphics{a}\caption{Fine \x{ab}}\end{figure}"
+    opts = LatexOptions(max_expansions=30, max_expansion_bytes=1_000_000)
+    result, peak = _peak_bytes(lambda: extract_latex({"m.tex": doc(body, pre), "a.png": PNG},
+                                                     "x", opts))
+    assert result.skipped["macro_expansion_limit"] == 1
+    assert peak < 50_000_000  # 2**30 characters without the bound
+    assert [p.figure_path for p in result.pairs] == ["a.png"]
+
+
+def test_input_fan_out_is_bounded_by_a_total_input_count():
+    files = {f"s{i}.tex": (rf"\input{{s{i + 1}}}\input{{s{i + 1}}}x").encode()
+             for i in range(1, 40)}
+    files["s40.tex"] = b"leaf "
+    files["m.tex"] = doc(r"\input{s1}\begin{figure}\includegraphics{a}\caption{C}\end{figure}")
+    files["a.png"] = PNG
+    result = extract_latex(files, "x", LatexOptions(max_inputs=500))
+    assert result.skipped == {"input_limit": 1}  # 2**40 splices without the bound
+    assert [p.figure_path for p in result.pairs] == ["a.png"]
+
+
+def test_main_files_per_paper_are_capped_and_counted():
+    files = {f"m{i:05d}.tex": doc(rf"\begin{{figure}}\includegraphics{{a{i}}}\caption{{C}}"
+                                  r"\end{figure}") for i in range(30)}
+    files.update({f"a{i}.png": PNG for i in range(30)})
+    result = extract_latex(files, "x", LatexOptions(max_main_files=10))
+    assert result.skipped == {"too_many_main_files": 1}
+    assert len(result.pairs) == 10
+
+
+def test_expanded_source_is_bounded_per_paper_not_per_main_file():
+    big = "word " * 30_000
+    files = {f"m{i}.tex": doc(big) for i in range(5)}
+    result = extract_latex(files, "x", LatexOptions(max_tex_bytes=400_000))
+    assert result.skipped == {"tex_too_large": 1}  # the third main file reaches the bound

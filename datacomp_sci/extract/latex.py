@@ -62,9 +62,12 @@ class LatexOptions:
     keep_multi_panel: bool = False  # multi-graphic figure w/o sub-captions: keep each panel
     ref_token: str = "<ref>"
     cit_token: str = "<cit.>"
-    max_tex_bytes: int = 20_000_000  # bound on total expanded source (and on any one file)
+    max_tex_bytes: int = 20_000_000  # bound on expanded source per paper (and on any one file)
     max_expansions: int = 100_000  # user-macro expansions per main file
     max_depth: int = 200  # nested macro / input frames
+    max_expansion_bytes: int = 50_000_000  # macro text produced by expansions, per main file
+    max_inputs: int = 2_000  # \input/\include splices per main file
+    max_main_files: int = 100  # main files (\documentclass, not input by another) per paper
 
 
 REF_MACROS = ("ref", "autoref", "cref", "Cref", "eqref", "pageref", "subref", "vref", "Vref",
@@ -308,6 +311,8 @@ class _Project:
     options: LatexOptions
     result: PaperPairs
     texts: dict[str, str | None] = field(default_factory=dict)
+    expanded: int = 0  # characters of expanded source produced so far (all main files)
+    lower: dict[str, list[str]] | None = None  # case-insensitive path index, built on demand
 
     def tex(self, path: str) -> str | None:
         """Comment-stripped text of a .tex file (None when too large: counted once)."""
@@ -365,8 +370,9 @@ class _Expander:
         self.macros: dict[str, _Macro] = {}
         self.envs: dict[str, _Env] = {}
         self.out: list[str] = []
-        self.size = 0
         self.expansions = 0
+        self.work = 0  # characters of macro text produced by expansions
+        self.inputs = 0
         self.limit_hit = False
         self.sty_mode = False
         self.loaded_sty: set[str] = set()
@@ -374,8 +380,8 @@ class _Expander:
 
     # -- output ----------------------------------------------------------------
     def emit(self, s: str) -> None:
-        self.size += len(s)
-        if self.size > self.opt.max_tex_bytes:
+        self.p.expanded += len(s)
+        if self.p.expanded > self.opt.max_tex_bytes:
             raise _Budget
         self.out.append(s)
 
@@ -473,6 +479,13 @@ class _Expander:
         if len(self.frames) >= self.opt.max_depth:
             self.p.result.skip("input_too_deep", path)
             return
+        if self.inputs >= self.opt.max_inputs:
+            if self.inputs == self.opt.max_inputs:  # counted once per main file
+                self.p.result.skip("input_limit", self.frames[0].file,
+                                   f"more than {self.opt.max_inputs} inputs spliced")
+            self.inputs = self.opt.max_inputs + 1
+            return
+        self.inputs += 1
         body = self.p.tex(path)
         if body is None:
             return
@@ -640,7 +653,23 @@ class _Expander:
         args = self._read_args(mac.nargs, mac.default)
         if args is None:
             return
-        self._push(_substitute(mac.body, args))
+        if self._work_ok(mac.body, args):
+            self._push(_substitute(mac.body, args))
+
+    def _work_ok(self, body: str, args: list[str]) -> bool:
+        """Charge the size of a substitution before making it: argument-doubling recursion
+        (``\\def\\x#1{\\x{#1#1}}``) grows exponentially within the expansion count."""
+        size = len(body)
+        if args and "#" in body:
+            size += sum(len(args[int(k) - 1]) for k in _PARAM_NUM.findall(body)
+                        if int(k) <= len(args))
+        self.work += size
+        if self.work <= self.opt.max_expansion_bytes:
+            return True
+        self.limit_hit = True
+        self.p.result.skip("macro_expansion_limit", self.frames[0].file,
+                           f"expansions produced over {self.opt.max_expansion_bytes} characters")
+        return False
 
     def _push(self, text: str) -> None:
         if not text:
@@ -656,14 +685,17 @@ class _Expander:
             return
         fr.pos = g[1]
         if which == "end":
-            self._push(env.end + " ")
+            if self._work_ok(env.end, []):
+                self._push(env.end + " ")
             return
-        args = self._read_args(env.nargs, env.default)
-        self._push(_substitute(env.begin, args or []) + " ")
+        args = self._read_args(env.nargs, env.default) or []
+        if self._work_ok(env.begin, args):
+            self._push(_substitute(env.begin, args) + " ")
 
 
 _SPACES_AFTER_WORD = re.compile(r"[ \t]*(?:\n[ \t]*)?")
 _PARAM = re.compile(r"##|#([1-9])")
+_PARAM_NUM = re.compile(r"(?<!#)#([1-9])")
 
 
 def _substitute(body: str, args: list[str]) -> str:
@@ -1098,11 +1130,7 @@ class _GraphicsContext:
     main_dir: str
     paths: list[tuple[int, list[str]]]  # (position, \graphicspath entries)
     extensions: list[tuple[int, tuple[str, ...]]]
-    lower: dict[str, list[str]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for p in sorted(self.files):
-            self.lower.setdefault(p.lower(), []).append(p)
+    lower: dict[str, list[str]]  # lower-cased path -> paths (built once per project)
 
     def _at(self, seq: list, pos: int, default):
         found = default
@@ -1145,7 +1173,14 @@ class _GraphicsContext:
         return None, False
 
 
-def _graphics_context(files: Mapping[str, bytes], main: str, text: str) -> _GraphicsContext:
+def _lower_index(files: Mapping[str, bytes]) -> dict[str, list[str]]:
+    lower: dict[str, list[str]] = {}
+    for p in sorted(files):
+        lower.setdefault(p.lower(), []).append(p)
+    return lower
+
+
+def _graphics_context(project: _Project, main: str, text: str) -> _GraphicsContext:
     paths = []
     for m in re.finditer(r"\\graphicspath\s*\{", text):
         g = _read_group(text, m.end() - 1)
@@ -1158,7 +1193,9 @@ def _graphics_context(files: Mapping[str, bytes], main: str, text: str) -> _Grap
         found = tuple(e.strip() for e in m.group(1).split(",") if e.strip().startswith("."))
         if found:
             exts.append((m.start(), found))
-    return _GraphicsContext(files, posixpath.dirname(main), paths, exts)
+    if project.lower is None:
+        project.lower = _lower_index(project.files)
+    return _GraphicsContext(project.files, posixpath.dirname(main), paths, exts, project.lower)
 
 
 def _dir_entry(e: str) -> str:
@@ -1318,7 +1355,7 @@ def _process_main(project: _Project, main: str, seen: set[str]) -> None:
     units, spans = _figure_units(scanner, root, text)
     labels = {lab for u in units for lab in [u.label] + [s.label for s in u.subs] if lab}
     index = _mentions_index(text, start, end, _merge(spans), labels, opt) if labels else {}
-    doc = _Document(text, _graphics_context(project.files, main, text), index)
+    doc = _Document(text, _graphics_context(project, main, text), index)
     for unit in units:
         result.figures_found += 1
         _unit_pairs(doc, unit, project, seen)
@@ -1407,7 +1444,13 @@ def extract_latex(files: Mapping[str, bytes], paper_id: str,
     if not mains:
         result.skip("no_main_tex", paper_id, "no .tex file with \\documentclass")
         return result
+    if len(mains) > options.max_main_files:
+        result.skip("too_many_main_files", paper_id,
+                    f"{len(mains)} main files; the first {options.max_main_files} are read")
+        mains = mains[:options.max_main_files]
     seen: set[str] = set()
     for main in mains:
+        if project.expanded > options.max_tex_bytes:
+            break
         _process_main(project, main, seen)
     return result
