@@ -165,17 +165,16 @@ def test_papers_of_every_arxiv_format(arxiv_tree):
     ]
 
 
-def test_truncated_bulk_tar_yields_papers_before_the_cut_then_fails(tmp_path):
+def test_truncated_bulk_tar_yields_papers_before_the_cut_then_the_lost_one(tmp_path):
     bulk = tar_bytes({"2101/2101.00001.gz": gz(TEX), "2101/2101.00002.gz": gz(TEX * 500)})
     with tarfile.open(fileobj=io.BytesIO(bulk)) as tf:
         m = tf.getmember("2101/2101.00002.gz")
     (tmp_path / "arXiv_src_2101_001.tar").write_bytes(bulk[: m.offset_data + m.size // 2])
     (unit,), _ = list_units([str(tmp_path)], "arxiv")
-    it = iter_unit_papers(unit, ArchiveLimits())
-    assert next(it).paper_id == "2101.00001"
-    with pytest.raises(ArchiveError) as e:
-        next(it)
-    assert e.value.reason == "truncated_archive"
+    papers = list(iter_unit_papers(unit, ArchiveLimits()))
+    assert [(p.paper_id, p.skip_reason) for p in papers] == [
+        ("2101.00001", None), ("2101.00002", "archive_damage")]
+    assert papers[1].detail.startswith("truncated (bytes 1024-end)")
 
 
 def test_pmc_packages_and_unpacked_folders(tmp_path):

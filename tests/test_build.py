@@ -140,7 +140,8 @@ def test_hostile_arxiv_inputs_are_counted_and_never_fatal(arxiv_pool):
     assert sk["archive"]["link_or_special_member"] == 1
     assert sk["paper"]["decompression_bomb"] == 1
     assert sk["paper"]["corrupt_gzip"] == 1
-    assert sk["unit"]["truncated_archive"] == 1
+    assert sk["paper"]["archive_damage"] == 1  # the truncated bulk tar's last member
+    assert result.report["papers_lost_to_damage"] == 2  # and the corrupt gzip
     assert not list(pool.parent.rglob("escape.tex")) and not (pool.parent.parent / "escape.tex").exists()
 
 

@@ -176,10 +176,19 @@ class _UnitRun:
                            "reason": reason, "item": item, "detail": detail})
 
 
+# a paper skipped for one of these was damaged, not merely without pairs
+DAMAGE_REASONS = frozenset({"archive_damage", "corrupt_gzip", "corrupt_tar",
+                            "truncated_archive", "unreadable_input"})
+
+
 def _paper_rows(paper: Paper, opts: BuildOptions, run: _UnitRun) -> list[dict]:
     run.counts["papers_seen"] += 1
     for item in paper.member_skip_items:
         run.skip("archive", item["reason"], paper.paper_id, item["item"], item["detail"])
+    if paper.skip_reason in DAMAGE_REASONS:
+        run.counts["papers_lost_to_damage"] += 1
+    else:
+        run.counts["papers_read"] += 1
     if paper.skip_reason:
         run.skip("paper", paper.skip_reason, paper.paper_id, None, paper.detail)
         return []
@@ -270,6 +279,8 @@ def process_unit(unit: Unit, opts: BuildOptions, work: Path) -> dict:
             rows.extend(_paper_rows(paper, opts, run))
     except ArchiveError as e:
         run.skip("unit", e.reason, None, unit.url, e.detail)
+    except Exception as e:  # hostile bytes can make any reader raise: count it, go on
+        run.skip("unit", "corrupt_tar", None, unit.url, f"{type(e).__name__}: {e}")
     _write_unit_table(data_path, pa.Table.from_pylist(rows, schema=UNIT_SCHEMA))
     summary = {"unit": unit.url, "index": unit.index, "rows": len(rows),
                "counts": dict(run.counts), "skips": dict(run.skips), "skipped_items": run.items}
@@ -489,6 +500,8 @@ def _report(units: list[Unit], counts: Counter, skips: Counter, cutter: ShardCut
     return {
         "units": len(units),
         "papers_seen": counts["papers_seen"],
+        "papers_read": counts["papers_read"],
+        "papers_lost_to_damage": counts["papers_lost_to_damage"],
         "papers_with_latex": counts["papers_with_latex"],
         "papers_with_nxml": counts["papers_with_nxml"],
         "figures_found": counts["figures_found"],
