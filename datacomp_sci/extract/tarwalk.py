@@ -247,6 +247,17 @@ def _legible_name(block: bytes) -> str | None:
     return text if text.isprintable() else None
 
 
+def _looks_like_header(block: bytes) -> bool:
+    """A damaged header rather than file data: the ustar magic, or a name field (printable,
+    NUL-padded) and octal digits where the mode field is."""
+    if block[_MAGIC_AT:_MAGIC_AT + 5] == _MAGIC:
+        return True
+    name = block[:100]
+    end = name.find(b"\x00")
+    return (end > 0 and not name[end:].strip(b"\x00") and _legible_name(block) is not None
+            and re.fullmatch(rb"[0-7 ]*\x00?", block[100:108]) is not None)
+
+
 def _kind(ti: tarfile.TarInfo, pax: dict[str, str]) -> str:
     if any(k.startswith("GNU.sparse") for k in pax):
         return "special"
@@ -299,9 +310,24 @@ class _Walker:
         self.src, self.want, self.accept = src, want, accept
         self.scan_member_data, self.skip_budget = scan_member_data, skip_budget
 
+    _parsed: tuple[int, tarfile.TarInfo] | None = None
+
     def valid(self, block: bytes) -> bool:
-        """A block that may follow a member: the end, a zero block or a parseable header."""
-        return not block or block.count(0) == len(block) or parse_header(block) is not None
+        """A block that may follow a member (read at the source's position): the end, a
+        zero block or a parseable header (kept, so the walk parses each header once)."""
+        if not block or block.count(0) == len(block):
+            return True
+        ti = parse_header(block)
+        if ti is not None:
+            self._parsed = (self.src.pos, ti)
+        return ti is not None
+
+    def _header(self, off: int, block: bytes) -> tarfile.TarInfo | None:
+        if self._parsed is not None and self._parsed[0] == off:
+            ti = self._parsed[1]
+            self._parsed = None
+            return ti
+        return parse_header(block)
 
     def _candidate(self, chunk: bytes, start: int = 0) -> int | None:
         """Offset in ``chunk`` (block-aligned, >= start) of a header ``accept`` takes."""
@@ -352,7 +378,7 @@ class _Walker:
                 yield Damage(off, found, "zeroed_header", None,
                              "an all-zero header block inside the archive")
                 continue
-            ti = parse_header(buf)
+            ti = self._header(off, buf)
             if ti is None:
                 found = self.resync()
                 yield Damage(off, found, "bad_header", _legible_name(buf),
@@ -436,8 +462,15 @@ class _Walker:
                          f"archive ends inside this member ({len(data)} of {length} bytes)")
             self._stop = True
             return
-        member.data = data[:member.size]
-        yield member  # the data is whole; the next header is the damaged one
+        if _looks_like_header(nxt):
+            member.data = data[:member.size]
+            yield member  # the data is whole; the next header is the damaged one
+            return
+        found = self.resync()  # the size is too small: its data goes on past it
+        yield Damage(off, found, "bad_size", member.name,
+                     f"header says {member.size} bytes, but data follows them")
+        if found is None:
+            self._stop = True
 
     def _skip(self, member: Member, length: int) -> Iterator[Member | Damage]:
         """Pass over a member's data without keeping it."""
