@@ -492,6 +492,19 @@ def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
     return BuildResult(out, report, elapsed_s=time.time() - t0)
 
 
+def build_outcome(report: dict) -> str:
+    """``pairs`` (the pool holds samples), ``empty`` (papers were read, none gave a pair: a
+    valid, empty pool, e.g. PDF-only papers) or ``unreadable`` (inputs were given but not
+    one paper in them could be read: every archive damaged, truncated or not an archive).
+    The command line exits 0, 0 with a note, and 1 respectively."""
+    if report.get("pairs_written", 0) > 0:
+        return "pairs"
+    read = report.get("papers_read")
+    if read is None:  # a report written before papers_read was counted
+        read = report.get("papers_seen", 0) - report.get("papers_lost_to_damage", 0)
+    return "empty" if read > 0 else "unreadable"
+
+
 def _report(units: list[Unit], counts: Counter, skips: Counter, cutter: ShardCutter) -> dict:
     by_stage: dict[str, dict[str, int]] = {}
     for key, n in sorted(skips.items()):
