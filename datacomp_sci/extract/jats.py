@@ -38,6 +38,7 @@ from urllib.parse import quote
 from lxml import etree
 
 from datacomp_sci.core.schema import FigurePair, PaperPairs
+from datacomp_sci.extract.sentences import split_sentences
 
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -87,18 +88,6 @@ _BODY_SKIP = frozenset({
     "fig", "fig-group", "table-wrap", "table-wrap-group", "caption", "supplementary-material",
     "fn", "fn-group", "ref-list", "boxed-text", "disp-formula",
 })
-
-# Abbreviations after which a period does not end a sentence (compared lower-case,
-# without the final period).
-_ABBREVIATIONS = frozenset({
-    "fig", "figs", "eq", "eqs", "eqn", "eqns", "ref", "refs", "al", "e.g", "i.e", "etc",
-    "vs", "cf", "approx", "ca", "resp", "viz", "no", "nos", "vol", "pp", "suppl", "sect",
-    "sec", "tab", "dr", "prof", "mr", "mrs", "ms", "st", "inc", "ltd", "co", "corp", "jr",
-    "sr", "sp", "spp", "ssp", "subsp", "cv", "var", "aff", "incl", "nov", "ph.d", "et", "ext",
-    "chap", "ch", "p",
-})
-_SENT_END_RE = re.compile(r"[.!?][\"'\u201d\u2019)\]]*(?=\s+[\"'\u201c\u2018(\[]*[A-Z0-9])")
-
 
 class _XmlRejected(Exception):
     """The article's XML cannot be used; ``reason`` is the skip reason."""
@@ -421,35 +410,6 @@ def caption_text(caption: etree._Element) -> str:
 
 
 # --- sentences and mentions ----------------------------------------------------------------
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Sentence spans ``(start, end)`` of plain text. A period ends a sentence only when
-    followed by space and an upper-case letter, digit or opening bracket/quote, and not
-    after an abbreviation ("Fig.", "et al.", "e.g.", "i.e.", ...) or a single initial."""
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for m in _SENT_END_RE.finditer(text):
-        if m.group(0)[0] == "." and _is_abbreviation(text, m.start()):
-            continue
-        end = m.end()
-        spans.append((start, end))
-        start = end
-        while start < len(text) and text[start] == " ":
-            start += 1
-    if start < len(text):
-        spans.append((start, len(text)))
-    return spans
-
-
-def _is_abbreviation(text: str, dot: int) -> bool:
-    i = dot
-    while i > 0 and not text[i - 1].isspace():
-        i -= 1
-    word = text[i:dot].lstrip("([\"'\u201c")
-    if word.lower() in _ABBREVIATIONS:
-        return True
-    return len(word) == 1 and word.isupper()  # an initial: "J. Smith"
-
 
 @dataclass
 class _Mentions:

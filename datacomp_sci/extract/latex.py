@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from datacomp_sci.core.schema import FigurePair, PaperPairs
+from datacomp_sci.extract.sentences import PUNCT_END, is_sentence_end
 
 __all__ = ["LatexOptions", "extract_latex", "latex_to_text", "strip_comments", "decode_tex",
            "GRAPHIC_EXTENSIONS", "IMAGE_FORMATS"]
@@ -1261,13 +1262,9 @@ def latex_to_text(latex: str, ref_token: str = "<ref>", cit_token: str = "<cit.>
     return " ".join(text.split())
 
 
-_BOUNDARY = re.compile(r"([.!?])[\"'’”)]*\s+|\n[ \t]*\n\s*|\\(?:sub)*section\*?|\\paragraph\*?|\\item(?![A-Za-z])")
-_ABBREV = frozenset({"fig", "figs", "eq", "eqs", "sec", "secs", "ref", "refs", "e.g", "i.e",
-                     "al", "vs", "cf", "tab", "app", "ch", "no", "resp", "approx", "dr", "mr",
-                     "ms", "prof", "st", "vol", "pp", "ed", "eds", "fn", "eqn", "viz",
-                     "etc.", "c.f", "w.r.t", "lit", "sect", "chap", "thm", "def", "prop", "lem"})
+_BOUNDARY = re.compile(PUNCT_END + r"|\n[ \t]*\n\s*|\\(?:sub)*section\*?|\\paragraph\*?|"
+                       r"\\item(?![A-Za-z])")
 _REF_IN = re.compile(r"\\(?:" + "|".join(REF_MACROS) + r")\*?\s*\{([^{}]*)\}")
-_WORD_BEFORE = re.compile(r"([A-Za-z.]+)$")
 
 
 def _sentences(text: str, start: int, end: int, holes: list[tuple[int, int]]) -> list[str]:
@@ -1282,26 +1279,13 @@ def _sentences(text: str, start: int, end: int, holes: list[tuple[int, int]]) ->
     body = " \n\n ".join(parts)
     out, pos = [], 0
     for m in _BOUNDARY.finditer(body):
-        if m.group(1) is not None and not _real_end(body, m):
+        if m.group(1) is not None and not is_sentence_end(body, m.start(1), m.end()):
             continue
         cut = m.end(1) if m.group(1) is not None else m.start()
         out.append(body[pos:cut])
         pos = m.end() if m.group(1) is not None or m.group(0).startswith("\n") else _skip_heading(body, m.end())
     out.append(body[pos:])
     return [s for s in out if "ref" in s]
-
-
-def _real_end(body: str, m: re.Match) -> bool:
-    nxt = body[m.end():m.end() + 1]
-    if nxt and nxt.islower():
-        return False
-    if m.group(1) != ".":
-        return True
-    w = _WORD_BEFORE.search(body, max(0, m.start() - 12), m.start())
-    if w is None:
-        return True
-    word = w.group(1).lower().rstrip(".")
-    return not (word in _ABBREV or (len(w.group(1)) == 1 and w.group(1).isupper()))
 
 
 def _skip_heading(body: str, pos: int) -> int:
