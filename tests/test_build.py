@@ -379,3 +379,23 @@ def gzip_bytes(data: bytes) -> bytes:
     import gzip
 
     return gzip.compress(data, mtime=0)
+
+
+def test_pages_of_one_pdf_become_two_samples_with_stable_distinct_uids(tmp_path):
+    from helpers import pdf_pages
+
+    proj = tmp_path / "in" / "2101.00042"
+    proj.mkdir(parents=True)
+    (proj / "x.pdf").write_bytes(pdf_pages("0 0 200 100", [
+        b"1 0 0 rg 0 0 200 100 re f", b"0 0 1 rg 0 0 200 100 re f"]))
+    (proj / "main.tex").write_text(
+        "\\documentclass{article}\\begin{document}\n"
+        "\\begin{figure}\\includegraphics[page=1]{x.pdf}\\caption{Red panel}\\end{figure}\n"
+        "\\begin{figure}\\includegraphics[page=2,viewport=0 0 100 100,clip]{x.pdf}"
+        "\\caption{Blue panel}\\end{figure}\n\\end{document}\n")
+    build([tmp_path / "in"], tmp_path / "pool", "arxiv")
+    rows = metadata(tmp_path / "pool").to_pylist()
+    assert [(r["figure_path"], r["uid"], r["original_width"]) for r in rows] == [
+        ("x.pdf", pair_uid("arxiv", "2101.00042", "x.pdf"), 200),
+        ("x.pdf#page=2", pair_uid("arxiv", "2101.00042", "x.pdf#page=2"), 100)]
+    assert rows[1]["url"] == "https://arxiv.org/e-print/2101.00042#x.pdf%23page=2"

@@ -321,3 +321,41 @@ def test_expanded_source_is_bounded_per_paper_not_per_main_file():
     files = {f"m{i}.tex": doc(big) for i in range(5)}
     result = extract_latex(files, "x", LatexOptions(max_tex_bytes=400_000))
     assert result.skipped == {"tex_too_large": 1}  # the third main file reaches the bound
+
+
+# --- \includegraphics[page=N] and clip ---------------------------------------------------
+
+def test_pages_of_one_pdf_are_distinct_figures_with_page_in_their_path():
+    body = (r"\begin{figure}\includegraphics[page=1]{x.pdf}\caption{One}\end{figure}"
+            r"\begin{figure}\includegraphics[width=3cm,page=2]{x}\caption{Two}\end{figure}"
+            r"\begin{figure}\includegraphics[page=2]{x.pdf}\caption{Again}\end{figure}")
+    result = extract_latex({"m.tex": doc(body), "x.pdf": b"%PDF-1.4"}, "p")
+    assert [(p.figure_path, p.file_path, p.page, p.caption) for p in result.pairs] == [
+        ("x.pdf", "x.pdf", 1, "One"), ("x.pdf#page=2", "x.pdf", 2, "Two")]
+    assert result.skipped == {"duplicate_figure_path": 1}
+
+
+@pytest.mark.parametrize("options, star, expected", [
+    ("page=3", False, (3, None)),
+    ("viewport=10 20 110 120, clip", False, (1, ("viewport", 10, 20, 110, 120))),
+    ("viewport=10 20 110 120", False, (1, None)),  # no clip: graphicx prints the whole page
+    ("trim=1in 0 0 2cm, clip=true", False, (1, ("trim", 72, 0, 0, 72 / 2.54 * 2))),
+    ("trim={1 2 3 4}", True, (1, ("trim", 1, 2, 3, 4))),
+    ("viewport=1 2 3, clip", False, (1, None)),
+    ("page=x,clip", False, (1, None)),
+])
+def test_includegraphics_page_and_clip_options(options, star, expected):
+    from datacomp_sci.extract.latex import graphic_page_and_clip
+
+    page, clip = graphic_page_and_clip(options, star)
+    assert page == expected[0]
+    if expected[1] is None:
+        assert clip is None
+    else:
+        assert clip[0] == expected[1][0] and clip[1:] == pytest.approx(expected[1][1:])
+
+
+def test_clip_applies_to_pdf_figures_only():
+    body = r"\begin{figure}\includegraphics[page=2,viewport=0 0 1 1,clip]{a}\caption{C}\end{figure}"
+    (pair,) = extract_latex({"m.tex": doc(body), "a.png": PNG}, "p").pairs
+    assert (pair.figure_path, pair.page, pair.clip) == ("a.png", 1, None)

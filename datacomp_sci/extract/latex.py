@@ -797,6 +797,66 @@ class _Graphic:
     pos: int
     name: str
     import_dir: str | None
+    options: str = ""  # the [key=value] list of \includegraphics
+    star: bool = False  # \includegraphics*: clip
+
+
+# graphicx lengths in PostScript points (bp), the unit of viewport/trim without one
+_UNITS = {"bp": 1.0, "pt": 72 / 72.27, "in": 72.0, "cm": 72 / 2.54, "mm": 72 / 25.4,
+          "pc": 12 * 72 / 72.27, "dd": 1238 / 1157 * 72 / 72.27, "sp": 72 / 72.27 / 65536}
+_LENGTH = re.compile(r"^\s*(-?(?:\d+\.?\d*|\.\d+))\s*([a-z]{2})?\s*$")
+
+
+def _keyvals(options: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    depth, cur = 0, []
+    parts: list[str] = []
+    for c in options:  # commas inside braces do not split
+        if c == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+            continue
+        depth += (c == "{") - (c == "}")
+        cur.append(c)
+    parts.append("".join(cur))
+    for part in parts:
+        key, _, value = part.partition("=")
+        if key.strip():
+            out[key.strip()] = value.strip().strip("{}").strip()
+    return out
+
+
+def _four_lengths(value: str) -> tuple[float, float, float, float] | None:
+    fields = value.split()
+    if len(fields) != 4:
+        return None
+    out = []
+    for f in fields:
+        m = _LENGTH.match(f)
+        if m is None or (m.group(2) and m.group(2) not in _UNITS):
+            return None
+        out.append(float(m.group(1)) * _UNITS[m.group(2) or "bp"])
+    return out[0], out[1], out[2], out[3]
+
+
+def graphic_page_and_clip(options: str, star: bool = False
+                          ) -> tuple[int, tuple[str, float, float, float, float] | None]:
+    r"""``page=`` (1-based) and the clip of an ``\includegraphics`` option list.
+
+    The clip is ``("viewport", llx, lly, urx, ury)`` (from the page's lower-left corner) or
+    ``("trim", left, bottom, right, top)``, in bp, and only with ``clip``/``clip=true`` or
+    the star form: without clip graphicx shrinks the box but still prints the whole page.
+    """
+    kv = _keyvals(options)
+    page = 1
+    if "page" in kv and kv["page"].isdigit():
+        page = max(1, int(kv["page"]))
+    clip = star or ("clip" in kv and kv["clip"].lower() in ("", "true"))
+    for key in ("viewport", "trim"):
+        if clip and key in kv:
+            box = _four_lengths(kv[key])
+            return page, ((key, *box) if box else None)
+    return page, None
 
 
 @dataclass
@@ -869,7 +929,14 @@ class _Scanner:
         text, name, p = self.text, m.group(1), m.end()
         p = _star(text, p) if name not in ("label", "DCSIMPORTDIR") else p
         if name in ("includegraphics", "epsfbox", "epsffile", "plotone", "plottwo"):
-            p = _skip_optionals(text, p, end)
+            star = text.startswith("*", _skip_ws(text, m.end()))
+            options = []
+            for _ in range(2):
+                o = _read_optional(text, p, end)
+                if o is None:
+                    break
+                options.append(o[0])
+                p = o[1]
             g = _read_group(text, p, end)
             if g is None:
                 return p
@@ -880,7 +947,8 @@ class _Scanner:
                 if g2 is not None:
                     names.append(g2[0])
                     p = g2[1]
-            out.extend(_Graphic(m.start(), n, self.import_dir(m.start())) for n in names)
+            out.extend(_Graphic(m.start(), n, self.import_dir(m.start()),
+                                options[-1] if options else "", star) for n in names)
             return p
         if name in ("epsfig", "psfig"):
             g = _read_group(text, p, end)
@@ -1411,12 +1479,17 @@ def _emit(doc: _Document, g: _Graphic, caption: str, label: str | None,
     if posixpath.splitext(path)[1].lower() not in IMAGE_FORMATS:
         result.skip("unsupported_graphic_format", path)
         return
-    if path in seen:
-        result.skip("duplicate_figure_path", path)
+    page, region = graphic_page_and_clip(g.options, g.star)
+    if not path.lower().endswith(".pdf"):
+        page, region = 1, None  # pages and viewports are applied to PDF figures only
+    figure_path = path if page == 1 else f"{path}#page={page}"
+    if figure_path in seen:
+        result.skip("duplicate_figure_path", figure_path)
         return
-    seen.add(path)
-    result.pairs.append(FigurePair(figure_path=path, caption=caption, label=label,
-                                   parent_caption=parent, mentions=mentions))
+    seen.add(figure_path)
+    result.pairs.append(FigurePair(figure_path=figure_path, caption=caption, label=label,
+                                   parent_caption=parent, mentions=mentions, page=page,
+                                   clip=region))
 
 
 def extract_latex(files: Mapping[str, bytes], paper_id: str,

@@ -153,8 +153,8 @@ def _extract(paper: Paper, opts: BuildOptions) -> PaperPairs:
 
 
 def _figure_url(opts: BuildOptions, paper_id: str, pair) -> str:
-    if opts.source == "arxiv":
-        return f"https://arxiv.org/e-print/{paper_id}#{pair.figure_path}"
+    if opts.source == "arxiv":  # one '#' only: a page suffix's own is escaped
+        return f"https://arxiv.org/e-print/{paper_id}#{pair.figure_path.replace('#', '%23')}"
     from datacomp_sci.extract.jats import pmc_figure_url
 
     return pmc_figure_url(paper_id, pair.anchor)
@@ -210,12 +210,13 @@ def _paper_rows(paper: Paper, opts: BuildOptions, run: _UnitRun) -> list[dict]:
     limits = opts.image_limits()
     rows = []
     for pair in found.pairs:
-        data = paper.files.get(pair.figure_path)
+        data = paper.files.get(pair.file_path)
         if data is None:
             run.skip("image", "graphic_not_in_package", paper_id, pair.figure_path, None)
             continue
         try:
-            img = prepare_image(data, pair.figure_path, opts.image_size, limits)
+            img = prepare_image(data, pair.file_path, opts.image_size, limits, page=pair.page,
+                                clip=pair.clip)
         except ImageSkipped as e:
             run.skip("image", e.reason, paper_id, pair.figure_path, e.detail)
             continue
