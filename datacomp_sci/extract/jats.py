@@ -33,7 +33,7 @@ import posixpath
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from lxml import etree
 
@@ -55,12 +55,15 @@ NON_FIGURE_TYPES: frozenset[str] = frozenset({
 
 # Image files a <graphic> may resolve to, best first (PMC's full-size JPEG beats the GIF
 # thumbnail PMC ships beside it). jpg/jpeg share a rank, as do tif/tiff.
+# Formats the image stage decodes but PMC rarely ships as the figure file (WebP, BMP,
+# PDF, EPS, PS) come last: they are pairs when nothing better is packaged.
 IMAGE_EXT_RANK: dict[str, int] = {
-    ".jpg": 0, ".jpeg": 0, ".png": 1, ".tif": 2, ".tiff": 2, ".gif": 3,
+    ".jpg": 0, ".jpeg": 0, ".png": 1, ".tif": 2, ".tiff": 2, ".gif": 3, ".webp": 4,
+    ".bmp": 5, ".pdf": 6, ".eps": 7, ".ps": 8,
 }
 # Extensions stripped from an href before matching (PMC hrefs name .gif/.eps/.tif
 # originals while the package holds the converted .jpg).
-_HREF_EXTS = frozenset(IMAGE_EXT_RANK) | {".eps", ".ps", ".pdf", ".svg", ".bmp"}
+_HREF_EXTS = frozenset(IMAGE_EXT_RANK) | {".svg"}
 
 _PMCID_RE = re.compile(r"^\s*(?:PMC)?(\d+)\s*$", re.IGNORECASE)
 _PMCID_TYPES = ("pmcid", "pmc", "pmc-uid", "accession")
@@ -491,12 +494,25 @@ class _ImageIndex:
         """(files key, "") or (None, why not)."""
         if not href:
             return None, "graphic has no xlink:href"
-        if "://" in href or href.startswith(("/", "\\")):
+        if "://" in href:  # publisher XML: the file ships under the URL's base name
+            name = posixpath.basename(unquote(urlsplit(href).path))
+            if name in ("", ".", "..") or "\\" in name:
+                return None, f"href {href!r} points outside the package"
+            key, _ = self._lookup(posixpath.join(base_dir, name) if base_dir not in ("", ".")
+                                  else name, href)
+            if key is None:
+                return None, (f"href {href!r} is a URL and no packaged image has its base "
+                              f"name {name!r} (URLs are never fetched)")
+            return key, ""
+        if href.startswith(("/", "\\")):
             return None, f"href {href!r} points outside the package"
         path = posixpath.normpath(posixpath.join(base_dir, href.replace("\\", "/")))
         inside = base_dir in ("", ".") or path.startswith(base_dir + "/")
         if not inside or path == ".." or path.startswith("../"):
             return None, f"href {href!r} leaves the article's folder"
+        return self._lookup(path, href)
+
+    def _lookup(self, path: str, href: str) -> tuple[str | None, str]:
         stem, ext = posixpath.splitext(path)
         if ext.lower() not in _HREF_EXTS:
             stem = path
