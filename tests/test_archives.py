@@ -259,6 +259,11 @@ HUGE_BASE256 = b"\x80\0\0\0\x7f" + b"\xff" * 7
     (124, b"00000100000\0", True),  # size too large: lands inside a later member
     (156, b"6", True),  # re-typed as a FIFO, data still there
     (156, b"3", True),  # re-typed as a character device
+    (156, b"5", True),  # re-typed as a directory
+    (156, b"2", True),  # re-typed as a symbolic link
+    (156, b"L", True),  # re-typed as a GNU long name: its data would rename the next member
+    (156, b"x", True),  # re-typed as a pax header
+    (156, b"S", True),  # re-typed as a GNU sparse file
 ])
 def test_one_damaged_bulk_header_costs_only_that_paper(tmp_path, field_at, value, checksum):
     bulk = _patch(tar_bytes(BULK3), "2101/2101.00002.gz", field_at, value, checksum)

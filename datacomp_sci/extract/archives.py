@@ -327,8 +327,8 @@ def iter_bulk_tar(unit: Unit, limits: ArchiveLimits) -> Iterator[Paper]:
             if isinstance(ev, Damage):
                 yield _damaged_paper(ev)
                 continue
-            if ev.kind == "dir":
-                continue
+            if ev.kind == "dir" and not BULK_MEMBER.match(ev.name):
+                continue  # a YYMM/ folder entry; a "paper" typed as a folder is reported
             paper_id = arxiv_id_from_name(ev.name)
             if safe_member_name(ev.name) is None or ev.kind != "file":
                 yield Paper(paper_id, kind="other", skip_reason="unsafe_member",

@@ -247,6 +247,12 @@ def _legible_name(block: bytes) -> str | None:
     return text if text.isprintable() else None
 
 
+def _renamed(ti: tarfile.TarInfo, name: str) -> tarfile.TarInfo:
+    other = tarfile.TarInfo(name)
+    other.type = ti.type
+    return other
+
+
 def _looks_like_header(block: bytes) -> bool:
     """A damaged header rather than file data: the ustar magic, or a name field (printable,
     NUL-padded) and octal digits where the mode field is."""
@@ -273,7 +279,7 @@ def _kind(ti: tarfile.TarInfo, pax: dict[str, str]) -> str:
 def _data_length(ti: tarfile.TarInfo) -> int:
     """Bytes of data that follow the header, as tarfile counts them: regular files and
     unknown types carry their size; directories, links and devices none."""
-    if ti.type in _REGULAR or ti.type not in tarfile.SUPPORTED_TYPES:
+    if ti.type in tarfile.REGULAR_TYPES or ti.type not in tarfile.SUPPORTED_TYPES:
         return ti.size
     return 0
 
@@ -363,6 +369,7 @@ class _Walker:
         src = self.src
         pax: dict[str, str] = {}
         longname: str | None = None
+        ext_off = 0
         while True:
             off = src.pos
             buf = src.read(BLOCK)
@@ -388,6 +395,8 @@ class _Walker:
                 pax, longname = {}, None
                 continue
             if ti.type in _EXTENSION:
+                if not pax and longname is None:
+                    ext_off = off
                 raw = src.read(_block(ti.size)) if ti.size <= _MAX_EXT_HEADER else b""
                 try:
                     if len(raw) < ti.size or ti.size > _MAX_EXT_HEADER:
@@ -409,6 +418,13 @@ class _Walker:
                     pax, longname = {}, None
                 continue
             name = pax.get("path") or longname or ti.name
+            if name != ti.name and not self.accept(_renamed(ti, name)) and self.accept(ti):
+                # an extension record that is really damaged data would rename an intact
+                # member to something the caller does not accept: keep the header's name
+                yield Damage(ext_off, off, "bad_header", None,
+                             "an extended header (long name or pax record) that names no "
+                             "valid member")
+                name = ti.name
             if ti.type == tarfile.DIRTYPE or name.endswith("/"):
                 name = name.rstrip("/")
             try:
@@ -428,9 +444,9 @@ class _Walker:
         src = self.src
         off = member.offset
         length = _block(_data_length(ti))
-        if member.kind == "special" and length == 0 and ti.size > 0:
-            # a device or FIFO carrying data (a re-typed member): skip its data when a
-            # header follows it, otherwise go on as tarfile would
+        if member.kind != "file" and length == 0 and ti.size > 0:
+            # a directory, link, device or FIFO carrying data (a re-typed member): skip
+            # its data when a header follows it, otherwise go on as tarfile would
             if not self.valid(src.peek(BLOCK)) and ti.size <= self.skip_budget:
                 data = src.read(_block(ti.size))
                 if self.valid(src.peek(BLOCK)):
