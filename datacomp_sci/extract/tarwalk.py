@@ -321,8 +321,8 @@ class _Walker:
     def valid(self, block: bytes) -> bool:
         """A block that may follow a member (read at the source's position): the end, a
         zero block or a parseable header (kept, so the walk parses each header once)."""
-        if not block or block.count(0) == len(block):
-            return True
+        if len(block) < BLOCK or block.count(0) == len(block):
+            return True  # the end, or an archive cut inside the next header: this one is whole
         ti = parse_header(block)
         if ti is not None:
             self._parsed = (self.src.pos, ti)
