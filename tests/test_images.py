@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import hang_guard
-from PIL import Image, JpegImagePlugin
+from helpers import hang_guard, pdf_pages
+from PIL import Image, ImageStat, JpegImagePlugin
 
 from datacomp_sci.extract import images
 from datacomp_sci.extract.images import (
@@ -436,3 +436,38 @@ def test_pdf_page_rotation_is_applied_to_image_and_sizes():
     arr = np.asarray(_decode(out.jpeg)).astype(int)
     assert np.abs(arr[10, 128] - (0, 0, 255)).max() <= 3     # left half of the page -> top
     assert np.abs(arr[500, 128] - (255, 255, 255)).max() <= 3
+
+
+# --- PDF pages and clipping (\includegraphics[page=N, viewport=..., clip]) ----------------
+
+RED_BLUE = pdf_pages("0 0 200 100", [
+    b"1 0 0 rg 0 0 200 100 re f",  # page 1: red
+    b"1 0 0 rg 0 0 100 100 re f 0 0 1 rg 100 0 100 100 re f",  # page 2: red | blue
+])
+
+
+def _mean(out) -> tuple[int, ...]:
+    return tuple(round(v) for v in ImageStat.Stat(_decode(out.jpeg)).mean)
+
+
+def test_pdf_page_option_renders_that_page():
+    first = prepare_image(RED_BLUE, "x.pdf")
+    second = prepare_image(RED_BLUE, "x.pdf", page=2)
+    assert first.jpeg != second.jpeg
+    assert _mean(first)[2] < 10 and _mean(second)[2] > 100  # page 2 is half blue
+    assert (second.original_width, second.original_height) == (200, 100)
+    assert _skip_reason(RED_BLUE, "x.pdf", page=3).reason == "pdf_error"
+
+
+@pytest.mark.parametrize("clip", [("viewport", 100, 0, 200, 100), ("trim", 100, 0, 0, 0)])
+def test_pdf_viewport_or_trim_with_clip_keeps_that_region(clip):
+    out = prepare_image(RED_BLUE, "x.pdf", page=2, clip=clip)
+    assert (out.original_width, out.original_height) == (100, 100)
+    assert (out.width, out.height) == (512, 512)
+    r, g, b = _mean(out)
+    assert b > 245 and r < 10  # only the blue half
+
+
+def test_pdf_clip_outside_the_page_is_a_counted_skip():
+    assert _skip_reason(RED_BLUE, "x.pdf", clip=("viewport", 300, 0, 400, 100)).reason \
+        == "zero_size"

@@ -186,7 +186,7 @@ def test_pmc_figure_url():
 
 
 def typical_article() -> dict[str, bytes]:
-    """A 200 kB article: 1,200 paragraphs citing 20 figures (also timed by
+    """A 200 kB article: 1,200 paragraphs citing 20 figures (its extraction is timed by
     ``benchmarks/extract.py``)."""
     para = ('<p>Cells were counted in each well (<xref ref-type="fig" rid="F{n}">Fig. {n}</xref>). '
             'The mean was 4.2 per field, e.g. in controls. Counts rose with dose.</p>\n')
@@ -205,3 +205,35 @@ def test_typical_200kb_article_extracts_every_figure_and_mention():
     assert len(result.pairs) == 20 and len(result.pairs[3].mentions) == 1
 
 
+# --- absolute-URL hrefs and figure formats -------------------------------------------------
+
+def _fig_with_href(href: str) -> str:
+    return (f'<body><fig id="F1"><caption><p>A caption.</p></caption><graphic '
+            f'xmlns:xlink="http://www.w3.org/1999/xlink" xlink:href="{href}"/></fig></body>')
+
+
+@pytest.mark.parametrize("href, files, expected", [
+    ("https://peerj.com/articles/1/fig-1.png", {"PMC1/fig-1.png": b"p"}, "PMC1/fig-1.png"),
+    ("https://x.copernicus.org/a/f01.png?v=2", {"PMC1/f01.jpg": b"j"}, "PMC1/f01.jpg"),
+    ("http://h/x/My%20Fig.tif", {"PMC1/My Fig.jpg": b"j"}, "PMC1/My Fig.jpg"),
+    ("https://h/img/f1", {"PMC1/f1.gif": b"g", "PMC1/f1.jpg": b"j"}, "PMC1/f1.jpg"),
+])
+def test_url_href_resolves_to_the_packaged_file_by_base_name(href, files, expected):
+    xml = f'<?xml version="1.0"?><article>{_fig_with_href(href)}</article>'.encode()
+    result = extract_jats({"PMC1/PMC1.nxml": xml, **files}, "PMC1")
+    assert [p.figure_path for p in result.pairs] == [expected]
+
+
+def test_url_href_without_a_packaged_file_is_not_found():
+    xml = f'<?xml version="1.0"?><article>{_fig_with_href("https://h/fig-9.png")}</article>'
+    result = extract_jats({"PMC1/PMC1.nxml": xml.encode(), "PMC1/other.jpg": b"j"}, "PMC1")
+    assert result.pairs == [] and result.skipped == {"graphic_not_found": 1}
+    assert "URLs are never fetched" in result.skipped_items[0]["detail"]
+
+
+@pytest.mark.parametrize("ext", [".webp", ".bmp", ".pdf", ".eps", ".ps"])
+def test_figures_in_every_decodable_format_are_pairs_ranked_after_jpeg(ext):
+    alone = extract_jats({**_article(_FIG), "PMC1/f1.jpg": b"", f"PMC1/f1{ext}": b"x"}, "PMC1")
+    assert [p.figure_path for p in alone.pairs] == [f"PMC1/f1{ext}"]
+    both = extract_jats({**_article(_FIG), f"PMC1/f1{ext}": b"x"}, "PMC1")
+    assert [p.figure_path for p in both.pairs] == ["PMC1/f1.jpg"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from datacomp_sci.cli.app import main, run_library
+from datacomp_sci.cli.app import UserError, main, run_library
 from datacomp_sci.cli.options import _MEMORY_OPT, _POOLS_ARG, _THREADS_OPT
 
 
@@ -60,6 +60,27 @@ def build_pool_cmd(source, inputs, output, config, name, workers, shard_size, im
     finally:
         bar.close()
     print_build_summary(result)
+    _exit_on_outcome(result)
+
+
+def _exit_on_outcome(result) -> None:
+    """Exit 1 when inputs were given and not one paper could be read; an empty pool made
+    of readable papers (e.g. all PDF-only) is a result, reported with a note (exit 0)."""
+    from datacomp_sci.pool.build import build_outcome
+
+    r = result.report
+    outcome = build_outcome(r)
+    if outcome == "unreadable":
+        raise UserError(
+            f"not one readable paper in {r['units']} input archive(s): every one is damaged, "
+            f"truncated or not an archive ({r['skipped_total']} skips, each in "
+            f"{result.output}/skipped.jsonl)")
+    if outcome == "empty":
+        reasons = {k: v for stage in r["skipped"].values() for k, v in stage.items()}
+        top = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
+        click.echo(f"note: empty pool: {r['papers_read']} paper(s) read, none with a "
+                   f"figure-caption pair ({top or 'no figures'})", err=True)
+
 
 @main.command("query")
 @_POOLS_ARG

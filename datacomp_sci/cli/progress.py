@@ -39,7 +39,9 @@ def print_build_summary(result) -> None:
         f"pool        {result.output}",
         f"archives    {r['units']}",
         f"papers      {r['papers_seen']} seen, "
-        f"{r.get('papers_with_latex') or r.get('papers_with_nxml') or 0} with LaTeX/JATS",
+        f"{r.get('papers_with_latex') or r.get('papers_with_nxml') or 0} with LaTeX/JATS"
+        + (f", {r['papers_lost_to_damage']} lost to archive damage"
+           if r.get("papers_lost_to_damage") else ""),
         f"figures     {r['figures_found']} found, {r['pairs_extracted']} pairs extracted",
         f"written     {r['pairs_written']} pairs in {r['shards']} shards",
         f"skipped     {r['skipped_total']} (details: skipped.jsonl)",

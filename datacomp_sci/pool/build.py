@@ -152,8 +152,8 @@ def _extract(paper: Paper, opts: BuildOptions) -> PaperPairs:
 
 
 def _figure_url(opts: BuildOptions, paper_id: str, pair) -> str:
-    if opts.source == "arxiv":
-        return f"https://arxiv.org/e-print/{paper_id}#{pair.figure_path}"
+    if opts.source == "arxiv":  # one '#' only: a page suffix's own is escaped
+        return f"https://arxiv.org/e-print/{paper_id}#{pair.figure_path.replace('#', '%23')}"
     from datacomp_sci.extract.jats import pmc_figure_url
 
     return pmc_figure_url(paper_id, pair.anchor)
@@ -175,10 +175,19 @@ class _UnitRun:
                            "reason": reason, "item": item, "detail": detail})
 
 
+# a paper skipped for one of these was damaged, not merely without pairs
+DAMAGE_REASONS = frozenset({"archive_damage", "corrupt_gzip", "corrupt_tar",
+                            "truncated_archive", "unreadable_input"})
+
+
 def _paper_rows(paper: Paper, opts: BuildOptions, run: _UnitRun) -> list[dict]:
     run.counts["papers_seen"] += 1
     for item in paper.member_skip_items:
         run.skip("archive", item["reason"], paper.paper_id, item["item"], item["detail"])
+    if paper.skip_reason in DAMAGE_REASONS:
+        run.counts["papers_lost_to_damage"] += 1
+    else:
+        run.counts["papers_read"] += 1
     if paper.skip_reason:
         run.skip("paper", paper.skip_reason, paper.paper_id, None, paper.detail)
         return []
@@ -200,12 +209,13 @@ def _paper_rows(paper: Paper, opts: BuildOptions, run: _UnitRun) -> list[dict]:
     limits = opts.image_limits()
     rows = []
     for pair in found.pairs:
-        data = paper.files.get(pair.figure_path)
+        data = paper.files.get(pair.file_path)
         if data is None:
             run.skip("image", "graphic_not_in_package", paper_id, pair.figure_path, None)
             continue
         try:
-            img = prepare_image(data, pair.figure_path, opts.image_size, limits)
+            img = prepare_image(data, pair.file_path, opts.image_size, limits, page=pair.page,
+                                clip=pair.clip)
         except ImageSkipped as e:
             run.skip("image", e.reason, paper_id, pair.figure_path, e.detail)
             continue
@@ -269,6 +279,8 @@ def process_unit(unit: Unit, opts: BuildOptions, work: Path) -> dict:
             rows.extend(_paper_rows(paper, opts, run))
     except ArchiveError as e:
         run.skip("unit", e.reason, None, unit.url, e.detail)
+    except Exception as e:  # hostile bytes can make any reader raise: count it, go on
+        run.skip("unit", "corrupt_tar", None, unit.url, f"{type(e).__name__}: {e}")
     _write_unit_table(data_path, pa.Table.from_pylist(rows, schema=UNIT_SCHEMA))
     summary = {"unit": unit.url, "index": unit.index, "rows": len(rows),
                "counts": dict(run.counts), "skips": dict(run.skips), "skipped_items": run.items}
@@ -466,6 +478,19 @@ def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
     return BuildResult(out, report, elapsed_s=time.time() - t0)
 
 
+def build_outcome(report: dict) -> str:
+    """``pairs`` (the pool holds samples), ``empty`` (papers were read, none gave a pair: a
+    valid, empty pool, e.g. PDF-only papers) or ``unreadable`` (inputs were given but not
+    one paper in them could be read: every archive damaged, truncated or not an archive).
+    The command line exits 0, 0 with a note, and 1 respectively."""
+    if report.get("pairs_written", 0) > 0:
+        return "pairs"
+    read = report.get("papers_read")
+    if read is None:  # a report written before papers_read was counted
+        read = report.get("papers_seen", 0) - report.get("papers_lost_to_damage", 0)
+    return "empty" if read > 0 else "unreadable"
+
+
 def _report(units: list[Unit], counts: Counter, skips: Counter, cutter: ShardCutter) -> dict:
     by_stage: dict[str, dict[str, int]] = {}
     for key, n in sorted(skips.items()):
@@ -474,6 +499,8 @@ def _report(units: list[Unit], counts: Counter, skips: Counter, cutter: ShardCut
     return {
         "units": len(units),
         "papers_seen": counts["papers_seen"],
+        "papers_read": counts["papers_read"],
+        "papers_lost_to_damage": counts["papers_lost_to_damage"],
         "papers_with_latex": counts["papers_with_latex"],
         "papers_with_nxml": counts["papers_with_nxml"],
         "figures_found": counts["figures_found"],
