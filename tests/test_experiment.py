@@ -22,7 +22,7 @@ name: t
 workdir: {work}
 scale: tiny
 suite: tiny
-eval_data: {work}/evalsets
+evalsets: {work}/evalsets
 pools:
   arxiv: {{build: {{source: arxiv, inputs: ["{src}/*.tar"]}}}}
   commonpool: {{path: {cp}}}
@@ -167,7 +167,7 @@ def test_experiment_file_validation(tmp_path):
     f = tmp_path / "bad.yaml"
     f.write_text("name: b\nscale: tiny\neval_data: e\npools: {p: {path: x}}\n"
                  "runs: {r: {pools: [q]}}\n")
-    with pytest.raises(ValueError, match=r"runs.r.pools must list declared pools \(unknown: \['q'\]\)"):
+    with pytest.raises(ValueError, match=r"runs.r.pools must list declared pools \(p\); unknown 'q'"):
         load_experiment(str(f))
     f.write_text("name: b\nscale: tiny\neval_data: e\npools: {p: {build: {source: arxiv}}}\nruns: {}\n")
     with pytest.raises(ValueError, match="pools.p.build needs source"):
@@ -212,6 +212,6 @@ def test_decontaminate_filter_runs_after_evalsets_against_them(tmp_path):
     assert names.index("evalsets") < names.index("filter:arxiv")
     run_steps(steps, log=lambda s: None)
     assert ("decontaminate", 2, str(exp.eval_data), "tiny") in seen
-    with pytest.raises(ValueError, match="radius must be an integer"):
+    with pytest.raises(ValueError, match="`radius` must be an integer"):
         f.write_text(f.read_text().replace("radius: 2", "radius: two"))
         load_experiment(str(f))

@@ -15,7 +15,8 @@ class UserError(click.ClickException):
     """An error the user can fix; printed without a traceback."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100,
+                                "show_default": True})
 @click.version_option(__version__, prog_name="datacomp-sci")
 def main() -> None:
     """Scientific figure-caption pairs for DataComp: build pools from arXiv and PubMed
