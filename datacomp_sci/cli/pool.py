@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from datacomp_sci.cli.app import main, run_library
+from datacomp_sci.cli.app import main, resuming, run_library
 from datacomp_sci.cli.options import (
     _MEMORY_OPT,
     _POOLS_ARG,
@@ -64,7 +64,7 @@ def build_pool_cmd(source, inputs, output, config, name, workers, shard_size, im
     try:
         result = run_library(build_pool, list(inputs), output, opts, workers=workers,
                              overwrite=overwrite, keep_work=keep_work, progress=bar.update,
-                             on_units=bar.start)
+                             on_units=bar.start, on_resume=resuming("units"))
     finally:
         bar.close()
     print_build_summary(result)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from datacomp_sci.cli.app import main, run_library
+from datacomp_sci.cli.app import main, resuming, run_library
 from datacomp_sci.cli.options import output_option, progress_option, workers_option
 from datacomp_sci.core import tarscan
 
@@ -51,7 +51,8 @@ def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_wor
                           use_index_cache=not no_index_cache, tar_reader=tar_reader)
     bar = ReshardBar(progress)
     try:
-        res = run_library(reshard, list(inputs), subset, output, opts, progress=bar)
+        res = run_library(reshard, list(inputs), subset, output, opts, progress=bar,
+                          on_resume=resuming("input shards"))
     finally:
         bar.close()
     m, r = res.meta, res.report
