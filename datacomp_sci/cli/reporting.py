@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from datacomp_sci.cli.app import main, run_library
+from datacomp_sci.cli.options import output_option
 
 
 @main.command("report")
@@ -17,9 +18,8 @@ from datacomp_sci.cli.app import main, run_library
                    "else datacomp38).")
 @click.option("--format", "fmt", type=click.Choice(["md", "latex", "csv"]), default="md",
               show_default=True, help="Table format.")
-@click.option("--output", "-o", type=click.Path(file_okay=False), default=None,
-              help="Write table3/table4, report.png, report.pdf and report.json here "
-                   "(default: print the tables).")
+@output_option("Write table3/table4, report.png, report.pdf and report.json here "
+               "(default: print the tables).", required=False, file_okay=False)
 @click.option("--paper", is_flag=True,
               help="Add the published Table 3 and 4 of arXiv 2311.04711 for comparison.")
 @click.option("--figure/--no-figure", default=True, help="With --output: draw report.png/pdf.")
@@ -65,8 +65,7 @@ def report_cmd(results, baseline, suite, fmt, output, paper, figure):
 @click.option("--hf-repo", default=None, metavar="USER/NAME",
               help="Model-hub repository you will upload to (recorded in submission.json).")
 @click.option("--include-checkpoint", is_flag=True, help="Put the checkpoint in the folder too.")
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False),
-              help="Submission folder to write.")
+@output_option("Submission folder to write.", file_okay=False)
 @click.option("--dry-run/--upload", default=True, show_default=True,
               help="Prepare and validate only (default). --upload explains the manual upload: "
                    "this tool does not upload.")

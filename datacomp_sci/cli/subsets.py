@@ -5,14 +5,23 @@ from __future__ import annotations
 import click
 
 from datacomp_sci.cli.app import main, run_library
-from datacomp_sci.cli.options import _MEMORY_OPT, _POOLS_ARG, _THREADS_OPT, _tqdm_hooks
+from datacomp_sci.cli.options import (
+    _MEMORY_OPT,
+    _POOLS_ARG,
+    _THREADS_OPT,
+    deprecated_alias,
+    evalsets_option,
+    output_option,
+    progress_option,
+    workers_option,
+)
+from datacomp_sci.core.bars import subset_hooks as _tqdm_hooks
 
 
 @main.command("filter")
 @_POOLS_ARG
-@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
-              help="Subset file to write (.npy, DataComp's sorted u8,u8 uids); OUTPUT.json "
-                   "beside it describes how it was made.")
+@output_option("Subset file to write (.npy, DataComp's sorted u8,u8 uids); OUTPUT.json "
+               "beside it describes how it was made.", dir_okay=False)
 @click.option("--sql", default=None, help="SQL returning a uid column (views: each pool, `pools`).")
 @click.option("--sql-file", default=None, metavar="NAME|PATH",
               help="Named SQL filter filters/NAME.sql (e.g. arxiv_only, caption_length, "
@@ -33,8 +42,8 @@ from datacomp_sci.cli.options import _MEMORY_OPT, _POOLS_ARG, _THREADS_OPT, _tqd
 @click.option("--radius", type=int, default=4, show_default=True,
               help="dedup, decontaminate: near-duplicate Hamming radius on the 64-bit phash "
                    "(0: exact phash).")
-@click.option("--evalsets", default=None, type=click.Path(file_okay=False), metavar="DIR",
-              help="decontaminate: the evaluation sets, as `download-evalsets DIR` writes them.")
+@evalsets_option("decontaminate: the evaluation sets, as `download-evalsets -o DIR` writes "
+                 "them.")
 @click.option("--suite", default="datacomp38", show_default=True, metavar="NAME|PATH",
               help="decontaminate: the suite whose tasks' test images count "
                    "(eval_suites/NAME.yaml).")
@@ -42,11 +51,10 @@ from datacomp_sci.cli.options import _MEMORY_OPT, _POOLS_ARG, _THREADS_OPT, _tqd
               help="Keep only samples also in this subset .npy (repeatable).")
 @click.option("--not", "not_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Drop samples in this subset .npy (repeatable).")
-@click.option("--workers", "-j", type=int, default=None,
-              help="Processes for language id / phash computation (default: all cores).")
+@workers_option("Processes for language id / phash computation (default: all cores).")
 @_THREADS_OPT
 @_MEMORY_OPT
-@click.option("--progress/--no-progress", default=True, help="Show progress bars.")
+@progress_option()
 def filter_cmd(pools, output, sql, sql_file, name, params, arch, fraction, threshold, radius,
                evalsets, suite, and_files, not_files, workers, threads, memory_limit, progress):
     """Select samples of POOL... and write a DataComp subset file.
@@ -99,14 +107,14 @@ def filter_cmd(pools, output, sql, sql_file, name, params, arch, fraction, thres
 @_POOLS_ARG
 @click.option("--radius", type=int, default=4, show_default=True,
               help="Near-duplicate Hamming radius on the 64-bit phash (0: identical phash only).")
-@click.option("--groups", default=None, type=click.Path(dir_okay=False),
-              help="Write the duplicate groups as parquet (group = kept uid, uid, kept).")
-@click.option("--workers", "-j", type=int, default=None,
-              help="Processes hashing shards (default: all cores).")
+@output_option("Write the duplicate groups as parquet (group = kept uid, uid, kept).",
+               required=False, dir_okay=False)
+@deprecated_alias("--groups", "output", "-o/--output", type=click.Path(dir_okay=False))
+@workers_option("Processes hashing shards (default: all cores).")
 @_THREADS_OPT
 @_MEMORY_OPT
-@click.option("--progress/--no-progress", default=True, help="Show progress bars.")
-def dedup_cmd(pools, radius, groups, workers, threads, memory_limit, progress):
+@progress_option()
+def dedup_cmd(pools, radius, output, workers, threads, memory_limit, progress):
     """Hash the images of POOL... (phash, cached in sidecars/*.phash.parquet) and report
     exact (sha256) and near (phash) duplicate groups within and across the pools.
 
@@ -121,7 +129,7 @@ def dedup_cmd(pools, radius, groups, workers, threads, memory_limit, progress):
     opts = RunOptions(threads=threads, memory_limit=memory_limit,
                       workers=workers or os.cpu_count() or 1, **hooks)
     try:
-        rep = run_library(dedup_report, list(pools), radius=radius, opts=opts, groups_output=groups)
+        rep = run_library(dedup_report, list(pools), radius=radius, opts=opts, groups_output=output)
     finally:
         for b in bars.values():
             b.close()

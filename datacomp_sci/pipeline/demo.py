@@ -77,15 +77,18 @@ def make_commonpool(out: Path, log: Callable[[str], None]) -> object:
 
 
 def run_demo(output: str | Path, workers: int | None = None,
-             log: Callable[[str], None] = print) -> DemoResult:
-    from datacomp_sci.pipeline.experiment import QUIET_ACTIONS, run_experiment
+             log: Callable[[str], None] = print, progress: bool = True) -> DemoResult:
+    """Run the demo into ``output``; ``workers`` overrides the experiment file's, and
+    ``progress`` shows each step's own bars."""
+    from datacomp_sci.pipeline.experiment import make_actions, run_experiment
 
     out = Path(output).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     result = DemoResult(out)
     result.coverage = make_commonpool(out, log)
     # OpenCLIP's console shows warnings only: each run's out.log has its full log
-    exp = run_experiment(EXPERIMENT, workdir=str(out), log=log, act=QUIET_ACTIONS)
+    exp = run_experiment(EXPERIMENT, workdir=str(out), log=log, workers=workers,
+                         act=make_actions(progress=progress, quiet=True))
     result.outcomes = exp.outcomes
     pools = [out / "pools" / "arxiv", out / "pools" / "pmc", out / "commonpool_tiny"]
     result.summary_columns, result.summary = pool_summary(pools)

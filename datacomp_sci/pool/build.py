@@ -24,9 +24,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import pyarrow as pa
@@ -44,6 +42,7 @@ from datacomp_sci.core.util import (
     dumps_stable,
     package_versions,
     sha256_bytes,
+    worker_pool,
 )
 from datacomp_sci.extract.archives import (
     ArchiveError,
@@ -398,8 +397,8 @@ def _run_units(units: list[Unit], opts: BuildOptions, work: Path, workers: int) 
         for u in units:
             yield process_unit(u, opts, work)
         return
-    ctx = get_context("spawn")  # no fork: safe with threads, same behaviour everywhere
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    # no fork: safe with threads, same behaviour everywhere; workers ignore Ctrl-C
+    with worker_pool(workers, "spawn") as pool:
         window = max(2 * workers, 4)  # bounded look-ahead keeps memory flat
         futures = []
         it = iter(units)
@@ -418,11 +417,13 @@ def _run_units(units: list[Unit], opts: BuildOptions, work: Path, workers: int) 
 def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
                workers: int | None = None, overwrite: bool = False, keep_work: bool = False,
                progress: Callable[[int, dict], None] | None = None,
-               on_units: Callable[[list[Unit]], None] | None = None) -> BuildResult:
+               on_units: Callable[[list[Unit]], None] | None = None,
+               on_resume: Callable[[int, int], None] | None = None) -> BuildResult:
     """Build a pool from paper packages. See the module docstring for the data flow.
 
     ``progress(n_units_done, totals)`` is called after each unit; ``on_units(units)`` once
-    the inputs are listed (the CLI uses both for its progress bar).
+    the inputs are listed (the CLI uses both for its progress bar); ``on_resume(done,
+    total)`` when an interrupted build resumes with ``done`` of ``total`` units finished.
     """
     t0 = time.time()
     out = Path(output)
@@ -435,10 +436,12 @@ def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
     if _prepare_output(out, state, overwrite):
         report = json.loads((out / "build_report.json").read_text())
         return BuildResult(out, report, already_complete=True, elapsed_s=time.time() - t0)
-    if on_units:
-        on_units(units)
     work = out / "_work" / "units"
     work.mkdir(parents=True, exist_ok=True)
+    if on_resume and (done := sum(unit_result_paths(work, u)[1].exists() for u in units)):
+        on_resume(done, len(units))
+    if on_units:
+        on_units(units)
     cutter = ShardCutter(out, opts)
     counts: Counter = Counter()
     skips: Counter = Counter()

@@ -45,7 +45,6 @@ import shutil
 import tarfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -70,6 +69,7 @@ from datacomp_sci.core.util import (
     atomic_write_json,
     dumps_stable,
     sha256_file,
+    worker_pool,
 )
 from datacomp_sci.resharding.index import default_index_cache, tar_index_cached
 from datacomp_sci.resharding.inputs import (
@@ -370,7 +370,7 @@ def _run_phase2(out: Path, work: Path, results: list[ShardResult], opts: Reshard
         for args in todo:
             _write_output_shard(*args)
     else:
-        with ProcessPoolExecutor(max_workers=min(opts.workers, len(todo))) as pool:
+        with worker_pool(min(opts.workers, len(todo))) as pool:
             for fut in [pool.submit(_write_output_shard, *args) for args in todo]:
                 fut.result()
     return n_out
@@ -424,7 +424,7 @@ def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, workers: 
             results[s.index] = filter_shard(s, str(keys_path), str(work), cache, reader)
             progress(results[s.index])
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with worker_pool(workers) as pool:
             futures = [pool.submit(filter_shard, s, str(keys_path), str(work), cache, reader)
                        for s in todo]
             for fut in futures:
@@ -453,8 +453,11 @@ def _missing_and_duplicates(work: Path, results: list[ShardResult], keys: np.nda
 
 def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.PathLike,
             opts: ReshardOptions = ReshardOptions(),
-            progress: Callable[[int, int, dict], None] | None = None) -> ReshardResult:
-    """Write the samples of ``inputs`` whose uid is in the subset to ``output`` (see module doc)."""
+            progress: Callable[[int, int, dict], None] | None = None,
+            on_resume: Callable[[int, int], None] | None = None) -> ReshardResult:
+    """Write the samples of ``inputs`` whose uid is in the subset to ``output`` (see module
+    doc). ``on_resume(done, total)``: an interrupted run resumes with ``done`` of ``total``
+    input shards finished."""
     if opts.shard_size < 1:
         raise ValueError("--shard-size must be at least 1")
     if opts.index_cache is not None and not opts.use_index_cache:
@@ -470,6 +473,9 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
         report = json.loads((out / "reshard_report.json").read_text())
         return ReshardResult(str(out), meta, report, already_complete=True)
     work = _prepare_output(out, fingerprint, opts)
+    if on_resume and (done := sum(_load_result(work, s.index) is not None
+                                  for s in resolved.shards)):
+        on_resume(done, len(resolved.shards))
     subset = load_subset(subset_path)
     keys = _subset_keys(subset)
     keys_path = work / "subset_keys.npy"

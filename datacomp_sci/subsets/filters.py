@@ -337,6 +337,7 @@ _NAMED: dict[str, Callable[[list[Pool], FilterSpec, RunOptions], _Selection]] = 
     "dedup": _dedup,
     "decontaminate": _decontaminate,
 }
+NAMED_FILTERS = tuple(_NAMED)  # what `--name` (and an experiment's `filters.P.name`) accepts
 
 
 def select(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:

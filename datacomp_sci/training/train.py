@@ -380,7 +380,7 @@ def _check_options(o: TrainOptions) -> None:
 def format_plan(plan: TrainPlan) -> str:
     s, o = plan.scale, plan.options
     kind = (
-        "DataComp standard scale: only --precision and --workers may differ from DataComp"
+        "DataComp standard scale: only --precision and --loader-workers may differ from DataComp"
         if s.standard
         else "not a DataComp scale (CPU tests and demos)"
     )
