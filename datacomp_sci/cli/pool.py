@@ -5,7 +5,13 @@ from __future__ import annotations
 import click
 
 from datacomp_sci.cli.app import main, run_library
-from datacomp_sci.cli.options import _MEMORY_OPT, _POOLS_ARG, _THREADS_OPT
+from datacomp_sci.cli.options import (
+    _MEMORY_OPT,
+    _POOLS_ARG,
+    _THREADS_OPT,
+    engine_from_options,
+    engine_options,
+)
 
 
 @main.command("build-pool")
@@ -17,8 +23,9 @@ from datacomp_sci.cli.options import _MEMORY_OPT, _POOLS_ARG, _THREADS_OPT
               help="Pool definition: pools/NAME.yaml or a path. Default: pools/SOURCE.yaml.")
 @click.option("--name", default=None, help="Pool name recorded in pool.json (default: the config's).")
 @click.option("--workers", "-j", type=int, default=None,
-              help="Parallel worker processes, one input archive each. Default: all cores. "
-                   "The output is identical for any value.")
+              help="Parallel worker processes (--engine ray: tasks in flight), one input archive "
+                   "each. Default: all cores (the cluster's CPUs). The output is identical for "
+                   "any value.")
 @click.option("--shard-size", type=int, default=None,
               help="Samples per shard (default 10000, as DataComp/img2dataset).")
 @click.option("--image-size", type=int, default=None,
@@ -33,8 +40,10 @@ from datacomp_sci.cli.options import _MEMORY_OPT, _POOLS_ARG, _THREADS_OPT
 @click.option("--keep-work", is_flag=True,
               help="Keep OUTPUT/_work (per-archive intermediate results) after a successful build.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@engine_options
 def build_pool_cmd(source, inputs, output, config, name, workers, shard_size, image_size,
-                   keep_multi_panel, converter_timeout, overwrite, keep_work, progress):
+                   keep_multi_panel, converter_timeout, overwrite, keep_work, progress, engine,
+                   ray_address, task_retries):
     """Turn arXiv LaTeX packages or PMC Open Access packages into a DataComp pool.
 
     INPUT is a file, a folder or an fsspec URL (https://..., s3://... with globs): arXiv
@@ -52,11 +61,12 @@ def build_pool_cmd(source, inputs, output, config, name, workers, shard_size, im
     opts = run_library(options_from_config, source, config, name=name, shard_size=shard_size,
                        image_size=image_size, keep_multi_panel=keep_multi_panel,
                        converter_timeout_s=converter_timeout)
+    engine_opts = run_library(engine_from_options, engine, ray_address, task_retries, workers)
     bar = BuildProgress(enabled=progress)
     try:
         result = run_library(build_pool, list(inputs), output, opts, workers=workers,
                              overwrite=overwrite, keep_work=keep_work, progress=bar.update,
-                             on_units=bar.start)
+                             on_units=bar.start, engine=engine_opts)
     finally:
         bar.close()
     print_build_summary(result)
