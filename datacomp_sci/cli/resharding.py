@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from datacomp_sci.cli.app import main, run_library
+from datacomp_sci.cli.options import engine_from_options, engine_options
 from datacomp_sci.core import tarscan
 
 
@@ -19,7 +20,9 @@ from datacomp_sci.core import tarscan
 @click.option("--shard-size", type=int, default=10000, show_default=True,
               help="Samples per output shard.")
 @click.option("--workers", "-j", type=int, default=None,
-              help="Processes reading input shards (default: all cores). Output bytes do not depend on it.")
+              help="Processes reading input shards and writing output shards (--engine ray: "
+                   "tasks in flight). Default: all cores (the cluster's CPUs). Output bytes do "
+                   "not depend on it.")
 @click.option("--overwrite", is_flag=True, help="Delete OUTPUT first.")
 @click.option("--keep-work", is_flag=True, help="Keep OUTPUT/_work (per-input-shard results).")
 @click.option("--index-cache", type=click.Path(file_okay=False), default=None, metavar="DIR",
@@ -34,8 +37,9 @@ from datacomp_sci.core import tarscan
                    "tarfile. auto: libarchive if its shared library is installed. Output bytes do "
                    "not depend on it. [default: $DATACOMP_SCI_TAR_READER, else auto]")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@engine_options
 def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_work, index_cache,
-                no_index_cache, tar_reader, progress):
+                no_index_cache, tar_reader, progress, engine, ray_address, task_retries):
     """Keep the samples whose uid is in SUBSET and write them as new shards, with DataComp's
     resharder semantics (keys {uid}-{j}, members copied unchanged, meta.json). Deterministic
     for any --workers; rerun the same command to resume after an interruption.
@@ -46,9 +50,11 @@ def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_wor
 
     from datacomp_sci.resharding.reshard import ReshardOptions, reshard
 
+    engine_opts = run_library(engine_from_options, engine, ray_address, task_retries, workers)
     opts = ReshardOptions(shard_size=shard_size, workers=workers or os.cpu_count() or 1,
                           overwrite=overwrite, keep_work=keep_work, index_cache=index_cache,
-                          use_index_cache=not no_index_cache, tar_reader=tar_reader)
+                          use_index_cache=not no_index_cache, tar_reader=tar_reader,
+                          engine=engine_opts)
     bar = tqdm(unit="shard", desc="reshard", disable=not progress, dynamic_ncols=True)
 
     def update(done: int, total: int, totals: dict) -> None:

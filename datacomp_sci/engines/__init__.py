@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 ENGINES = ("local", "ray")
@@ -47,12 +47,28 @@ class EngineOptions:
             raise ValueError("--ray-address needs --engine ray")
 
 
+# Errors that say what the user must change (an input changed under a resumed run, a
+# folder that is not writable): the same on every attempt, so never retried, and re-raised
+# as they are by the stage (the command prints their one line).
+USER_ERRORS: tuple[type[BaseException], ...] = (FileExistsError, FileNotFoundError,
+                                                 PermissionError, ValueError)
+
+
 @dataclass(frozen=True)
 class TaskFailed:
     """The outcome of a task that failed on every attempt."""
 
     error: str  # "ExceptionType: message" of the last attempt
     attempts: int
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
+
+    def raise_error(self, what: str) -> None:
+        """Raise for a stage that cannot go on without this task: the task's own error when
+        it is one the user can act on, else :class:`TaskError` naming ``what`` failed."""
+        if isinstance(self.exception, USER_ERRORS):
+            raise self.exception
+        raise TaskError(f"{what} failed ({self.error}; {self.attempts} attempts); rerun the "
+                        "same command to resume")
 
 
 class TaskError(RuntimeError):

@@ -9,7 +9,7 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from typing import Any
 
-from datacomp_sci.engines import TaskFailed, describe_error
+from datacomp_sci.engines import USER_ERRORS, TaskFailed, describe_error
 
 
 class LocalEngine:
@@ -39,8 +39,8 @@ class LocalEngine:
             try:
                 return fn(item)
             except Exception as e:  # a task's failure is its outcome, not the run's end
-                if attempt > self.retries:
-                    return TaskFailed(describe_error(e), attempt)
+                if attempt > self.retries or isinstance(e, USER_ERRORS):
+                    return TaskFailed(describe_error(e), attempt, e)
         raise AssertionError("unreachable")
 
 
@@ -64,8 +64,8 @@ class _PoolRun:
         self.inflight[self.pool.submit(self.fn, self.items[pos])] = pos
 
     def _failed(self, pos: int, exc: BaseException) -> None:
-        if self.attempts[pos] > self.retries:
-            self.results[pos] = TaskFailed(describe_error(exc), self.attempts[pos])
+        if self.attempts[pos] > self.retries or isinstance(exc, USER_ERRORS):
+            self.results[pos] = TaskFailed(describe_error(exc), self.attempts[pos], exc)
         else:
             self._submit(pos)
 

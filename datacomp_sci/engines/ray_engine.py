@@ -76,8 +76,8 @@ class RayEngine:
             return self.ray.get(ref)
         except self.ray.exceptions.RayError as e:
             cause = getattr(e, "cause", None)
-            return TaskFailed(describe_error(cause if isinstance(cause, BaseException) else e),
-                              self.retries + 1)
+            exc = cause if isinstance(cause, BaseException) else e
+            return TaskFailed(describe_error(exc), self.retries + 1, exc)
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, ordered: bool = True,
             name: str = "task") -> Iterator[tuple[int, Any]]:

@@ -405,6 +405,8 @@ def _run_units(units: list[Unit], opts: BuildOptions, work: Path,
     """Process units on the engine (in parallel, retried), yielding summaries in unit order."""
     task = functools.partial(process_unit, opts=opts, work=work)
     for pos, outcome in engine.map(task, units, ordered=True, name="build-pool unit"):
+        if isinstance(outcome, TaskFailed) and isinstance(outcome.exception, PermissionError):
+            raise outcome.exception  # the output is not writable: no unit can succeed
         yield _failed_unit(units[pos], outcome) if isinstance(outcome, TaskFailed) else outcome
 
 
