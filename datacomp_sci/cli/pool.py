@@ -40,7 +40,7 @@ from datacomp_sci.cli.options import (
 @click.option("--keep-work", is_flag=True,
               help="Keep OUTPUT/_work (per-archive intermediate results) after a successful build.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
-@engine_options
+@engine_options()
 def build_pool_cmd(source, inputs, output, config, name, workers, shard_size, image_size,
                    keep_multi_panel, converter_timeout, overwrite, keep_work, progress, engine,
                    ray_address, task_retries):
@@ -140,8 +140,9 @@ def query_cmd(pools, sql, fmt, output, db, params, max_rows, threads, memory_lim
               help="Do not blur the face boxes of the face_bboxes column (DataComp blurs them).")
 @click.option("--coverage-only", is_flag=True,
               help="Download nothing: only recount coverage.json / failed_uids.npy from the shards.")
+@engine_options(task_retries=False)
 def download_pool_cmd(output, metadata_dir, scale, processes, threads, shard_size, retries, timeout,
-                      skip_bbox_blurring, coverage_only):
+                      skip_bbox_blurring, coverage_only, engine, ray_address):
     """Download a URL-based pool into webdataset shards with img2dataset and DataComp's
     parameters (512 px keep_ratio_largest, only if bigger, jpg, 10000/shard, 8-digit shard
     names, uid saved, faces blurred), then report coverage. img2dataset shows its own
@@ -151,8 +152,9 @@ def download_pool_cmd(output, metadata_dir, scale, processes, threads, shard_siz
 
     opts = DownloadOptions(processes=processes, threads=threads, shard_size=shard_size,
                            retries=retries, timeout=timeout, blur_faces=not skip_bbox_blurring)
+    engine_opts = run_library(engine_from_options, engine, ray_address)
     res = run_library(download_pool, output, metadata_dir=metadata_dir, scale=scale, opts=opts,
-                      skip_shards=coverage_only)
+                      skip_shards=coverage_only, engine=engine_opts)
     c = res.coverage
     click.echo(f"pool        {res.output}")
     click.echo(f"rows        {c.rows:,} in metadata; {c.attempted:,} attempted in "

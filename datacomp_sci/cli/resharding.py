@@ -37,7 +37,7 @@ from datacomp_sci.core import tarscan
                    "tarfile. auto: libarchive if its shared library is installed. Output bytes do "
                    "not depend on it. [default: $DATACOMP_SCI_TAR_READER, else auto]")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
-@engine_options
+@engine_options()
 def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_work, index_cache,
                 no_index_cache, tar_reader, progress, engine, ray_address, task_retries):
     """Keep the samples whose uid is in SUBSET and write them as new shards, with DataComp's
