@@ -9,6 +9,7 @@ import click
 
 from datacomp_sci import __version__
 from datacomp_sci.core.deps import missing_extra_message
+from datacomp_sci.engines import TaskError
 
 
 class UserError(click.ClickException):
@@ -37,6 +38,8 @@ def run_library(fn, *args, **kwargs):
             raise
         raise UserError(message) from e
     except (FileNotFoundError, ValueError, FileExistsError, PermissionError) as e:
+        raise UserError(str(e)) from e
+    except TaskError as e:  # a task failed on every attempt; the message says what to do
         raise UserError(str(e)) from e
     except KeyboardInterrupt:
         # one line; on a terminal, after the ^C the terminal echoed (workers print nothing:

@@ -104,3 +104,34 @@ _THREADS_OPT = click.option("--threads", type=int, default=None,
 _MEMORY_OPT = click.option("--memory-limit", default=None, metavar="SIZE",
                            help="DuckDB memory limit, e.g. 4GB (default: 80% of RAM); larger "
                                 "work spills to disk.")
+
+
+def engine_options(task_retries: bool = True):
+    """``--engine``, ``--ray-address`` and (unless the command's tasks retry by their own
+    rules) ``--task-retries``: one spelling on every command."""
+
+    def decorate(fn):
+        if task_retries:
+            fn = click.option(
+                "--task-retries", type=int, default=2, show_default=True,
+                help="Further attempts of a task that raised or whose worker died; a task "
+                     "that still fails is reported (and redone by a rerun).")(fn)
+        fn = click.option(
+            "--ray-address", default=None, metavar="ADDRESS",
+            help="Ray cluster to join with --engine ray: auto, HOST:PORT or ray://HOST:PORT. "
+                 "[default: auto when $RAY_ADDRESS is set, else a Ray instance started on "
+                 "this machine for the run]")(fn)
+        return click.option(
+            "--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+            help="Where the work runs: this machine's processes, or a Ray cluster (pip install "
+                 "'datacomp-sci[ray]'). The output is the same.")(fn)
+
+    return decorate
+
+
+def engine_from_options(engine: str, ray_address: str | None, task_retries: int = 2,
+                        workers: int | None = None):
+    from datacomp_sci.engines import EngineOptions
+
+    return EngineOptions(name=engine, workers=workers, address=ray_address,
+                         retries=task_retries)

@@ -11,6 +11,8 @@ from datacomp_sci.cli.options import (
     _THREADS_OPT,
     VocabOption,
     deprecated_alias,
+    engine_from_options,
+    engine_options,
     output_option,
     progress_option,
     workers_option,
@@ -25,8 +27,9 @@ from datacomp_sci.cli.options import (
 @click.option("--config", default=None, metavar="NAME|PATH",
               help="Pool definition: pools/NAME.yaml or a path. Default: pools/SOURCE.yaml.")
 @click.option("--name", default=None, help="Pool name recorded in pool.json (default: the config's).")
-@workers_option("Parallel worker processes, one input archive each. Default: all cores. "
-                "The output is identical for any value.")
+@workers_option("Parallel worker processes (--engine ray: tasks in flight), one input archive "
+                "each. Default: all cores (the cluster's CPUs). The output is identical for "
+                "any value.")
 @click.option("--shard-size", type=int, default=None,
               help="Samples per shard (default 10000, as DataComp/img2dataset).")
 @click.option("--image-size", type=int, default=None,
@@ -41,8 +44,10 @@ from datacomp_sci.cli.options import (
 @click.option("--keep-work", is_flag=True,
               help="Keep OUTPUT/_work (per-archive intermediate results) after a successful build.")
 @progress_option("Show a progress bar.")
+@engine_options()
 def build_pool_cmd(source, inputs, output, config, name, workers, shard_size, image_size,
-                   keep_multi_panel, converter_timeout, overwrite, keep_work, progress):
+                   keep_multi_panel, converter_timeout, overwrite, keep_work, progress, engine,
+                   ray_address, task_retries):
     """Turn arXiv LaTeX packages or PMC Open Access packages into a DataComp pool.
 
     INPUT is a file, a folder or an fsspec URL (https://..., s3://... with globs): arXiv
@@ -60,11 +65,13 @@ def build_pool_cmd(source, inputs, output, config, name, workers, shard_size, im
     opts = run_library(options_from_config, source, config, name=name, shard_size=shard_size,
                        image_size=image_size, keep_multi_panel=keep_multi_panel,
                        converter_timeout_s=converter_timeout)
+    engine_opts = run_library(engine_from_options, engine, ray_address, task_retries, workers)
     bar = BuildProgress(enabled=progress)
     try:
         result = run_library(build_pool, list(inputs), output, opts, workers=workers,
                              overwrite=overwrite, keep_work=keep_work, progress=bar.update,
-                             on_units=bar.start, on_resume=resuming("units"))
+                             on_units=bar.start, on_resume=resuming("units"),
+                             engine=engine_opts)
     finally:
         bar.close()
     print_build_summary(result)
@@ -160,8 +167,9 @@ def query_cmd(pools, sql, fmt, output, db, params, max_rows, threads, memory_lim
               help="Do not blur the face boxes of the face_bboxes column (DataComp blurs them).")
 @click.option("--coverage-only", is_flag=True,
               help="Download nothing: only recount coverage.json / failed_uids.npy from the shards.")
+@engine_options(task_retries=False)
 def download_pool_cmd(output, metadata_dir, scale, workers, download_threads, shard_size, retries,
-                      timeout, skip_bbox_blurring, coverage_only):
+                      timeout, skip_bbox_blurring, coverage_only, engine, ray_address):
     """Download a URL-based pool into webdataset shards with img2dataset and DataComp's
     parameters (512 px keep_ratio_largest, only if bigger, jpg, 10000/shard, 8-digit shard
     names, uid saved, faces blurred), then report coverage. img2dataset shows its own
@@ -171,8 +179,9 @@ def download_pool_cmd(output, metadata_dir, scale, workers, download_threads, sh
 
     opts = DownloadOptions(processes=workers, threads=download_threads, shard_size=shard_size,
                            retries=retries, timeout=timeout, blur_faces=not skip_bbox_blurring)
+    engine_opts = run_library(engine_from_options, engine, ray_address)
     res = run_library(download_pool, output, metadata_dir=metadata_dir, scale=scale, opts=opts,
-                      skip_shards=coverage_only)
+                      skip_shards=coverage_only, engine=engine_opts)
     c = res.coverage
     click.echo(f"pool        {res.output}")
     click.echo(f"rows        {c.rows:,} in metadata; {c.attempted:,} attempted in "

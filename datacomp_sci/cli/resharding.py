@@ -5,7 +5,13 @@ from __future__ import annotations
 import click
 
 from datacomp_sci.cli.app import main, resuming, run_library
-from datacomp_sci.cli.options import output_option, progress_option, workers_option
+from datacomp_sci.cli.options import (
+    engine_from_options,
+    engine_options,
+    output_option,
+    progress_option,
+    workers_option,
+)
 from datacomp_sci.core import tarscan
 
 
@@ -19,8 +25,9 @@ from datacomp_sci.core import tarscan
                "missing_uids.npy).", file_okay=False)
 @click.option("--shard-size", type=int, default=10000, show_default=True,
               help="Samples per output shard.")
-@workers_option("Processes reading input shards (default: all cores). Output bytes do not "
-                "depend on it.")
+@workers_option("Processes reading input shards and writing output shards (--engine ray: "
+                "tasks in flight). Default: all cores (the cluster's CPUs). Output bytes do "
+                "not depend on it.")
 @click.option("--overwrite", is_flag=True, help="Delete OUTPUT first.")
 @click.option("--keep-work", is_flag=True, help="Keep OUTPUT/_work (per-input-shard results).")
 @click.option("--index-cache", type=click.Path(file_okay=False), default=None, metavar="DIR",
@@ -35,8 +42,9 @@ from datacomp_sci.core import tarscan
                    "tarfile. auto: libarchive if its shared library is installed. Output bytes do "
                    "not depend on it. [default: $DATACOMP_SCI_TAR_READER, else auto]")
 @progress_option("Show a progress bar.")
+@engine_options()
 def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_work, index_cache,
-                no_index_cache, tar_reader, progress):
+                no_index_cache, tar_reader, progress, engine, ray_address, task_retries):
     """Keep the samples whose uid is in SUBSET and write them as new shards, with DataComp's
     resharder semantics (keys {uid}-{j}, members copied unchanged, meta.json). Deterministic
     for any --workers; rerun the same command to resume after an interruption.
@@ -46,9 +54,11 @@ def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_wor
     from datacomp_sci.core.bars import ReshardBar
     from datacomp_sci.resharding.reshard import ReshardOptions, reshard
 
+    engine_opts = run_library(engine_from_options, engine, ray_address, task_retries, workers)
     opts = ReshardOptions(shard_size=shard_size, workers=workers or os.cpu_count() or 1,
                           overwrite=overwrite, keep_work=keep_work, index_cache=index_cache,
-                          use_index_cache=not no_index_cache, tar_reader=tar_reader)
+                          use_index_cache=not no_index_cache, tar_reader=tar_reader,
+                          engine=engine_opts)
     bar = ReshardBar(progress)
     try:
         res = run_library(reshard, list(inputs), subset, output, opts, progress=bar,

@@ -20,6 +20,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "huggingface_hub": ("huggingface_hub", "download"),
     "s3fs": ("s3fs", "s3"),
     "gcsfs": ("gcsfs", "s3"),
+    "ray": ("ray", "ray"),
 }
 
 

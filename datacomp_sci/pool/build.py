@@ -16,6 +16,7 @@ rewritten, and the result equals an uninterrupted run.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -42,8 +43,8 @@ from datacomp_sci.core.util import (
     dumps_stable,
     package_versions,
     sha256_bytes,
-    worker_pool,
 )
+from datacomp_sci.engines import Engine, EngineOptions, TaskFailed, engine_session
 from datacomp_sci.extract.archives import (
     ArchiveError,
     ArchiveLimits,
@@ -288,10 +289,6 @@ def process_unit(unit: Unit, opts: BuildOptions, work: Path) -> dict:
     return summary
 
 
-def _process_unit_star(args: tuple) -> dict:
-    return process_unit(*args)
-
-
 # --- writing shards -----------------------------------------------------------------------
 
 class ShardCutter:
@@ -391,39 +388,38 @@ def _prepare_output(out: Path, state: dict, overwrite: bool) -> bool:
     return False
 
 
-def _run_units(units: list[Unit], opts: BuildOptions, work: Path, workers: int) -> Iterator[dict]:
-    """Process units (in parallel when workers > 1), yielding summaries in unit order."""
-    if workers <= 1 or len(units) <= 1:
-        for u in units:
-            yield process_unit(u, opts, work)
-        return
-    # no fork: safe with threads, same behaviour everywhere; workers ignore Ctrl-C
-    with worker_pool(workers, "spawn") as pool:
-        window = max(2 * workers, 4)  # bounded look-ahead keeps memory flat
-        futures = []
-        it = iter(units)
-        for u in it:
-            futures.append(pool.submit(_process_unit_star, (u, opts, work)))
-            if len(futures) >= window:
-                break
-        while futures:
-            f = futures.pop(0)
-            yield f.result()
-            nxt = next(it, None)
-            if nxt is not None:
-                futures.append(pool.submit(_process_unit_star, (nxt, opts, work)))
+def _failed_unit(unit: Unit, failed: TaskFailed) -> dict:
+    """The summary of a unit whose task failed on every attempt: skipped and counted, like
+    an unreadable archive; nothing is saved for it, so a resumed run tries it again."""
+    item = {"unit": unit.url, "paper_id": None, "stage": "unit", "reason": "task_failed",
+            "item": unit.url, "detail": f"{failed.error} (after {failed.attempts} attempts)"}
+    return {"unit": unit.url, "index": unit.index, "rows": 0, "counts": {},
+            "skips": {"unit/task_failed": 1}, "skipped_items": [item], "failed": True}
+
+
+def _run_units(units: list[Unit], opts: BuildOptions, work: Path,
+               engine: Engine) -> Iterator[dict]:
+    """Process units on the engine (in parallel, retried), yielding summaries in unit order."""
+    task = functools.partial(process_unit, opts=opts, work=work)
+    for pos, outcome in engine.map(task, units, ordered=True, name="build-pool unit"):
+        if isinstance(outcome, TaskFailed) and isinstance(outcome.exception, PermissionError):
+            raise outcome.exception  # the output is not writable: no unit can succeed
+        yield _failed_unit(units[pos], outcome) if isinstance(outcome, TaskFailed) else outcome
 
 
 def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
                workers: int | None = None, overwrite: bool = False, keep_work: bool = False,
                progress: Callable[[int, dict], None] | None = None,
                on_units: Callable[[list[Unit]], None] | None = None,
+               engine: EngineOptions | None = None,
                on_resume: Callable[[int, int], None] | None = None) -> BuildResult:
     """Build a pool from paper packages. See the module docstring for the data flow.
 
     ``progress(n_units_done, totals)`` is called after each unit; ``on_units(units)`` once
     the inputs are listed (the CLI uses both for its progress bar); ``on_resume(done,
     total)`` when an interrupted build resumes with ``done`` of ``total`` units finished.
+    ``engine`` says where units run (default: this machine's processes, ``workers`` of
+    them); the pool is the same bytes on any engine.
     """
     t0 = time.time()
     out = Path(output)
@@ -450,15 +446,13 @@ def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
                          for p in problems]
     for p in problems:
         skips[f"input/{p['reason']}"] += 1
-    workers = workers or os.cpu_count() or 1
-    for done, summary in enumerate(_run_units(units, opts, work, workers), start=1):
-        data_path = work / f"{summary['index']:06d}.arrow"
-        cutter.add_unit(read_unit_table(data_path))
-        counts.update(summary["counts"])
-        skips.update(summary["skips"])
-        items.extend(summary["skipped_items"])
-        if progress:
-            progress(done, {"papers": counts["papers_seen"], "pairs": cutter.written + len(cutter.pending)})
+    engine = engine or EngineOptions(workers=workers)
+    with engine_session(engine) as running:
+        for done, summary in enumerate(_run_units(units, opts, work, running), start=1):
+            _add_summary(summary, work, cutter, counts, skips, items)
+            if progress:
+                progress(done, {"papers": counts["papers_seen"],
+                                "pairs": cutter.written + len(cutter.pending)})
     cutter.finish()
     for d in cutter.duplicates:
         skips["write/duplicate_uid"] += 1
@@ -492,6 +486,15 @@ def build_outcome(report: dict) -> str:
     if read is None:  # a report written before papers_read was counted
         read = report.get("papers_seen", 0) - report.get("papers_lost_to_damage", 0)
     return "empty" if read > 0 else "unreadable"
+
+
+def _add_summary(summary: dict, work: Path, cutter: ShardCutter, counts: Counter,
+                 skips: Counter, items: list[dict]) -> None:
+    if not summary.get("failed"):
+        cutter.add_unit(read_unit_table(work / f"{summary['index']:06d}.arrow"))
+    counts.update(summary["counts"])
+    skips.update(summary["skips"])
+    items.extend(summary["skipped_items"])
 
 
 def _report(units: list[Unit], counts: Counter, skips: Counter, cutter: ShardCutter) -> dict:

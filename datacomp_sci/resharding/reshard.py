@@ -69,8 +69,8 @@ from datacomp_sci.core.util import (
     atomic_write_json,
     dumps_stable,
     sha256_file,
-    worker_pool,
 )
+from datacomp_sci.engines import Engine, EngineOptions, TaskFailed, engine_session
 from datacomp_sci.resharding.index import default_index_cache, tar_index_cached
 from datacomp_sci.resharding.inputs import (
     OUTPUT_SHARD_FORMAT,
@@ -91,6 +91,10 @@ class ReshardOptions:
     index_cache: str | os.PathLike | None = None  # None: default_index_cache()
     use_index_cache: bool = True  # False: neither read nor write header indexes
     tar_reader: str | None = None  # auto|libarchive|tarfile; None: $DATACOMP_SCI_TAR_READER or auto
+    engine: EngineOptions | None = None  # None: this machine's processes, ``workers`` of them
+
+    def engine_options(self) -> EngineOptions:
+        return self.engine or EngineOptions(workers=self.workers)
 
 
 @dataclass
@@ -358,21 +362,23 @@ def _write_output_shard(out_dir: Path, work: Path, n: int, runs: list[_Run], cou
     atomic_write_json(out_dir / f"{Path(name).stem}_stats.json", {"count": count, "successes": count})
 
 
-def _run_phase2(out: Path, work: Path, results: list[ShardResult], opts: ReshardOptions) -> int:
+def _write_output_shard_task(args: tuple) -> None:
+    _write_output_shard(*args)
+
+
+def _run_phase2(out: Path, work: Path, results: list[ShardResult], engine: Engine,
+                shard_size: int) -> int:
     """Write every output shard not written yet; returns the number of output shards."""
     todo = []
     n_out = 0
-    for n, (runs, count) in enumerate(_output_plan(work, results, opts.shard_size)):
+    for n, (runs, count) in enumerate(_output_plan(work, results, shard_size)):
         if not (out / f"{n:08d}_stats.json").exists():
             todo.append((out, work, n, runs, count))
         n_out = n + 1
-    if opts.workers <= 1 or len(todo) <= 1:
-        for args in todo:
-            _write_output_shard(*args)
-    else:
-        with worker_pool(min(opts.workers, len(todo))) as pool:
-            for fut in [pool.submit(_write_output_shard, *args) for args in todo]:
-                fut.result()
+    for pos, outcome in engine.map(_write_output_shard_task, todo, ordered=False,
+                                   name="reshard write"):
+        if isinstance(outcome, TaskFailed):
+            outcome.raise_error(f"writing output shard {todo[pos][2]:08d}")
     return n_out
 
 
@@ -406,7 +412,11 @@ def _completed(out: Path, fingerprint: dict) -> dict | None:
     return outdir.finished(out, "meta.json", "fingerprint", fingerprint, "a reshard")
 
 
-def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, workers: int,
+def _filter_shard_task(args: tuple) -> ShardResult:
+    return filter_shard(*args)
+
+
+def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, engine: Engine,
                 progress: Callable[[ShardResult], None],
                 index_cache: Path | None = None, reader: str = "auto") -> list[ShardResult]:
     results: dict[int, ShardResult] = {}
@@ -419,18 +429,13 @@ def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, workers: 
             results[s.index] = done
             progress(done)
     cache = str(index_cache) if index_cache is not None else None
-    if workers <= 1 or len(todo) <= 1:
-        for s in todo:
-            results[s.index] = filter_shard(s, str(keys_path), str(work), cache, reader)
-            progress(results[s.index])
-    else:
-        with worker_pool(workers) as pool:
-            futures = [pool.submit(filter_shard, s, str(keys_path), str(work), cache, reader)
-                       for s in todo]
-            for fut in futures:
-                r = fut.result()
-                results[r.index] = r
-                progress(r)
+    tasks = [(s, str(keys_path), str(work), cache, reader) for s in todo]
+    for pos, outcome in engine.map(_filter_shard_task, tasks, ordered=False,
+                                   name="reshard index"):
+        if isinstance(outcome, TaskFailed):
+            outcome.raise_error(f"indexing input shard {todo[pos].url}")
+        results[outcome.index] = outcome
+        progress(outcome)
     return [results[s.index] for s in inputs]
 
 
@@ -493,8 +498,9 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
             progress(totals["shards"], len(resolved.shards), dict(totals))
 
     cache = _index_cache_dir(opts)
-    results = _run_phase1(resolved.shards, keys_path, work, opts.workers, step, cache, reader)
-    n_out = _run_phase2(out, work, results, opts)
+    with engine_session(opts.engine_options()) as engine:
+        results = _run_phase1(resolved.shards, keys_path, work, engine, step, cache, reader)
+        n_out = _run_phase2(out, work, results, engine, opts.shard_size)
     missing, dup_in_input = _missing_and_duplicates(work, results, keys)
     res = _finish(out, work, subset, missing, dup_in_input, results, resolved, fingerprint, n_out,
                   opts)
