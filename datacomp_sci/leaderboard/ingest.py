@@ -166,8 +166,10 @@ def check_folder(store: Store, folder: Path, source: str, submitter: str | None 
     agg = aggregate(run, suite)
     files = [(f.source, StoredFile(f.dest, f.bytes, f.sha256)) for f in sub.files]
     rec = sub.record
-    manifest = {**sub.manifest, "train_info": None}  # a path on the submitter's machine
-    manifest.pop("train_info")
+    # paths on the submitter's machine are not shown: sample files by name only
+    manifest = {k: v for k, v in sub.manifest.items() if k != "train_info"}
+    manifest["samples"] = [{**s, "path": Path(str(s.get("path", ""))).name}
+                           for s in manifest.get("samples") or [] if isinstance(s, dict)]
     entry = Entry(
         id=entry_id(rec, [(f.dest, f.sha256) for _, f in files]), kind=kind, source=source,
         scale=str(rec["scale"]), track=str(rec["track"]), method=str(rec["method_name"]).strip(),

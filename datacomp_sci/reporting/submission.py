@@ -13,6 +13,7 @@ record) and ``manifest.json`` (sizes, sha256, provenance). Uploading stays a man
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +30,8 @@ TRACKS = ("filtering", "byod")
 LEADERBOARD_SCALES = ("small", "medium", "large", "xlarge")
 SUITE = "datacomp38"
 BYOD_COLUMNS = ("url", "text")
+#: A scale name is a plain word (it names folders and web addresses).
+SCALE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
 
 UPLOAD_STEPS = """\
 Uploading is not automated (it needs network access and your credentials). To submit:
@@ -228,7 +231,8 @@ def _check_request(req: SubmissionRequest, problems: list[str]) -> None:
 def check_scale(scale: Any, scales: tuple[str, ...] | None, where: str,
                 problems: list[str]) -> None:
     """``scales`` None accepts any scale name (a custom board, e.g. the demo's ``tiny``)."""
-    if not isinstance(scale, str) or not scale or (scales is not None and scale not in scales):
+    if (not isinstance(scale, str) or not SCALE_NAME.fullmatch(scale)
+            or (scales is not None and scale not in scales)):
         allowed = ", ".join(scales) if scales else "a scale name"
         problems.append(f"{where}: scale {scale!r} is not a DataComp leaderboard scale "
                         f"({allowed})")
@@ -442,6 +446,8 @@ def validate_folder(folder: str | Path, suite: str = SUITE,
     uploads = [UploadFile(p, d, p.stat().st_size, hashes[d]) for d, p in files.items()
                if d not in ("submission.json", "manifest.json")]
     manifest = {**manifest, "dataset_size": dataset_size, "suite": suite,
+                "samples": [{"path": s.path.name, "kind": s.kind, "rows": s.rows,
+                             "sha256": s.sha256} for s in samples],
                 "aggregates": {g: s.value for g, s in aggregate(run, load_suite(suite)).groups.items()}}
     return Submission(record, manifest, uploads, folder, prefix)
 
