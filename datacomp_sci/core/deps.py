@@ -20,6 +20,13 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "huggingface_hub": ("huggingface_hub", "download"),
     "s3fs": ("s3fs", "s3"),
     "gcsfs": ("gcsfs", "s3"),
+    "fastapi": ("fastapi", "leaderboard"),
+    "starlette": ("fastapi", "leaderboard"),
+    "uvicorn": ("uvicorn", "leaderboard"),
+    "jinja2": ("jinja2", "leaderboard"),
+    "multipart": ("python-multipart", "leaderboard"),
+    "python_multipart": ("python-multipart", "leaderboard"),
+    "httpx": ("httpx", "leaderboard"),
 }
 
 

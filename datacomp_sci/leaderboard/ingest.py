@@ -32,7 +32,7 @@ from datacomp_sci.reporting.aggregate import (
     load_results,
     load_suite,
 )
-from datacomp_sci.reporting.submission import validate_folder
+from datacomp_sci.reporting.submission import TRACKS, check_scale, validate_folder
 
 MAX_PROBLEMS = 20
 
@@ -250,10 +250,13 @@ def read_baselines_csv(path: str | Path, store: Store) -> list[Entry]:
                 return None
             return value
 
-        method, scale = field("method"), field("scale")
+        method, scale, track = field("method"), field("scale"), field("track") or "filtering"
         if not method or not scale:
             problems.append(f"{path}:{i}: needs 'scale' and 'method'")
             continue
+        check_scale(scale, store.settings.scales, f"{path}:{i}", problems)
+        if track not in TRACKS:
+            problems.append(f"{path}:{i}: track {track!r}: choose one of {', '.join(TRACKS)}")
         tasks = {t.key: v for t in suite.scored
                  if (v := number(row.get(t.name.lower(), ""), t.name)) is not None}
         if len(tasks) == len(suite.scored):
@@ -275,7 +278,7 @@ def read_baselines_csv(path: str | Path, store: Store) -> list[Entry]:
         eid = "csv-" + hashlib.sha256(dumps_stable(record, indent=None).encode()).hexdigest()[:12]
         entries.append(Entry(
             id=eid, kind="baseline", source="csv", scale=scale,
-            track=field("track") or "filtering", method=method, authors=field("authors"),
+            track=track, method=method, authors=field("authors"),
             groups=groups, tasks=tasks, writeup=writeup or None,
             date=field("date") or None, dataset_size=None if size is None else int(size),
             model=field("model") or None, record={"csv": path.name, "line": i},
@@ -287,3 +290,27 @@ def read_baselines_csv(path: str | Path, store: Store) -> list[Entry]:
     if not entries:
         raise ValueError(f"{path}: no rows")
     return entries
+
+
+def import_paths(store: Store, paths: list[str | Path], baseline: bool = False) -> list[Accepted]:
+    """``leaderboard import``: submission folders (``baseline``: shown as baseline rows) and
+    baseline CSVs. Everything is checked before anything is stored."""
+    plans: list[tuple[Entry, list[tuple[Path, StoredFile]]]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            try:
+                plans.append(check_folder(store, path, "import",
+                                          kind="baseline" if baseline else "submission"))
+            except Rejected as e:
+                raise ValueError(f"{path}: not accepted ({len(e.problems)} problem(s)):\n"
+                                 + "\n".join(f"  - {p}" for p in e.problems)) from None
+        elif path.suffix.lower() == ".csv" and path.is_file():
+            plans += [(e, []) for e in read_baselines_csv(path, store)]
+        else:
+            raise FileNotFoundError(f"{path}: not a submission folder or a baselines .csv")
+    out = []
+    for entry, files in plans:
+        created = store.add(entry, files, link=False)
+        out.append(Accepted(store.get(entry.id, include_hidden=True), created))
+    return out

@@ -78,7 +78,7 @@ class Pages:
                          "rows": table.rows[:3]})
         return self._render("index.html", "", title=self.store.settings.title, tops=tops)
 
-    def board(self, scale: str, track: str) -> str:
+    def board(self, scale: str, track: str, compare: str | None = None) -> str:
         table, _ = views.ranking(self.store, scale, track)
         if not table.rows:
             raise LookupError(f"no entries for scale {scale!r}, track {track!r}")
@@ -86,7 +86,7 @@ class Pages:
         return self._render("board.html", views.board_url(scale, track), board=(scale, track),
                             title=f"{scale} scale, {track} track", table=table,
                             n_scored=len(views.load_suite(self.store.settings.suite).scored),
-                            top=top or 1.0, entry_url=views.entry_url)
+                            top=top or 1.0, entry_url=views.entry_url, compare=compare)
 
     def entry(self, entry: Entry, base: Entry | None) -> str:
         table = views.task_table(self.store, entry, base)
