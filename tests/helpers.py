@@ -4,6 +4,7 @@ complete, valid submission folder as `datacomp-sci submit` writes it."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -61,3 +62,51 @@ def make_submission(root: Path, method: str = "arXiv+PMC", offset: float = 0.0, 
                             samples=(npy,), timestamp=timestamp, **fields)
     prepare_submission(req)
     return work / "sub"
+
+
+@contextlib.contextmanager
+def live_board(store, options=None):
+    """The leaderboard app of ``store`` served by uvicorn on 127.0.0.1 (a free port) in a
+    thread; yields its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from datacomp_sci.leaderboard.app import ServerOptions, create_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    app = create_app(store, options or ServerOptions())
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def tar_bytes(members: list[tuple]) -> bytes:
+    """A tar built member by member: (name, bytes) for files, (name, tarfile type, linkname)
+    for anything else."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for m in members:
+            info = tarfile.TarInfo(m[0])
+            if len(m) == 2:
+                info.size = len(m[1])
+                tar.addfile(info, io.BytesIO(m[1]))
+            else:
+                info.type, info.linkname = m[1], m[2]
+                tar.addfile(info)
+    return buf.getvalue()

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     FileResponse,
@@ -204,7 +204,7 @@ def create_app(store: Store, options: ServerOptions = ServerOptions()):
                             filename=Path(dest).name)
 
     @app.get("/compare/", include_in_schema=False)
-    def compare_form(ids: list[str] | None = None):
+    def compare_form(ids: list[str] | None = Query(None)):  # noqa: B008
         if not ids:
             raise HTTPException(400, f"choose 2 to {views.MAX_COMPARE} entries to compare")
         entries = compare_or_error(ids)
@@ -244,7 +244,7 @@ def create_app(store: Store, options: ServerOptions = ServerOptions()):
         return views.entry_json(store, entry, baseline_for(entry, baseline))
 
     @app.get("/api/compare")
-    def api_compare(ids: list[str] | None = None):
+    def api_compare(ids: list[str] | None = Query(None)):  # noqa: B008
         return views.compare_table(store, compare_or_error(ids or [])).to_json()
 
     # --- uploads -------------------------------------------------------------------------------

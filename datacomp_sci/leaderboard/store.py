@@ -25,13 +25,14 @@ import os
 import secrets
 import shutil
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from datacomp_sci.core.util import atomic_path, dumps_stable
+from datacomp_sci.core.util import atomic_path, dumps_stable, remove_stale_temps
 from datacomp_sci.reporting import paper
 from datacomp_sci.reporting.aggregate import (
     AVERAGE,
@@ -175,6 +176,7 @@ class Store:
                              f"{', '.join(store.settings.scales or ['(any)'])}; leave out "
                              "--suite/--scales or use another --db folder")
         store.clean_incoming()
+        remove_stale_temps(folder / "objects")
         return store
 
     @classmethod
@@ -241,11 +243,15 @@ class Store:
         return self.folder / "objects" / sha256[:2] / sha256
 
     def put_object(self, source: Path, sha256: str, link: bool = False) -> Path:
-        """Store a file under its sha256 (idempotent); ``link`` hard-links when possible."""
+        """Store a file under its sha256 (idempotent); ``link`` hard-links when possible.
+        The temp name carries the process and thread, so concurrent writers of the same
+        content never share one (the last rename wins, with identical bytes)."""
         dest = self.object_path(sha256)
         if dest.is_file() and dest.stat().st_size == source.stat().st_size:
             return dest
-        with atomic_path(dest) as tmp:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}-{threading.get_ident()}.tmp-{os.getpid()}")
+        try:
             linked = False
             if link:
                 with contextlib.suppress(OSError):
@@ -258,6 +264,9 @@ class Store:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
         return dest
 
     def file_path(self, entry_id: str, dest: str) -> Path | None:

@@ -95,10 +95,10 @@ def ranking(store: Store, scale: str, track: str) -> tuple[Table, list[Entry]]:
 # --- one submission ---------------------------------------------------------------------------
 
 def baseline_choices(store: Store, entry: Entry) -> list[Entry]:
-    """What a submission can be compared with: other entries of its scale, those with
-    per-task scores first, baselines before submissions."""
+    """What a submission can be compared with: other entries of its scale, baselines
+    first, those with per-task scores first, the same track first."""
     others = [e for e in store.entries(entry.scale) if e.id != entry.id]
-    return sorted(others, key=lambda e: (not e.tasks, e.kind != "baseline", e.track != entry.track))
+    return sorted(others, key=lambda e: (e.kind != "baseline", not e.tasks, e.track != entry.track))
 
 
 def default_baseline(store: Store, entry: Entry) -> Entry | None:
