@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 FORM_OVERHEAD = 64 << 10     # multipart boundaries and the token field
+PLOT_CACHE = 256
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,25 @@ def create_app(store: Store, options: ServerOptions = ServerOptions()):
         except LookupError as e:
             raise HTTPException(404, str(e)) from None
 
+    plots: OrderedDict[tuple, bytes] = OrderedDict()
+    plots_lock = threading.Lock()
+
+    def cached_png(key: tuple, draw) -> Response:
+        """Entries never change (their id is their content's hash), so neither do their
+        plots: keep the last PLOT_CACHE drawn."""
+        with plots_lock:
+            data = plots.get(key)
+            if data is not None:
+                plots.move_to_end(key)
+        if data is None:
+            data = draw()
+            with plots_lock:
+                plots[key] = data
+                while len(plots) > PLOT_CACHE:
+                    plots.popitem(last=False)
+        return Response(data, media_type="image/png",
+                        headers={"Cache-Control": "public, max-age=3600"})
+
     def csv_response(text: str, name: str) -> Response:
         return Response(text, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'inline; filename="{name}"'})
@@ -192,7 +214,8 @@ def create_app(store: Store, options: ServerOptions = ServerOptions()):
         base = baseline_for(entry, baseline)
         if base is None:
             raise HTTPException(404, "no baseline to compare with")
-        return Response(views.delta_png(store, entry, base), media_type="image/png")
+        return cached_png(("delta", entry.id, base.id),
+                          lambda: views.delta_png(store, entry, base))
 
     @app.get("/submission/{entry_id}/files/{dest:path}")
     def entry_file(entry_id: str, dest: str):
@@ -228,7 +251,9 @@ def create_app(store: Store, options: ServerOptions = ServerOptions()):
 
     @app.get("/compare/{spec}/compare.png")
     def compare_png(spec: str):
-        return Response(views.compare_png(store, _compare_ids(spec)), media_type="image/png")
+        entries = _compare_ids(spec)
+        return cached_png(("compare", *(e.id for e in entries)),
+                          lambda: views.compare_png(store, entries))
 
     # --- API -----------------------------------------------------------------------------------
     @app.get("/api/boards")

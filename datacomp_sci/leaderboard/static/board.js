@@ -69,7 +69,8 @@
     var form = document.getElementById("compare-form");
     var button = document.getElementById("compare-button");
     if (form && button) {
-      form.addEventListener("change", function () {
+      // the checkboxes sit in the table (form="compare-form"): their events bubble there
+      document.getElementById("ranking").addEventListener("change", function () {
         var n = selected().length;
         button.disabled = n < 2 || n > 4;
       });
