@@ -246,6 +246,7 @@ def test_a_failure_before_commit_leaves_no_half_written_submission(board, tmp_pa
     assert acc.created and len(store.get(acc.entry.id).files) == 2
 
 
+@pytest.mark.slow
 def test_cli_tokens_import_csv_hide_and_deterministic_export(tmp_path):
     db = str(tmp_path / "board")
     run = CliRunner()

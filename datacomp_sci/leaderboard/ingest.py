@@ -30,7 +30,6 @@ from datacomp_sci.reporting.aggregate import (
     TaskResult,
     aggregate,
     load_results,
-    load_suite,
 )
 from datacomp_sci.reporting.submission import TRACKS, check_scale, validate_folder
 
@@ -161,7 +160,7 @@ def check_folder(store: Store, folder: Path, source: str, submitter: str | None 
         lines = str(e).splitlines()
         raise Rejected([ln.strip()[2:] if ln.strip().startswith("- ") else ln.strip()
                         for ln in lines[1:]] or lines) from None
-    suite = load_suite(settings.suite)
+    suite = store.suite
     run = load_results(folder / sub.prefix / "results.jsonl", name=sub.record["method_name"])
     agg = aggregate(run, suite)
     files = [(f.source, StoredFile(f.dest, f.bytes, f.sha256)) for f in sub.files]
@@ -223,7 +222,7 @@ def read_baselines_csv(path: str | Path, store: Store) -> list[Entry]:
     ``ImageNet dist. shifts``, ``VTAB``, ``Retrieval``, ``Average`` as published.
     """
     path = Path(path)
-    suite = load_suite(store.settings.suite)
+    suite = store.suite
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.DictReader(f))

@@ -85,12 +85,12 @@ class Pages:
         top = max([r["average"] for r in table.rows if r["average"] is not None] or [1.0])
         return self._render("board.html", views.board_url(scale, track), board=(scale, track),
                             title=f"{scale} scale, {track} track", table=table,
-                            n_scored=len(views.load_suite(self.store.settings.suite).scored),
+                            n_scored=len(self.store.suite.scored),
                             top=top or 1.0, entry_url=views.entry_url, compare=compare)
 
     def entry(self, entry: Entry, base: Entry | None) -> str:
         table = views.task_table(self.store, entry, base)
-        n = len(views.load_suite(self.store.settings.suite).scored)
+        n = len(self.store.suite.scored)
         return self._render(
             "submission.html", views.entry_url(entry.id), board=(entry.scale, entry.track),
             title=entry.method, entry=entry, base=base, table=table,

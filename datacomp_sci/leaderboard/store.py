@@ -160,6 +160,16 @@ class Store:
                                     "create one with `datacomp-sci leaderboard serve --db DIR` "
                                     "or `leaderboard import --db DIR ...`")
         self.settings = self._read_settings()
+        self._suite = None
+
+    @property
+    def suite(self):
+        """The board's suite (:class:`datacomp_sci.reporting.aggregate.Suite`), read once."""
+        if self._suite is None:
+            from datacomp_sci.reporting.aggregate import load_suite
+
+            self._suite = load_suite(self.settings.suite)
+        return self._suite
 
     # --- creation ---------------------------------------------------------------------------
     @classmethod

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from datacomp_sci.leaderboard.store import GROUP_COLUMNS, Entry, Store
-from datacomp_sci.reporting.aggregate import AVERAGE, COLUMNS, Suite, load_suite
+from datacomp_sci.reporting.aggregate import AVERAGE, COLUMNS, Suite
 
 MAX_COMPARE = 4
 
@@ -78,7 +78,7 @@ def ranking_columns(suite: Suite) -> list[tuple[str, str]]:
 def ranking(store: Store, scale: str, track: str) -> tuple[Table, list[Entry]]:
     """DataComp's board for one scale and track, highest Average first; baselines are
     listed with the submissions but get no rank."""
-    suite = load_suite(store.settings.suite)
+    suite = store.suite
     entries = store.entries(scale, track)
     rows, rank = [], 0
     for e in entries:
@@ -109,7 +109,7 @@ def default_baseline(store: Store, entry: Entry) -> Entry | None:
 def task_table(store: Store, entry: Entry, base: Entry | None) -> Table:
     """Every task of the suite: group, domain, score, baseline score and delta; then the
     aggregates."""
-    suite = load_suite(store.settings.suite)
+    suite = store.suite
     rows = []
     for t in suite.scored:
         s = entry.tasks.get(t.key)
@@ -153,7 +153,7 @@ def delta_png(store: Store, entry: Entry, base: Entry) -> bytes:
 
     from datacomp_sci.reporting.report import _plot_deltas
 
-    suite = load_suite(store.settings.suite)
+    suite = store.suite
     if entry.tasks and base.tasks:
         pairs = [(t.name, entry.tasks[t.key] - base.tasks[t.key]) for t in suite.scored
                  if t.key in entry.tasks and t.key in base.tasks]
@@ -176,7 +176,7 @@ def labels(entries: list[Entry]) -> list[str]:
 
 
 def compare_table(store: Store, entries: list[Entry]) -> Table:
-    suite = load_suite(store.settings.suite)
+    suite = store.suite
     cols = [f"e{i}" for i in range(len(entries))]
     rows = []
     for g in COLUMNS:
@@ -201,7 +201,7 @@ def compare_png(store: Store, entries: list[Entry]) -> bytes:
     import numpy as np
     from matplotlib.figure import Figure
 
-    suite = load_suite(store.settings.suite)
+    suite = store.suite
     fig = Figure(figsize=(8.5, 3.6), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(len(COLUMNS))

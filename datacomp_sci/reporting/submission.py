@@ -13,6 +13,7 @@ record) and ``manifest.json`` (sizes, sha256, provenance). Uploading stays a man
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,6 +26,9 @@ import pyarrow.parquet as pq
 from datacomp_sci.core.util import atomic_write_json, dumps_stable, link_or_copy, sha256_file
 from datacomp_sci.reporting.aggregate import aggregate, load_results, load_suite, task_scores
 from datacomp_sci.reporting.report import resolve_results
+
+#: Suites by name, read once per process (validation looks a suite up several times).
+_suite = functools.lru_cache(maxsize=8)(load_suite)
 
 TRACKS = ("filtering", "byod")
 LEADERBOARD_SCALES = ("small", "medium", "large", "xlarge")
@@ -248,7 +252,7 @@ def check_results(path: Path, problems: list[str], suite: str = SUITE):
     except (FileNotFoundError, ValueError) as e:
         problems.append(str(e))
         return None
-    spec = load_suite(suite)
+    spec = _suite(suite)
     scores, _ = task_scores(run, spec)
     missing = [t.name for t in spec.scored if t.key not in scores]
     if missing:
@@ -289,7 +293,7 @@ def _record(req: SubmissionRequest, info: dict, dataset_size: int, run, timestam
         "track": req.track,
         "writeup": req.writeup,
     }
-    spec = load_suite(suite)
+    spec = _suite(suite)
     scores, _ = task_scores(run, spec)
     for t in spec.scored:
         if t.key in scores:
@@ -331,7 +335,7 @@ def validate_submission(req: SubmissionRequest, suite: str = SUITE,
     dataset_size = sum(s.rows for s in samples)
     timestamp = req.timestamp or datetime.now(timezone.utc).strftime("%Y-%m-%d_%H:%M:%S")
     record = _record(req, info, dataset_size, run, timestamp, suite)
-    agg = aggregate(run, load_suite(suite))
+    agg = aggregate(run, _suite(suite))
     manifest = {
         "suite": suite,
         "train_info": str(info_path), "checkpoint_sha256": ckpt_sha,
@@ -424,7 +428,7 @@ def validate_folder(folder: str | Path, suite: str = SUITE,
     else:
         problems.append(f"{prefix}/results.jsonl: missing")
     if run is not None:
-        spec = load_suite(suite)
+        spec = _suite(suite)
         scores, _ = task_scores(run, spec)
         differ = [t.name for t in spec.scored if t.key in scores
                   and record.get(t.name) != scores[t.key]]
@@ -448,7 +452,7 @@ def validate_folder(folder: str | Path, suite: str = SUITE,
     manifest = {**manifest, "dataset_size": dataset_size, "suite": suite,
                 "samples": [{"path": s.path.name, "kind": s.kind, "rows": s.rows,
                              "sha256": s.sha256} for s in samples],
-                "aggregates": {g: s.value for g, s in aggregate(run, load_suite(suite)).groups.items()}}
+                "aggregates": {g: s.value for g, s in aggregate(run, _suite(suite)).groups.items()}}
     return Submission(record, manifest, uploads, folder, prefix)
 
 
