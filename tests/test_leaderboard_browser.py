@@ -12,7 +12,7 @@ from helpers import live_board, make_submission, tar_bytes
 from datacomp_sci.leaderboard.ingest import import_paths
 from datacomp_sci.leaderboard.store import Store
 
-CHROMIUM = os.environ.get("DATACOMP_SCI_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 XSS = "<script>alert(1)</script>"

@@ -7,8 +7,10 @@ record to the leaderboard database. It checks little first and silently defaults
 ``dataset_size`` to the scale's samples seen. Here everything is checked first, every
 problem is reported at once, ``dataset_size`` is computed from the sample files, and the
 result is a folder laid out like the hub repository plus ``submission.json`` (DataComp's
-record) and ``manifest.json`` (sizes, sha256, provenance). Uploading stays a manual step
-(see :data:`UPLOAD_STEPS`): nothing here talks to the network.
+record) and ``manifest.json`` (sizes, sha256, provenance). Uploading to DataComp's hosted
+board stays a manual step (see :data:`UPLOAD_STEPS`). A self-hosted board
+(``datacomp-sci leaderboard serve``) receives the folder with :func:`upload_submission` and
+checks it again with :func:`validate_folder`, the same checks.
 """
 
 from __future__ import annotations
