@@ -331,3 +331,25 @@ def test_submit_to_url_uploads_and_reports_the_page(tmp_path):
     r = CliRunner().invoke(main, [*args, "--to", "http://127.0.0.1:9", "--token", "t",
                                   "--retries", "1"])
     assert r.exit_code == 1 and "after 2 attempts" in r.output
+
+
+def test_upload_form_accepts_a_folder_and_keeps_only_typed_provenance(board, tmp_path):
+    store, token, client = board
+    sub = make_submission(tmp_path, "form")
+    manifest = json.loads((sub / "manifest.json").read_text())
+    manifest.update(versions=["not", "a", "dict"], train_info="/home/me/secret/info.json",
+                    extra={"x": XSS})
+    (sub / "manifest.json").write_text(json.dumps(manifest))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(sub, arcname="wrapped")        # one top-level folder, gzip: both accepted
+    r = client.post("/submit/", data={"token": token},
+                    files={"archive": ("sub.tar.gz", buf.getvalue(), "application/gzip")})
+    assert r.status_code == 201 and "Accepted" in r.text
+    (entry,) = [e for e in store.entries() if e.kind == "submission"]
+    assert entry.manifest["versions"] is None and "train_info" not in entry.manifest
+    assert "extra" not in entry.manifest and "/home/me" not in json.dumps(entry.manifest)
+    assert client.get(f"/submission/{entry.id}/").status_code == 200
+    r = client.post("/submit/", data={"token": "bad"},
+                    files={"archive": ("sub.tar.gz", buf.getvalue(), "application/gzip")})
+    assert r.status_code == 401 and "token is not valid" in r.text

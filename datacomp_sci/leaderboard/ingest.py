@@ -150,6 +150,27 @@ def _date(timestamp: object) -> str | None:
     return str(timestamp)[:10] if timestamp else None
 
 
+def _text(x: object, limit: int = 200) -> str | None:
+    return None if x is None else str(x)[:limit]
+
+
+def public_manifest(manifest: dict) -> dict:
+    """What the pages show of a submitter's manifest.json: the server's own sample and
+    file checks, and the provenance fields with their expected types (strings cut to a
+    sane length); nothing else, and no path from the submitter's machine."""
+    versions = manifest.get("versions")
+    return {
+        "suite": manifest.get("suite"), "dataset_size": manifest.get("dataset_size"),
+        "aggregates": manifest.get("aggregates"),
+        "samples": [{**s, "path": Path(str(s.get("path", ""))).name}
+                    for s in manifest.get("samples") or [] if isinstance(s, dict)],
+        "checkpoint_sha256": _text(manifest.get("checkpoint_sha256"), 64),
+        "git_revision": _text(manifest.get("git_revision"), 64),
+        "versions": {_text(k, 80): _text(v, 80) for k, v in list(versions.items())[:50]}
+        if isinstance(versions, dict) else None,
+    }
+
+
 def check_folder(store: Store, folder: Path, source: str, submitter: str | None = None,
                  kind: str = "submission") -> tuple[Entry, list[tuple[Path, StoredFile]]]:
     """Validate a submission folder against the board; the entry and files to store."""
@@ -165,10 +186,7 @@ def check_folder(store: Store, folder: Path, source: str, submitter: str | None 
     agg = aggregate(run, suite)
     files = [(f.source, StoredFile(f.dest, f.bytes, f.sha256)) for f in sub.files]
     rec = sub.record
-    # paths on the submitter's machine are not shown: sample files by name only
-    manifest = {k: v for k, v in sub.manifest.items() if k != "train_info"}
-    manifest["samples"] = [{**s, "path": Path(str(s.get("path", ""))).name}
-                           for s in manifest.get("samples") or [] if isinstance(s, dict)]
+    manifest = public_manifest(sub.manifest)
     entry = Entry(
         id=entry_id(rec, [(f.dest, f.sha256) for _, f in files]), kind=kind, source=source,
         scale=str(rec["scale"]), track=str(rec["track"]), method=str(rec["method_name"]).strip(),
