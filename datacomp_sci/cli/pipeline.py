@@ -58,10 +58,13 @@ def demo_cmd(output, workers, progress):
        and JATS articles generated for this project, hostile and corrupt ones
        included), filter, reshard, mix, train three tiny CLIP models with OpenCLIP,
        evaluate them on a tiny suite in clip_benchmark's layout, and report;
-    3. print a DuckDB summary of the pools and the report's Table 3.
+    3. print a DuckDB summary of the pools and the report's Table 3;
+    4. import the three runs into a local leaderboard (OUTPUT/leaderboard) and export
+       its static site (OUTPUT/leaderboard_site).
 
     Rerunning reuses finished steps. Outputs: OUTPUT/pools, OUTPUT/commonpool_tiny,
-    OUTPUT/subsets, OUTPUT/shards, OUTPUT/runs, OUTPUT/report (table3.md, report.png).
+    OUTPUT/subsets, OUTPUT/shards, OUTPUT/runs, OUTPUT/report (table3.md, report.png),
+    OUTPUT/submissions, OUTPUT/leaderboard, OUTPUT/leaderboard_site.
     """
     from datacomp_sci.cli.progress import print_table
     from datacomp_sci.pipeline.demo import run_demo
@@ -81,3 +84,6 @@ def demo_cmd(output, workers, progress):
     click.echo("\nReport files:")
     for f in res.report_files:
         click.echo(f"  {f}")
+    if res.leaderboard_site is not None:
+        click.echo(f"\nLeaderboard: {res.leaderboard_site}/index.html (static copy); live: "
+                   f"datacomp-sci leaderboard serve --db {res.leaderboard}")

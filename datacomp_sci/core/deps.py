@@ -21,6 +21,13 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "s3fs": ("s3fs", "s3"),
     "gcsfs": ("gcsfs", "s3"),
     "ray": ("ray", "ray"),
+    "fastapi": ("fastapi", "web"),
+    "starlette": ("fastapi", "web"),
+    "uvicorn": ("uvicorn", "web"),
+    "jinja2": ("jinja2", "web"),
+    "multipart": ("python-multipart", "web"),
+    "python_multipart": ("python-multipart", "web"),
+    "httpx": ("httpx", "web"),
 }
 
 
