@@ -2,12 +2,13 @@
 
 Each command parses its options and calls one library function; the library never
 imports click. Commands live in one module per pipeline stage (``pool``, ``subsets``,
-``resharding``, ``training``, ``evaluation``, ``reporting``, ``pipeline``) and register
+``resharding``, ``curation``, ``training``, ``evaluation``, ``reporting``, ``pipeline``) and register
 with the group in :mod:`.app`. ``python -m datacomp_sci.cli`` runs the same group (the
 torchrun line of ``train``).
 """
 
 from datacomp_sci.cli import (  # noqa: F401  (importing a module registers its commands)
+    curation,
     evaluation,
     pipeline,
     pool,

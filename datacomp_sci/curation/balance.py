@@ -21,11 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from datacomp_sci.core.draws import uniform_draws
 from datacomp_sci.core.util import atomic_open
-
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 COUNTS_SCHEMA = pa.schema([
     pa.field("entry", pa.string()),
@@ -33,28 +30,6 @@ COUNTS_SCHEMA = pa.schema([
     pa.field("p_e", pa.float64()),
     pa.field("kept", pa.int64()),
 ])
-
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser (a bijection on uint64 with good avalanche)."""
-    with np.errstate(over="ignore"):
-        x = x.astype(np.uint64, copy=True)
-        x ^= x >> np.uint64(30)
-        x *= _M1
-        x ^= x >> np.uint64(27)
-        x *= _M2
-        x ^= x >> np.uint64(31)
-    return x
-
-
-def uniform_draws(uid_hi: np.ndarray, uid_lo: np.ndarray, seed: int, stream: int = 0) -> np.ndarray:
-    """One uniform number in [0, 1) per uid, a function of (uid, seed, stream) only."""
-    salt = _mix64(np.array([(seed * 0x100000001 + stream) & 0xFFFFFFFFFFFFFFFF],
-                           dtype=np.uint64))[0]
-    with np.errstate(over="ignore"):
-        h = _mix64(np.asarray(uid_hi, dtype=np.uint64) ^ salt)
-        h = _mix64(h ^ np.asarray(uid_lo, dtype=np.uint64) * _GOLDEN + salt)
-    return (h >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
 def entry_probabilities(counts: np.ndarray, t: float) -> np.ndarray:
@@ -85,6 +60,7 @@ class Balanced:
     keep: np.ndarray  # bool per row
     p: np.ndarray  # p_e per entry
     kept_per_entry: np.ndarray  # int64 per entry: matched pairs kept
+    expected: float  # sum of the keep probabilities (expected number kept)
 
 
 def balance(offsets: np.ndarray, concepts: np.ndarray, uid_hi: np.ndarray, uid_lo: np.ndarray,
@@ -95,17 +71,21 @@ def balance(offsets: np.ndarray, concepts: np.ndarray, uid_hi: np.ndarray, uid_l
     keep = uniform_draws(uid_hi, uid_lo, seed) < prob
     row_of = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     kept = np.bincount(concepts[keep[row_of]], minlength=len(counts)).astype(np.int64)
-    return Balanced(t=t, keep=keep, p=p, kept_per_entry=kept)
+    return Balanced(t=t, keep=keep, p=p, kept_per_entry=kept, expected=float(prob.sum()))
 
 
 def write_counts(path: Path, entries: list[str], counts: np.ndarray, p: np.ndarray,
-                 kept: np.ndarray) -> None:
-    """``entry_counts.parquet``: entry, count (matched pairs), p_e, kept (matched pairs kept);
-    rows in metadata order."""
-    table = pa.table({"entry": pa.array(entries, pa.string()),
-                      "count": pa.array(np.asarray(counts, dtype=np.int64)),
-                      "p_e": pa.array(np.asarray(p, dtype=np.float64)),
-                      "kept": pa.array(np.asarray(kept, dtype=np.int64))}, schema=COUNTS_SCHEMA)
+                 kept: np.ndarray, labels: list[str] | None = None) -> None:
+    """``entry_counts.parquet``: entry, count (matched pairs), p_e, kept (matched pairs kept),
+    rows in metadata order; for entities ``entry`` is the entity id and a ``label`` column
+    follows it."""
+    cols = {"entry": pa.array(entries, pa.string()),
+            "count": pa.array(np.asarray(counts, dtype=np.int64)),
+            "p_e": pa.array(np.asarray(p, dtype=np.float64)),
+            "kept": pa.array(np.asarray(kept, dtype=np.int64))}
+    table = pa.table(cols, schema=COUNTS_SCHEMA)
+    if labels is not None:
+        table = table.add_column(1, "label", pa.array(labels, pa.string()))
     with atomic_open(path) as f:
         pq.write_table(table, f, compression="zstd")
 
