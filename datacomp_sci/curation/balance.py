@@ -110,7 +110,8 @@ def read_counts(path: str | Path, entries: list[str]) -> np.ndarray:
 
 
 def plot_counts(path: Path, counts: np.ndarray, kept: np.ndarray, t: float, title: str) -> None:
-    """Log-log plot of per-entry counts, sorted, before and after balancing, t marked."""
+    """Log-log plot of per-entry counts before and after balancing (entries ranked by their
+    count before), t marked: the head is cut down towards t, the tail kept."""
     from datacomp_sci.core.deps import require
 
     require("matplotlib")
@@ -119,15 +120,17 @@ def plot_counts(path: Path, counts: np.ndarray, kept: np.ndarray, t: float, titl
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    before = np.sort(counts[counts > 0])[::-1]
-    after = np.sort(kept[kept > 0])[::-1]
+    order = np.argsort(-np.asarray(counts), kind="stable")
+    order = order[np.asarray(counts)[order] > 0]
+    before, after = np.asarray(counts)[order], np.asarray(kept)[order]
+    ranks = np.arange(1, len(order) + 1)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    if len(before):
-        ax.loglog(np.arange(1, len(before) + 1), before, label=f"before ({int(before.sum()):,} matches)",
+    if len(order):  # both curves in the order of the counts before balancing
+        ax.loglog(ranks, before, label=f"before ({int(before.sum()):,} matches)",
                   color="#888888", lw=1.5)
-    if len(after):
-        ax.loglog(np.arange(1, len(after) + 1), after, label=f"after ({int(after.sum()):,} matches)",
-                  color="#1f77b4", lw=1.5)
+        pos = after > 0
+        ax.loglog(ranks[pos], after[pos], label=f"after ({int(after.sum()):,} matches)",
+                  color="#1f77b4", lw=1, marker=".", ms=2, ls="none" if len(order) > 200 else "-")
     head = int((counts > t).sum())
     ax.axhline(t, color="#d62728", ls="--", lw=1, label=f"t = {t:g} ({head:,} head entries)")
     if head:
