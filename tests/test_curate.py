@@ -322,3 +322,87 @@ def test_curated_subset_feeds_reshard_unchanged(tmp_path: Path, shard_factory):
 def test_uids_roundtrip_helper_sanity():
     arr = uids_to_u8u8([uid(1), uid(2)])
     assert u8u8_to_uids(arr) == [uid(1), uid(2)]
+
+
+# --- experiments ------------------------------------------------------------------------------
+def test_shipped_curation_experiments_plan_curate_and_derived_pool_steps(tmp_path: Path):
+    from datacomp_sci.pipeline.experiment import load_experiment, run_experiment
+
+    for name, method in (("metaclip_sci", "metaclip"), ("entities_sci", "entities")):
+        exp = load_experiment(name, workdir=str(tmp_path / name))
+        c = exp.curations[method]
+        assert c.method == method and c.pools == ("commonpool", "arxiv", "pmc")
+        assert exp.scale == "small" and exp.baseline == "unbalanced"
+        assert exp.runs[method] == tuple(f"{method}_{p}" for p in ("commonpool", "arxiv", "pmc"))
+        logs: list[str] = []
+        res = run_experiment(name, workdir=str(tmp_path / name), dry_run=True, log=logs.append)
+        steps = {o.step for o in res.outcomes}
+        assert {f"curate:{method}", f"filter:{method}_arxiv", f"reshard:{method}_pmc",
+                f"mix:{method}_86_8_6", f"train:{method}"} <= steps
+    assert Path(load_experiment("entities_sci").curations["entities"].source).is_file()
+
+
+def test_experiment_curate_step_balances_pools_together_and_ands_each_filter(tmp_path: Path):
+    import dataclasses
+
+    from datacomp_sci.pipeline.experiment import (
+        DEFAULT_ACTIONS,
+        experiment_steps,
+        load_experiment,
+        run_steps,
+    )
+
+    a_rows, b_rows = random_rows(200, 21, "a"), random_rows(150, 22, "b")
+    a = write_meta(tmp_path / "arxiv", a_rows)
+    b = write_meta(tmp_path / "cp", b_rows)
+    meta = metadata_file(tmp_path)
+    work = tmp_path / "work"
+    (tmp_path / "exp.yaml").write_text(f"""
+name: t
+workdir: {work}
+scale: tiny
+suite: tiny
+eval_data: {work}/evalsets
+pools:
+  arxiv: {{path: {a}}}
+  cp: {{path: {b}}}
+filters:
+  cp: {{sql: caption_length, params: {{min_chars: 10}}}}
+curate:
+  mc: {{method: metaclip, pools: [cp, arxiv], metadata: {meta}, t: 4, seed: 1,
+        text_columns: [text, mentions]}}
+runs:
+  base: {{pools: [cp, arxiv]}}
+  curated: {{pools: [mc_cp, mc_arxiv]}}
+""")
+    exp = load_experiment(str(tmp_path / "exp.yaml"))
+    done: list[str] = []
+
+    def fake(name):
+        def f(*args):
+            done.append(name)
+            out = Path(args[-2] if name == "reshard" else args[-1])
+            target = out / "meta.json" if name == "reshard" else out
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("x")
+        return f
+
+    act = dataclasses.replace(DEFAULT_ACTIONS, reshard=lambda p, s, o, w: fake("reshard")(p, s, o, w),
+                              mix=lambda *a: None, train=lambda *a: None,
+                              evalsets=lambda *a: None, evaluate=lambda *a: None,
+                              report=lambda *a: None)
+    steps = [s for s in experiment_steps(exp, act, suite_markers=())
+             if s.name.split(":")[0] in ("filter", "curate", "reshard")]
+    run_steps(steps, log=lambda s: None)
+    curated = set(u8u8_to_uids(np.load(work / "subsets" / "curate_mc.npy")))
+    direct = curate([b, a], tmp_path / "direct.npy", meta, t="4", seed=1,
+                    text_columns=("text", "mentions"), plot=False)
+    assert curated == set(u8u8_to_uids(np.load(tmp_path / "direct.npy")))
+    assert direct.outputs[0].result.description["stats"]["kept_by_pool"] == {
+        "cp": sum(1 for r in b_rows if r["uid"] in curated),
+        "arxiv": sum(1 for r in a_rows if r["uid"] in curated)}
+    cp_filtered = {r["uid"] for r in b_rows if r["text"] is not None and len(r["text"]) >= 10}
+    assert set(u8u8_to_uids(np.load(work / "subsets" / "mc_cp.npy"))) == cp_filtered & curated
+    assert set(u8u8_to_uids(np.load(work / "subsets" / "mc_arxiv.npy"))) == \
+        {r["uid"] for r in a_rows} & curated
+    assert (work / "shards" / "mc_arxiv" / "meta.json").exists()

@@ -90,6 +90,9 @@ def _summary(res) -> None:
         click.echo(f"t={out.t:<9g} kept {st['kept']:,} (expected {st['expected_kept']:,.1f}); "
                    f"{st['head_concepts']:,} head concepts above t; after --and/--not "
                    f"{out.result.count:,}")
+        total = max(st["kept"], 1)
+        click.echo("  by pool   " + ", ".join(f"{name} {n:,} ({100 * n / total:.1f}%)"
+                                            for name, n in st["kept_by_pool"].items()))
         click.echo(f"  wrote     {out.result.output} (sha256 {out.result.npy_sha256[:12]}), "
                    f"{out.result.sidecar.name}, {out.counts_path.name}"
                    + (f", {out.plot_path.name}" if out.plot_path else "")

@@ -366,6 +366,7 @@ def run_curation(pool_paths: list[str | Path], output: str | Path, spec: CurateS
     given_counts = read_counts(spec.counts_file, concepts.ids) if spec.counts_file else None
     key = concepts_key(concepts, spec.src.casefold, spec.text_columns)
     units = _units(pools, spec, key)
+    pool_of = [p.name for p in pools for _f in p.metadata_files]
 
     rows = cached = 0
     for _unit, n_rows, was_cached in parallel_map(ensure_matches, units, opts.workers):
@@ -378,8 +379,10 @@ def run_curation(pool_paths: list[str | Path], output: str | Path, spec: CurateS
     matched_rows = 0
     counts = np.zeros(n, dtype=np.int64)
     without_uid = 0
-    for unit in units:
+    rows_by_pool = dict.fromkeys(pool_of, 0)
+    for unit, pname in zip(units, pool_of, strict=True):
         m = _must_read(unit)
+        rows_by_pool[pname] += len(m.offsets) - 1
         counts += np.bincount(m.concepts, minlength=n)
         matched_rows += int((np.diff(m.offsets) > 0).sum())
         without_uid += m.rows_without_uid
@@ -389,13 +392,15 @@ def run_curation(pool_paths: list[str | Path], output: str | Path, spec: CurateS
     kept_uids: list[list[np.ndarray]] = [[] for _ in spec.thresholds]
     kept_entry = [np.zeros(n, dtype=np.int64) for _ in spec.thresholds]
     expected = [0.0] * len(spec.thresholds)
+    kept_by_pool = [dict.fromkeys(pool_of, 0) for _ in spec.thresholds]
     kg_rows: list[list[tuple[MatchUnit, np.ndarray]]] = [[] for _ in spec.thresholds]
-    for unit in units:
+    for unit, pname in zip(units, pool_of, strict=True):
         m = _must_read(unit)
         for k, t in enumerate(spec.thresholds):
             b = balance(m.offsets, m.concepts, m.uid_hi, m.uid_lo, use_counts, t, spec.seed)
             kept_entry[k] += b.kept_per_entry
             expected[k] += b.expected
+            kept_by_pool[k][pname] += int(b.keep.sum())
             sel = np.empty(int(b.keep.sum()), dtype=SUBSET_DTYPE)
             sel["f0"], sel["f1"] = m.uid_hi[b.keep], m.uid_lo[b.keep]
             kept_uids[k].append(sel)
@@ -403,7 +408,8 @@ def run_curation(pool_paths: list[str | Path], output: str | Path, spec: CurateS
                 kg_rows[k].append((unit, b.keep))
 
     base_stats = {
-        "rows": rows, "rows_without_uid": without_uid, "rows_matched": matched_rows,
+        "rows": rows, "rows_by_pool": rows_by_pool, "rows_without_uid": without_uid,
+        "rows_matched": matched_rows,
         "concepts": n, "concepts_matched": int((counts > 0).sum()),
         "match_sidecars_reused": cached, "match_sidecars_computed": len(units) - cached,
         "text_columns_held_by_files": held, **concepts.stats,
@@ -428,7 +434,7 @@ def run_curation(pool_paths: list[str | Path], output: str | Path, spec: CurateS
             kg_out = kg_captions_path_for(out)
             extra["kg_captions"] = kg_out.name
             extra["kg_captions_stats"] = write_kg_captions(kg_out, kg_rows[k], spec.src, concepts)
-        stats = {**base_stats, "t": t, "kept": int(len(uids)),
+        stats = {**base_stats, "t": t, "kept": int(len(uids)), "kept_by_pool": kept_by_pool[k],
                  "head_concepts": int((use_counts > t).sum()),
                  "expected_kept": round(expected[k], 3)}
         sel = Selection(uids, spec.src.kind, None, {**params, "t": t}, stats)

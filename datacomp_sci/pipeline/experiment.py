@@ -5,6 +5,11 @@ an existing DataComp-layout pool such as a CommonPool download), one filter per 
 the training runs (each a list of pools mixed at natural proportions, i.e. OpenCLIP's
 ``::`` join with no weights), the scale, the evaluation suite and the report baseline.
 
+A ``curate:`` section declares concept-balanced curations (MetaCLIP or KG entities,
+:mod:`datacomp_sci.curation`), each over several pools counted together; for every
+member pool it adds a derived pool ``<curation>_<pool>`` (the pool's filter AND the
+curated subset) that runs can train on next to the unbalanced pools.
+
 It becomes a list of :class:`Step` (name, inputs, outputs, action). Steps run in
 dependency order; a step whose outputs exist is skipped, so rerunning resumes; a step
 whose input neither exists nor is made by another step stops the run with a message
@@ -13,6 +18,8 @@ run instead). Layout under ``workdir``::
 
     pools/<pool>/            build-pool output (pools with `build:`)
     subsets/<pool>.npy       filter output (+ .json sidecar)
+    subsets/curate_<c>.npy   curate output over the pools of curation <c> (+ sidecars)
+    subsets/<c>_<pool>.npy   the pool's filter AND the curated subset (a derived pool)
     shards/<pool>/           reshard output (meta.json, {N:08d}.tar)
     runs/<run>/<scale>_scale train output (info.json) + eval_results.jsonl
     report/                  table3/table4/report.png/report.pdf/report.json
@@ -167,6 +174,26 @@ class FilterDecl:
     radius: int | None = None          # dedup / decontaminate (None: the filter's default)
     evalsets: str | None = None        # decontaminate: set from the experiment's eval_data
     suite: str | None = None           # decontaminate: set from the experiment's suite
+    and_files: tuple[str, ...] = ()    # derived pools: the curated subset
+
+
+@dataclass(frozen=True)
+class CurateDecl:
+    """A concept-balanced curation over several pools (``curate:`` in the file)."""
+
+    name: str
+    method: str                        # metaclip | entities
+    pools: tuple[str, ...]
+    source: str                        # metadata file (metaclip) or entities file (entities)
+    t: float
+    seed: int = 0
+    text_columns: tuple[str, ...] = ("text",)
+    casefold: bool = False
+    min_sitelinks: int | None = None
+    types: tuple[str, ...] = ()
+
+    def derived(self, pool: str) -> str:
+        return f"{self.name}_{pool}"
 
 
 @dataclass(frozen=True)
@@ -183,6 +210,7 @@ class Experiment:
     baseline: str | None = None
     workers: int | None = None
     proportions: dict[str, str] = field(default_factory=dict)  # run -> "natural" | "a=0.8,b=0.2"
+    curations: dict[str, CurateDecl] = field(default_factory=dict)
 
 
 def resolve_path(value: str, base: Path | None = None) -> str:
@@ -219,6 +247,36 @@ def _filter_decl(pool: str, raw: Any, where: str) -> FilterDecl:
     return FilterDecl(raw.get("name"), raw.get("sql"), dict(raw.get("params") or {}), radius)
 
 
+def _curate_decl(name: str, raw: Any, where: str, pools: dict[str, PoolDecl],
+                 base: Path) -> CurateDecl:
+    key = f"{where}: curate.{name}"
+    if not isinstance(raw, dict):
+        raise ValueError(f"{key} must be a mapping (method, pools, metadata|kg, t)")
+    method = raw.get("method")
+    if method not in ("metaclip", "entities"):
+        raise ValueError(f"{key}.method must be metaclip or entities")
+    source_key = "metadata" if method == "metaclip" else "kg"
+    if not raw.get(source_key):
+        raise ValueError(f"{key} needs `{source_key}:` (the {method} file)")
+    members = tuple(raw.get("pools") or ())
+    bad = [m for m in members if m not in pools]
+    if not members or bad:
+        raise ValueError(f"{key}.pools must list declared pools (unknown: {bad})")
+    try:
+        t = float(raw.get("t"))
+    except (TypeError, ValueError):
+        raise ValueError(f"{key}.t must be a number (the balancing threshold)") from None
+    if not t > 0:
+        raise ValueError(f"{key}.t must be positive")
+    cols = raw.get("text_columns") or ["text"]
+    cols = [cols] if isinstance(cols, str) else cols
+    types = raw.get("types") or []
+    return CurateDecl(name, method, members, resolve_path(str(raw[source_key]), base), t,
+                      int(raw.get("seed") or 0), tuple(str(c) for c in cols),
+                      bool(raw.get("casefold", method == "entities")), raw.get("min_sitelinks"),
+                      tuple(str(x) for x in ([types] if isinstance(types, str) else types)))
+
+
 def load_experiment(name_or_path: str, workdir: str | None = None) -> Experiment:
     """Read and check ``experiments/NAME.yaml`` (or a path)."""
     path = project_file("experiments", name_or_path, ".yaml")
@@ -241,13 +299,21 @@ def load_experiment(name_or_path: str, workdir: str | None = None) -> Experiment
     if unknown:
         raise ValueError(f"{where}: filters for unknown pools {unknown}")
     filters = {n: _filter_decl(n, filters_raw.get(n), where) for n in pools}
+    curations = {str(n): _curate_decl(str(n), r, where, pools, wdir)
+                 for n, r in (doc.get("curate") or {}).items()}
+    derived = {c.derived(p) for c in curations.values() for p in c.pools}
+    clash = sorted(derived & set(pools))
+    if clash:
+        raise ValueError(f"{where}: curated pools {clash} clash with declared pool names")
     runs: dict[str, tuple[str, ...]] = {}
     proportions: dict[str, str] = {}
     for run, raw in (doc["runs"] or {}).items():
         members = tuple((raw or {}).get("pools") or ())
-        bad = [m for m in members if m not in pools]
+        bad = [m for m in members if m not in pools and m not in derived]
         if not members or bad:
-            raise ValueError(f"{where}: runs.{run}.pools must list declared pools (unknown: {bad})")
+            hint = "; curated pools are named <curation>_<pool>" if curations else ""
+            raise ValueError(f"{where}: runs.{run}.pools must list declared pools "
+                             f"(unknown: {bad}){hint}")
         runs[str(run)] = members
         proportions[str(run)] = str((raw or {}).get("proportions") or "natural")
     baseline = (doc.get("report") or {}).get("baseline")
@@ -257,7 +323,8 @@ def load_experiment(name_or_path: str, workdir: str | None = None) -> Experiment
         name=name, path=path, workdir=wdir,
         scale=str(doc["scale"]), suite=str(doc.get("suite") or "datacomp38"),
         eval_data=resolve_path(str(doc["eval_data"]), wdir), pools=pools, filters=filters,
-        runs=runs, baseline=baseline, workers=doc.get("workers"), proportions=proportions)
+        runs=runs, baseline=baseline, workers=doc.get("workers"), proportions=proportions,
+        curations=curations)
 
 
 # --- actions: the other stages' public functions ------------------------------------------------
@@ -274,6 +341,7 @@ class Actions:
     evalsets: Callable[[str, str], Any]
     evaluate: Callable[[Path, str, str], Any]
     report: Callable[[list[str], str | None, str, Path], Any]
+    curate: Callable[[list[str], CurateDecl, Path, int | None], Any] | None = None
 
 
 def _build(pool: PoolDecl, out: Path, workers: int | None) -> Any:
@@ -289,6 +357,7 @@ def _filter(pool: str, f: FilterDecl, out: Path, workers: int | None) -> Any:
 
     given = {"radius": f.radius, "evalsets": f.evalsets, "suite": f.suite}
     spec = FilterSpec(name=f.name, sql_file=f.sql, params=dict(f.params),
+                      and_files=list(f.and_files),
                       **{k: v for k, v in given.items() if v is not None})
     return run_filter([pool], out, spec, RunOptions(workers=workers or 1))
 
@@ -336,7 +405,22 @@ def _report(specs: list[str], baseline: str | None, suite: str, out: Path) -> An
     return write_report(build_report(specs, baseline=baseline, suite=suite, with_paper=True), out)
 
 
-DEFAULT_ACTIONS = Actions(_build, _filter, _reshard, _mix, _train, _evalsets, _evaluate, _report)
+def _curate(pools: list[str], c: CurateDecl, out: Path, workers: int | None) -> Any:
+    from datacomp_sci.curation.curate import (
+        ConceptSource,
+        CurateOptions,
+        CurateSpec,
+        run_curation,
+    )
+
+    src = ConceptSource(c.method, c.source, casefold=c.casefold, min_sitelinks=c.min_sitelinks,
+                        types=c.types)
+    spec = CurateSpec(src=src, thresholds=(c.t,), seed=c.seed, text_columns=c.text_columns)
+    return run_curation(pools, out, spec, CurateOptions(workers=workers or 1))
+
+
+DEFAULT_ACTIONS = Actions(_build, _filter, _reshard, _mix, _train, _evalsets, _evaluate, _report,
+                          _curate)
 # the same, with OpenCLIP's console at warnings only (each run's out.log keeps every line)
 QUIET_ACTIONS = dataclasses.replace(DEFAULT_ACTIONS, train=functools.partial(_train, quiet=True))
 
@@ -367,6 +451,35 @@ def _pool_steps(exp: Experiment, pool: PoolDecl, act: Actions,
     steps.append(Step(f"reshard:{pool.name}", (pool_marker, str(subset)),
                       (str(shards / "meta.json"),),
                       lambda: act.reshard(pdir, subset, shards, exp.workers), help=fix))
+    return steps
+
+
+def _curate_steps(exp: Experiment, c: CurateDecl, act: Actions,
+                  suite_markers: tuple[str, ...]) -> list[Step]:
+    """One step balancing over all member pools together, then per member a derived pool:
+    its filter AND the curated subset, resharded on its own."""
+    w, fix = exp.workdir, f"check `curate.{c.name}` in {exp.path}"
+    curate = act.curate or _curate
+    members = [exp.pools[p] for p in c.pools]
+    dirs = [_pool_dir(exp, p) for p in members]
+    markers = [str(Path(d) / "pool.json") if p.source else d
+               for p, d in zip(members, dirs, strict=True)]
+    curated = w / "subsets" / f"curate_{c.name}.npy"
+    steps = [Step(f"curate:{c.name}", (*markers, c.source), (str(curated),),
+                  lambda: curate(dirs, c, curated, exp.workers), help=fix)]
+    for pool, pdir, marker in zip(members, dirs, markers, strict=True):
+        name = c.derived(pool.name)
+        f = dataclasses.replace(exp.filters[pool.name], and_files=(str(curated),))
+        needs: tuple[str, ...] = ()
+        if f.name == "decontaminate":
+            f = dataclasses.replace(f, evalsets=str(exp.eval_data), suite=exp.suite)
+            needs = suite_markers
+        subset, shards = w / "subsets" / f"{name}.npy", w / "shards" / name
+        steps.append(Step(f"filter:{name}", (marker, str(curated), *needs), (str(subset),),
+                          functools.partial(act.filter, pdir, f, subset, exp.workers), help=fix))
+        steps.append(Step(f"reshard:{name}", (marker, str(subset)), (str(shards / "meta.json"),),
+                          functools.partial(act.reshard, pdir, subset, shards, exp.workers),
+                          help=fix))
     return steps
 
 
@@ -415,6 +528,8 @@ def experiment_steps(exp: Experiment, act: Actions = DEFAULT_ACTIONS,
     is present; default: every task's ``test/nshards.txt``)."""
     markers = _suite_markers(exp) if suite_markers is None else suite_markers
     steps: list[Step] = [s for p in exp.pools.values() for s in _pool_steps(exp, p, act, markers)]
+    for c in exp.curations.values():
+        steps += _curate_steps(exp, c, act, markers)
     steps.append(Step("evalsets", (), markers, lambda: act.evalsets(exp.suite, exp.eval_data)))
     for run, pools in exp.runs.items():
         steps += _run_steps(exp, run, pools, act, markers)
