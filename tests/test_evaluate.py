@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from datacomp_sci.core.util import serve_folder
-from datacomp_sci.evaluation.evalsets import download_evalsets, make_tiny_suite
+from datacomp_sci.evaluation.evalsets import download_evalsets
 from datacomp_sci.evaluation.evaluate import (
     evaluate_model,
     evaluate_train_output,
@@ -32,6 +32,7 @@ from datacomp_sci.evaluation.metrics import (
     winogavil_metrics,
     winogavil_prompt,
 )
+from datacomp_sci.evaluation.tinysuite import make_tiny_suite
 
 ARCH = "datacomp-sci-tiny"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_query import uid_of, write_pool
+from helpers import loaded, uid_of, write_pool
 
 from datacomp_sci.cli import main
 from datacomp_sci.core.schema import COMMONPOOL_SCHEMA
@@ -26,9 +26,6 @@ def expected(uids: list[str]) -> np.ndarray:
     return arr[np.lexsort((arr["f1"], arr["f0"]))]
 
 
-def loaded(path: Path) -> list[str]:
-    from datacomp_sci.core.uids import u8u8_to_uids
-    return u8u8_to_uids(np.load(path))
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from helpers import write_eval_results
 
 from datacomp_sci.cli import main
 from datacomp_sci.core.uids import SUBSET_DTYPE, save_subset, uids_to_u8u8
 from datacomp_sci.core.util import sha256_file
-from datacomp_sci.reporting.aggregate import DATACOMP_TASKS
 from datacomp_sci.reporting.submission import (
     SubmissionRequest,
     prepare_submission,
@@ -23,14 +23,7 @@ from datacomp_sci.reporting.submission import (
 
 
 def write_results(path: Path, drop: tuple[str, ...] = ()) -> None:
-    """DataComp's eval_results.jsonl; task i (tasklist order) scores (i+1)/100."""
-    lines = []
-    for i, t in enumerate(DATACOMP_TASKS):
-        if t.name not in drop:
-            v = (i + 1) / 100
-            metrics = {"acc1": v, "main_metric": v if t.main_metric else None}
-            lines.append(json.dumps({"key": t.key, "dataset": t.name, "metrics": metrics}) + "\n")
-    path.write_text("".join(lines))
+    write_eval_results(path, drop=drop)
 
 
 def make_train_output(root: Path, scale: str = "small", drop: tuple[str, ...] = ()) -> Path:

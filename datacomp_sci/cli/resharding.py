@@ -92,7 +92,7 @@ def prune_index_cache_cmd(index_cache, dry_run):
     runs (whose process no longer runs). Indexes of tars that are still there are kept; deleting the
     whole folder is also safe (indexes are rebuilt on demand).
     """
-    from datacomp_sci.resharding.reshard import prune_index_cache
+    from datacomp_sci.resharding.index import prune_index_cache
 
     res = run_library(prune_index_cache, index_cache, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"

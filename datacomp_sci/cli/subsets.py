@@ -114,7 +114,8 @@ def dedup_cmd(pools, radius, groups, workers, threads, memory_limit, progress):
     """
     import os
 
-    from datacomp_sci.subsets.filters import RunOptions, dedup_report
+    from datacomp_sci.subsets.duplicates import dedup_report
+    from datacomp_sci.subsets.options import RunOptions
 
     hooks, bars = _tqdm_hooks(progress)
     opts = RunOptions(threads=threads, memory_limit=memory_limit,

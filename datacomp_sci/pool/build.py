@@ -34,16 +34,15 @@ import pyarrow.parquet as pq
 import yaml
 
 from datacomp_sci import __version__
+from datacomp_sci.core import outdir
 from datacomp_sci.core.resources import project_file
 from datacomp_sci.core.schema import METADATA_SCHEMA, SOURCES, PaperPairs
 from datacomp_sci.core.uids import pair_uid
 from datacomp_sci.core.util import (
     atomic_open,
     atomic_write_json,
-    atomic_write_text,
     dumps_stable,
     package_versions,
-    remove_stale_temps,
     sha256_bytes,
 )
 from datacomp_sci.extract.archives import (
@@ -370,28 +369,14 @@ def _state(units: list[Unit], opts: BuildOptions) -> dict:
 
 
 def _prepare_output(out: Path, state: dict, overwrite: bool) -> bool:
-    """Check an existing output folder. Returns True when the same build is complete."""
-    state_file = out / "_work" / "state.json"
-    pool_json = out / "pool.json"
+    """Check an existing output folder (:mod:`datacomp_sci.core.outdir`). Returns True
+    when the same build is complete; else the folder is claimed for this build."""
     if overwrite and out.exists():
         shutil.rmtree(out)
-    if pool_json.exists() and not state_file.exists():
-        old = json.loads(pool_json.read_text())
-        if old.get("state") == state:
-            return True
-        raise FileExistsError(
-            f"{out} already holds a pool built from other inputs or options: choose another "
-            "--output, or pass --overwrite to replace it")
-    if state_file.exists():
-        if state_file.read_text() != dumps_stable(state):
-            raise FileExistsError(
-                f"{out} holds an unfinished build with other inputs or options: rerun it with "
-                "the same arguments to resume, or pass --overwrite to start again")
-    elif out.exists() and any(p.name != "_work" for p in out.iterdir()):
-        raise FileExistsError(f"{out} is not empty and holds no datacomp-sci build: choose "
-                              "another --output, or pass --overwrite")
-    remove_stale_temps(out)  # of a killed run being resumed
-    atomic_write_text(state_file, dumps_stable(state))
+    if outdir.finished(out, "pool.json", "state", state, "a pool built",
+                       state="_work/state.json") is not None:
+        return True
+    outdir.claim(out, state, "datacomp-sci build", state_file="_work/state.json")
     return False
 
 

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from datacomp_sci.core.outdir import fingerprint_diff
 from datacomp_sci.core.util import atomic_write_json, git_revision, package_versions, sha256_file
 from datacomp_sci.resharding.shardsets import resolve_shards
 from datacomp_sci.training.scales import PRECISIONS, ScaleConfig
@@ -505,10 +506,7 @@ def _check_resume(plan: TrainPlan) -> None:
 
 
 def _check_same_run(plan: TrainPlan, previous: dict | None) -> None:
-    if previous is None:
-        return
-    current = json.loads(json.dumps(plan.fingerprint()))
-    diff = sorted(k for k in set(current) | set(previous) if current.get(k) != previous.get(k))
+    diff = fingerprint_diff(previous, plan.fingerprint())
     if diff:
         raise ValueError(
             f"{plan.exp_dir} holds a run with different {', '.join(diff)}: "
