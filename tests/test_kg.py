@@ -273,3 +273,112 @@ def test_cli_curate_entities_end_to_end(tmp_path: Path):
     assert r.exit_code == 0, r.output
     assert (tmp_path / "e.kg_captions.parquet").exists() and (tmp_path / "e.counts.png").exists()
     assert "kept" in r.output
+
+
+# --- reshard --text-from kg_captions, and submit's refusal ----------------------------------
+def _tar_members(folder: Path) -> dict[str, bytes]:
+    import tarfile
+
+    out = {}
+    for tar in sorted(folder.glob("*.tar")):
+        with tarfile.open(tar) as t:
+            for m in t.getmembers():
+                out[m.name] = t.extractfile(m).read()
+    return out
+
+
+@pytest.fixture
+def kg_pool(tmp_path: Path, shard_factory):
+    """A pool with shards and metadata, its entity subset and KG captions sidecar."""
+    shards, samples = shard_factory("pool/shards", 2, 40,
+                                    caption_fn=lambda s, i: CAPTIONS[(s * 40 + i) % len(CAPTIONS)])
+    rows = [{"uid": x.uid, "text": x.caption} for per in samples for x in per]
+    (tmp_path / "pool" / "metadata").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "pool" / "metadata" / "m.parquet")
+    kg = write_kg(tmp_path / "kg.jsonl")
+    entities_run([tmp_path / "pool"], tmp_path / "ent.npy", kg, kg_captions=True)
+    cands: dict[str, set[str]] = {}
+    for r in pq.read_table(tmp_path / "ent.kg_captions.parquet").to_pylist():
+        cands.setdefault(r["uid"], set()).add(r["text"])
+    originals = {x.uid: x.caption for per in samples for x in per}
+    return shards, tmp_path / "ent.npy", cands, originals
+
+
+def test_reshard_text_from_kg_captions_replaces_captions_deterministically(tmp_path, kg_pool):
+    from datacomp_sci.resharding.reshard import ReshardOptions, reshard
+
+    shards, subset, cands, originals = kg_pool
+    runs = {}
+    for name, kw in (("a", {"workers": 1}), ("b", {"workers": 2}), ("s", {"seed": 5}),
+                     ("none", {"text_mix": 0.0}), ("all", {"text_mix": 1.0})):
+        res = reshard([str(shards)], subset, tmp_path / name,
+                      ReshardOptions(text_from="kg_captions", **{"seed": 1, **kw}))
+        runs[name] = (_tar_members(tmp_path / name), res.meta)
+    members, meta = runs["a"]
+    assert members == runs["b"][0]  # same bytes for any workers
+    assert (tmp_path / "a" / "00000000.tar").read_bytes() == (tmp_path / "b" / "00000000.tar").read_bytes()
+    replaced = 0
+    for name, data in members.items():
+        uid, rest = name.split("-", 1)
+        if rest.endswith(".txt"):
+            text = data.decode()
+            if text != originals[uid]:
+                replaced += 1
+                assert text in cands[uid]
+        elif rest.endswith(".json"):
+            assert json.loads(data)["caption"] == originals[uid]  # json copied unchanged
+    n = len(cands)
+    assert meta["captions_changed"]["samples_replaced"] == replaced
+    assert meta["captions_changed"]["uids_with_candidates"] == n
+    assert 0.2 * n < replaced < 0.8 * n
+    assert runs["none"][1]["captions_changed"]["samples_replaced"] == 0
+    assert runs["all"][1]["captions_changed"]["samples_replaced"] == n
+    assert runs["s"][0] != members
+    # a plain reshard of the same subset has the original captions and no mark
+    plain = reshard([str(shards)], subset, tmp_path / "plain", ReshardOptions())
+    assert "captions_changed" not in plain.meta
+    assert all(d.decode() == originals[k.split("-")[0]]
+               for k, d in _tar_members(tmp_path / "plain").items() if k.endswith(".txt"))
+
+
+def test_reshard_text_from_missing_sidecar_is_a_clear_error(tmp_path, kg_pool):
+    shards, subset, _c, _o = kg_pool
+    other = tmp_path / "other.npy"
+    other.write_bytes(subset.read_bytes())
+    r = CliRunner().invoke(main, ["reshard", "-i", str(shards), "--subset", str(other),
+                                  "-o", str(tmp_path / "x"), "--text-from", "kg_captions",
+                                  "--no-progress"])
+    assert r.exit_code == 1 and "--kg-captions" in r.output and "Traceback" not in r.output
+
+
+def test_submit_filtering_track_refuses_shards_with_rewritten_captions(tmp_path, kg_pool):
+    from helpers import write_eval_results
+
+    from datacomp_sci.core.util import sha256_file
+    from datacomp_sci.reporting.submission import SubmissionRequest, validate_submission
+    from datacomp_sci.resharding.reshard import ReshardOptions, reshard
+
+    shards, subset, _c, _o = kg_pool
+    reshard([str(shards)], subset, tmp_path / "kgtext", ReshardOptions(text_from="kg_captions"))
+    reshard([str(shards)], subset, tmp_path / "plain", ReshardOptions())
+
+    def run_dir(name: str, data: Path) -> Path:
+        run = tmp_path / name / "small_scale"
+        (run / "checkpoints").mkdir(parents=True)
+        ckpt = run / "checkpoints" / "epoch_5.pt"
+        ckpt.write_bytes(b"x")
+        (run / "info.json").write_text(json.dumps({
+            "model": "ViT-B-32", "checkpoint": "checkpoints/epoch_5.pt",
+            "checkpoint_sha256": sha256_file(ckpt), "scale": "small",
+            "scale_config": {"model": "ViT-B-32"}, "data": {"sources": [{"path": str(data)}]}}))
+        write_eval_results(run / "eval_results.jsonl")
+        return run
+
+    def req(run: Path) -> SubmissionRequest:
+        return SubmissionRequest(train_output=run.parent, track="filtering", method="m",
+                                 authors="a", contact="a@example.org", output=tmp_path / "sub",
+                                 samples=(subset,), timestamp="2026-12-04_00:00:00")
+
+    with pytest.raises(ValueError, match="rewritten captions.*--track byod"):
+        validate_submission(req(run_dir("t1", tmp_path / "kgtext")))
+    validate_submission(req(run_dir("t2", tmp_path / "plain")))  # no problem
