@@ -40,7 +40,7 @@ from datacomp_sci.curation.balance import (
     read_counts,
     write_counts,
 )
-from datacomp_sci.curation.matching import Matcher
+from datacomp_sci.curation.matching import Matcher, distinct_sorted
 from datacomp_sci.pool.pools import Pool, discover_pools
 
 MATCH_FORMAT = "datacomp-sci match v1"
@@ -170,7 +170,7 @@ def match_file(unit: MatchUnit) -> FileMatches:
         texts, rows = _texts_of(batch, present)
         m = matcher.match(texts)
         row = rows[m.text]
-        pair = np.unique(row << 32 | m.concept.astype(np.int64))
+        pair = distinct_sorted(row << 32 | m.concept.astype(np.int64))
         row, concept = pair >> 32, (pair & 0xFFFFFFFF).astype(np.int32)
         keep_rows = np.flatnonzero(valid)
         counts = np.bincount(row, minlength=batch.num_rows)[keep_rows]
