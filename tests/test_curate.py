@@ -406,3 +406,17 @@ runs:
     assert set(u8u8_to_uids(np.load(work / "subsets" / "mc_arxiv.npy"))) == \
         {r["uid"] for r in a_rows} & curated
     assert (work / "shards" / "mc_arxiv" / "meta.json").exists()
+
+
+def test_missing_pyahocorasick_names_the_extra_to_install(tmp_path: Path, monkeypatch):
+    import sys
+
+    from datacomp_sci.curation import curate as curate_mod
+
+    pool = write_meta(tmp_path / "pool", random_rows(20, 30))
+    meta = metadata_file(tmp_path)
+    monkeypatch.setitem(sys.modules, "ahocorasick", None)
+    monkeypatch.setattr(curate_mod, "_MATCHERS", {})
+    r = CliRunner().invoke(main, ["curate", "metaclip", str(pool), "--metadata", str(meta),
+                                  "-o", str(tmp_path / "x.npy"), "--no-progress", "-j", "1"])
+    assert r.exit_code == 1 and "pip install 'datacomp-sci[curate]'" in r.output, r.output
