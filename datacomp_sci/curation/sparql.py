@@ -29,7 +29,7 @@ from datacomp_sci.core.util import atomic_open
 from datacomp_sci.curation.entities import Entity
 
 WIKIDATA_ENDPOINT = "https://query.wikidata.org/sparql"
-USER_AGENT = f"datacomp-sci/{__version__} (kg fetch; https://github.com/)"
+USER_AGENT = f"datacomp-sci/{__version__} (kg fetch; python-urllib)"
 _QID = re.compile(r"^Q[1-9][0-9]*$")
 _ENTITY_PREFIX = "http://www.wikidata.org/entity/"
 MAX_ANSWER_BYTES = 256 << 20
