@@ -2,13 +2,14 @@
 
 Each command parses its options and calls one library function; the library never
 imports click. Commands live in one module per pipeline stage (``pool``, ``subsets``,
-``resharding``, ``training``, ``evaluation``, ``reporting``, ``leaderboard``,
-``pipeline``) and register
+``resharding``, ``curation``, ``training``, ``evaluation``, ``reporting``,
+``leaderboard``, ``pipeline``) and register
 with the group in :mod:`.app`. ``python -m datacomp_sci.cli`` runs the same group (the
 torchrun line of ``train``).
 """
 
 from datacomp_sci.cli import (  # noqa: F401  (importing a module registers its commands)
+    curation,
     evaluation,
     leaderboard,
     pipeline,

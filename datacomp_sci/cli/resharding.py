@@ -41,10 +41,20 @@ from datacomp_sci.core import tarscan
                    "for tars it reads exactly as tarfile does, others go to tarfile), or Python's "
                    "tarfile. auto: libarchive if its shared library is installed. Output bytes do "
                    "not depend on it. [default: $DATACOMP_SCI_TAR_READER, else auto]")
+@click.option("--text-from", default=None, metavar="kg_captions|PATH",
+              help="Replace the .txt of some samples by KG-derived texts: kg_captions reads "
+                   "SUBSET.kg_captions.parquet (`curate entities --kg-captions`), or give its path. "
+                   "Such shards are bring-your-own-data (submit --track filtering refuses them).")
+@click.option("--text-mix", type=float, default=0.5, show_default=True,
+              help="With --text-from: share of the uids with KG texts whose caption is replaced "
+                   "(EntityNet: 0.5).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="With --text-from: seed of the per-uid text draws.")
 @progress_option("Show a progress bar.")
 @engine_options()
 def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_work, index_cache,
-                no_index_cache, tar_reader, progress, engine, ray_address, task_retries):
+                no_index_cache, tar_reader, text_from, text_mix, seed, progress, engine,
+                ray_address, task_retries):
     """Keep the samples whose uid is in SUBSET and write them as new shards, with DataComp's
     resharder semantics (keys {uid}-{j}, members copied unchanged, meta.json). Deterministic
     for any --workers; rerun the same command to resume after an interruption.
@@ -58,7 +68,8 @@ def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_wor
     opts = ReshardOptions(shard_size=shard_size, workers=workers or os.cpu_count() or 1,
                           overwrite=overwrite, keep_work=keep_work, index_cache=index_cache,
                           use_index_cache=not no_index_cache, tar_reader=tar_reader,
-                          engine=engine_opts)
+                          engine=engine_opts, text_from=text_from, text_mix=text_mix,
+                          seed=seed)
     bar = ReshardBar(progress)
     try:
         res = run_library(reshard, list(inputs), subset, output, opts, progress=bar,
@@ -81,6 +92,10 @@ def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_wor
     if tr := res.tar_reader:
         click.echo(f"tar reader  {tr['reader']}; listed {tr['libarchive']} input shards with "
                    f"libarchive, {tr['tarfile']} with tarfile")
+    if cc := m.get("captions_changed"):
+        click.echo(f"captions    {cc['samples_replaced']:,} samples got a KG text "
+                   f"(mix {cc['mix']:g}, seed {cc['seed']}; {cc['uids_with_candidates']:,} uids "
+                   "had candidates): bring-your-own-data shards")
     for w in res.warnings:
         click.echo(f"WARNING     {w}", err=True)
 

@@ -18,6 +18,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "matplotlib": ("matplotlib", "report"),
     "img2dataset": ("img2dataset", "download"),
     "huggingface_hub": ("huggingface_hub", "download"),
+    "ahocorasick": ("pyahocorasick", "curate"),
     "s3fs": ("s3fs", "s3"),
     "gcsfs": ("gcsfs", "s3"),
     "ray": ("ray", "ray"),

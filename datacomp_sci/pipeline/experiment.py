@@ -5,6 +5,11 @@ an existing DataComp-layout pool such as a CommonPool download), one filter per 
 the training runs (each a list of pools mixed at natural proportions, i.e. OpenCLIP's
 ``::`` join with no weights), the scale, the evaluation suite and the report baseline.
 
+A ``curate:`` section declares concept-balanced curations (MetaCLIP or KG entities,
+:mod:`datacomp_sci.curation`), each over several pools counted together; for every
+member pool it adds a derived pool ``<curation>_<pool>`` (the pool's filter AND the
+curated subset) that runs can train on next to the unbalanced pools.
+
 It becomes a list of :class:`Step` (name, inputs, outputs, action). Steps run in
 dependency order; a step whose outputs exist is skipped, so rerunning resumes; a step
 whose input neither exists nor is made by another step stops the run with a message
@@ -13,6 +18,8 @@ run instead). Layout under ``workdir``::
 
     pools/<pool>/            build-pool output (pools with `build:`)
     subsets/<pool>.npy       filter output (+ .json sidecar)
+    subsets/curate_<c>.npy   curate output over the pools of curation <c> (+ sidecars)
+    subsets/<c>_<pool>.npy   the pool's filter AND the curated subset (a derived pool)
     shards/<pool>/           reshard output (meta.json, {N:08d}.tar)
     runs/<run>/<scale>_scale train output (info.json) + eval_results.jsonl
     report/                  table3/table4/report.png/report.pdf/report.json
@@ -168,6 +175,26 @@ class FilterDecl:
     radius: int | None = None          # dedup / decontaminate (None: the filter's default)
     evalsets: str | None = None        # decontaminate: set from the experiment's eval_data
     suite: str | None = None           # decontaminate: set from the experiment's suite
+    and_files: tuple[str, ...] = ()    # derived pools: the curated subset
+
+
+@dataclass(frozen=True)
+class CurateDecl:
+    """A concept-balanced curation over several pools (``curate:`` in the file)."""
+
+    name: str
+    method: str                        # metaclip | entities
+    pools: tuple[str, ...]
+    source: str                        # metadata file (metaclip) or entities file (entities)
+    t: float
+    seed: int = 0
+    text_columns: tuple[str, ...] = ("text",)
+    casefold: bool = False
+    min_sitelinks: int | None = None
+    types: tuple[str, ...] = ()
+
+    def derived(self, pool: str) -> str:
+        return f"{self.name}_{pool}"
 
 
 @dataclass(frozen=True)
@@ -184,6 +211,7 @@ class Experiment:
     baseline: str | None = None
     workers: int | None = None
     proportions: dict[str, str] = field(default_factory=dict)  # run -> "natural" | "a=0.8,b=0.2"
+    curations: dict[str, CurateDecl] = field(default_factory=dict)
 
 
 def resolve_path(value: str, base: Path | None = None) -> str:
@@ -236,14 +264,15 @@ def _filter_decl(pool: str, raw: Any, where: str, problems: list[str]) -> Filter
 
 
 def _run_decl(run: str, raw: Any, pools: dict, where: str,
-              problems: list[str]) -> tuple[tuple[str, ...], str]:
+              problems: list[str], hint: str = "") -> tuple[tuple[str, ...], str]:
     at = f"{where}: runs.{run}"
     raw = check_keys("run", raw, at, problems) if isinstance(raw, dict) else {}
     members = tuple(raw.get("pools") or ())
     bad = [m for m in members if m not in pools]
     if not members or bad:
         problems.append(f"{at}.pools must list declared pools ({', '.join(map(str, pools))})"
-                        + "".join(f"; unknown {m!r}{did_you_mean(m, pools)}" for m in bad))
+                        + "".join(f"; unknown {m!r}{did_you_mean(m, pools)}" for m in bad)
+                        + (hint if bad else ""))
     proportions = str(raw.get("proportions") or "natural")
     if proportions != "natural" and not bad:
         from datacomp_sci.resharding.mix import parse_proportions
@@ -253,6 +282,45 @@ def _run_decl(run: str, raw: Any, pools: dict, where: str,
         except ValueError as e:
             problems.append(f"{at}.proportions: {e}")
     return members, proportions
+
+
+def _curate_decl(name: str, raw: Any, where: str, pools: dict, base: Path,
+                 problems: list[str]) -> CurateDecl | None:
+    key = f"{where}: curate.{name}"
+    if not isinstance(raw, dict):
+        problems.append(f"{key} must be a mapping (method, pools, metadata|kg, t)")
+        return None
+    raw = check_keys("curate", raw, key, problems)
+    method = raw.get("method")
+    if method not in ("metaclip", "entities"):
+        problems.append(f"{key}.method must be metaclip or entities"
+                        f"{did_you_mean(str(method), ('metaclip', 'entities'))}")
+        return None
+    source_key = "metadata" if method == "metaclip" else "kg"
+    if not raw.get(source_key):
+        problems.append(f"{key} needs `{source_key}:` (the {method} file)")
+        return None
+    members = tuple(raw.get("pools") or ())
+    bad = [m for m in members if m not in pools]
+    if not members or bad:
+        problems.append(f"{key}.pools must list declared pools ({', '.join(map(str, pools))})"
+                        + "".join(f"; unknown {m!r}{did_you_mean(m, pools)}" for m in bad))
+        return None
+    try:
+        t = float(raw.get("t"))
+    except (TypeError, ValueError):
+        problems.append(f"{key}.t must be a number (the balancing threshold)")
+        return None
+    if not t > 0:
+        problems.append(f"{key}.t must be positive")
+        return None
+    cols = raw.get("text_columns") or ["text"]
+    cols = [cols] if isinstance(cols, str) else cols
+    types = raw.get("types") or []
+    return CurateDecl(name, method, members, resolve_path(str(raw[source_key]), base), t,
+                      int(raw.get("seed") or 0), tuple(str(c) for c in cols),
+                      bool(raw.get("casefold", method == "entities")), raw.get("min_sitelinks"),
+                      tuple(str(x) for x in ([types] if isinstance(types, str) else types)))
 
 
 def load_experiment(name_or_path: str, workdir: str | None = None,
@@ -287,10 +355,22 @@ def load_experiment(name_or_path: str, workdir: str | None = None,
         problems.append(f"{where}: filters.{unknown}: no pool {unknown!r}"
                         f"{did_you_mean(unknown, decls)}")
     filters = {n: _filter_decl(n, filters_raw.get(n), where, problems) for n in pools}
+    curate_raw = doc.get("curate") or {}
+    curations = {}
+    for n, r in (curate_raw.items() if isinstance(curate_raw, dict) else ()):
+        decl = _curate_decl(str(n), r, where, decls, wdir, problems)
+        if decl is not None:
+            curations[str(n)] = decl
+    derived = {c.derived(p) for c in curations.values() for p in c.pools}
+    clash = sorted(derived & set(decls))
+    if clash:
+        problems.append(f"{where}: curated pools {clash} clash with declared pool names")
     runs: dict[str, tuple[str, ...]] = {}
     proportions: dict[str, str] = {}
     for run, raw in (doc["runs"] or {}).items():
-        runs[str(run)], proportions[str(run)] = _run_decl(str(run), raw, decls, where, problems)
+        runs[str(run)], proportions[str(run)] = _run_decl(
+            str(run), raw, {**decls, **dict.fromkeys(derived)}, where, problems,
+            hint="; curated pools are named <curation>_<pool>" if curations else "")
     if not runs:
         problems.append(f"{where}: `runs` is empty; declare at least one training run")
     report = check_keys("report", doc.get("report") or {}, f"{where}: report", problems) \
@@ -306,7 +386,8 @@ def load_experiment(name_or_path: str, workdir: str | None = None,
     return Experiment(
         name=name, path=path, workdir=wdir, scale=str(doc["scale"]), suite=suite,
         eval_data=resolve_path(str(doc["evalsets"]), wdir), pools=pools, filters=filters,
-        runs=runs, baseline=baseline, workers=doc.get("workers"), proportions=proportions)
+        runs=runs, baseline=baseline, workers=doc.get("workers"), proportions=proportions,
+        curations=curations)
 
 
 # --- actions: the other stages' public functions ------------------------------------------------
@@ -323,6 +404,7 @@ class Actions:
     evalsets: Callable[[str, str], Any]
     evaluate: Callable[[Path, str, str], Any]
     report: Callable[[list[str], str | None, str, Path], Any]
+    curate: Callable[[list[str], CurateDecl, Path, int | None], Any] | None = None
 
 
 def _build(pool: PoolDecl, out: Path, workers: int | None, progress: bool = False) -> Any:
@@ -346,6 +428,7 @@ def _filter(pool: str, f: FilterDecl, out: Path, workers: int | None,
 
     given = {"radius": f.radius, "evalsets": f.evalsets, "suite": f.suite}
     spec = FilterSpec(name=f.name, sql_file=f.sql, params=dict(f.params),
+                      and_files=list(f.and_files),
                       **{k: v for k, v in given.items() if v is not None})
     hooks, bars = subset_hooks(progress)
     try:
@@ -404,6 +487,20 @@ def _report(specs: list[str], baseline: str | None, suite: str, out: Path) -> An
     return write_report(build_report(specs, baseline=baseline, suite=suite, with_paper=True), out)
 
 
+def _curate(pools: list[str], c: CurateDecl, out: Path, workers: int | None) -> Any:
+    from datacomp_sci.curation.curate import (
+        ConceptSource,
+        CurateOptions,
+        CurateSpec,
+        run_curation,
+    )
+
+    src = ConceptSource(c.method, c.source, casefold=c.casefold, min_sitelinks=c.min_sitelinks,
+                        types=c.types)
+    spec = CurateSpec(src=src, thresholds=(c.t,), seed=c.seed, text_columns=c.text_columns)
+    return run_curation(pools, out, spec, CurateOptions(workers=workers or 1))
+
+
 def make_actions(progress: bool = True, quiet: bool = False) -> Actions:
     """The library actions; ``progress``: each step shows its own bars (tqdm, on stderr);
     ``quiet``: OpenCLIP's console shows warnings, errors and one line per epoch (each run's
@@ -411,7 +508,8 @@ def make_actions(progress: bool = True, quiet: bool = False) -> Actions:
     p = functools.partial
     return Actions(p(_build, progress=progress), p(_filter, progress=progress),
                    p(_reshard, progress=progress), _mix, p(_train, quiet=quiet),
-                   p(_evalsets, progress=progress), p(_evaluate, progress=progress), _report)
+                   p(_evalsets, progress=progress), p(_evaluate, progress=progress), _report,
+                   _curate)
 
 
 DEFAULT_ACTIONS = make_actions()
@@ -444,6 +542,35 @@ def _pool_steps(exp: Experiment, pool: PoolDecl, act: Actions,
     steps.append(Step(f"reshard:{pool.name}", (pool_marker, str(subset)),
                       (str(shards / "meta.json"),),
                       lambda: act.reshard(pdir, subset, shards, exp.workers), help=fix))
+    return steps
+
+
+def _curate_steps(exp: Experiment, c: CurateDecl, act: Actions,
+                  suite_markers: tuple[str, ...]) -> list[Step]:
+    """One step balancing over all member pools together, then per member a derived pool:
+    its filter AND the curated subset, resharded on its own."""
+    w, fix = exp.workdir, f"check `curate.{c.name}` in {exp.path}"
+    curate = act.curate or _curate
+    members = [exp.pools[p] for p in c.pools]
+    dirs = [_pool_dir(exp, p) for p in members]
+    markers = [str(Path(d) / "pool.json") if p.source else d
+               for p, d in zip(members, dirs, strict=True)]
+    curated = w / "subsets" / f"curate_{c.name}.npy"
+    steps = [Step(f"curate:{c.name}", (*markers, c.source), (str(curated),),
+                  lambda: curate(dirs, c, curated, exp.workers), help=fix)]
+    for pool, pdir, marker in zip(members, dirs, markers, strict=True):
+        name = c.derived(pool.name)
+        f = dataclasses.replace(exp.filters[pool.name], and_files=(str(curated),))
+        needs: tuple[str, ...] = ()
+        if f.name == "decontaminate":
+            f = dataclasses.replace(f, evalsets=str(exp.eval_data), suite=exp.suite)
+            needs = suite_markers
+        subset, shards = w / "subsets" / f"{name}.npy", w / "shards" / name
+        steps.append(Step(f"filter:{name}", (marker, str(curated), *needs), (str(subset),),
+                          functools.partial(act.filter, pdir, f, subset, exp.workers), help=fix))
+        steps.append(Step(f"reshard:{name}", (marker, str(subset)), (str(shards / "meta.json"),),
+                          functools.partial(act.reshard, pdir, subset, shards, exp.workers),
+                          help=fix))
     return steps
 
 
@@ -492,6 +619,8 @@ def experiment_steps(exp: Experiment, act: Actions = DEFAULT_ACTIONS,
     is present; default: every task's ``test/nshards.txt``)."""
     markers = _suite_markers(exp) if suite_markers is None else suite_markers
     steps: list[Step] = [s for p in exp.pools.values() for s in _pool_steps(exp, p, act, markers)]
+    for c in exp.curations.values():
+        steps += _curate_steps(exp, c, act, markers)
     steps.append(Step("evalsets", (), markers, lambda: act.evalsets(exp.suite, exp.eval_data)))
     for run, pools in exp.runs.items():
         steps += _run_steps(exp, run, pools, act, markers)

