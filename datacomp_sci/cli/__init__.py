@@ -1,13 +1,14 @@
 """The ``datacomp-sci`` command line: a thin click layer.
 
 Each command parses its options and calls one library function; the library never
-imports click. Commands live in one module per pipeline stage (``pool``, ``subsets``,
+imports click. Commands live in one module per pipeline stage (``pool``, ``annotate``, ``subsets``,
 ``resharding``, ``training``, ``evaluation``, ``reporting``, ``pipeline``) and register
 with the group in :mod:`.app`. ``python -m datacomp_sci.cli`` runs the same group (the
 torchrun line of ``train``).
 """
 
 from datacomp_sci.cli import (  # noqa: F401  (importing a module registers its commands)
+    annotate,
     evaluation,
     pipeline,
     pool,
