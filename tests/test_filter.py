@@ -179,18 +179,21 @@ def test_clip_score_threshold_and_fraction(cp: Path, tmp_path: Path):
     res = run_filter([cp], out, FilterSpec(name="clip_score", arch="b32", threshold=0.3))
     assert loaded(out) == sorted(uid_of(i, "b") for i in (0, 1, 4, 6))
     assert res.description["stats"] == {"rows": 9, "rows_null_score": 1}
-    # l14 scores: 8 rows scored (row 6 is NULL). fraction 0.5 keeps int(8 * 0.5) = 4:
-    # 0.9 (8), 0.4 (3), 0.3 (4), 0.3 (5)
-    top4 = [uid_of(i, "b") for i in (8, 3, 4, 5)]
-    run_filter([cp], out, FilterSpec(name="clip_score", arch="l14", fraction=0.5))
-    assert loaded(out) == sorted(top4)
-    # fraction 0.6 -> int(4.8) = 4: the same rows
-    res = run_filter([cp], out, FilterSpec(name="clip_score", arch="l14", fraction=0.6))
-    assert loaded(out) == sorted(top4)
-    assert res.description["parameters"] == {"arch": "l14", "fraction": 0.6, "keep": 4}
-    # fraction 0.7 -> 5: rows 1 and 2 tie at 0.2; the smaller uid wins
-    run_filter([cp], out, FilterSpec(name="clip_score", arch="l14", fraction=0.7))
-    assert loaded(out) == sorted(top4 + [min(uid_of(1, "b"), uid_of(2, "b"))])
+    # DataComp's rule: N = 9 rows (the NULL counts), threshold = the score at rank
+    # int(9 * f) of the descending sort (NULL last); every row >= it is kept, ties too.
+    # l14 sorted: 0.9 (8), 0.4 (3), 0.3 (4, 5), 0.2 (1, 2), 0.1 (0), 0.0 (7), NULL (6)
+    run_filter([cp], out, FilterSpec(name="clip_score", arch="l14", fraction=0.3))
+    assert loaded(out) == sorted(uid_of(i, "b") for i in (8, 3, 4, 5))  # rank 2: 0.3
+    res = run_filter([cp], out, FilterSpec(name="clip_score", arch="l14", fraction=0.5))
+    assert loaded(out) == sorted(uid_of(i, "b") for i in (8, 3, 4, 5, 1, 2))  # rank 4: 0.2
+    assert res.description["parameters"] == {"arch": "l14", "fraction": 0.5}
+    assert res.description["stats"] == {"rows": 9, "rows_null_score": 1, "rank": 4,
+                                        "threshold": pytest.approx(0.2)}
+    # rank 8 is the NULL row: upstream's threshold is NaN and keeps nothing
+    run_filter([cp], out, FilterSpec(name="clip_score", arch="l14", fraction=0.95))
+    assert loaded(out) == []
+    run_filter([cp], out, FilterSpec(name="clip_score", arch="l14", fraction=1.0))
+    assert len(loaded(out)) == 8
     with pytest.raises(ValueError, match="exactly one of --fraction"):
         run_filter([cp], out, FilterSpec(name="clip_score"))
 
@@ -205,3 +208,58 @@ def test_cli_filter_end_to_end(cp: Path, tmp_path: Path):
     r = CliRunner().invoke(main, ["filter", str(cp), "--sql-file", "caption_length", "--param",
                                   "bogus=1", "-o", str(out)])
     assert r.exit_code == 1 and "unknown --param bogus" in r.output
+
+
+def _datacomp_clip_score(metadata_dir: Path, key: str, fraction: float) -> np.ndarray:
+    """DataComp's baselines.py clip_score --fraction, restated independently: pandas over
+    every parquet of one folder; threshold = -np.sort(-scores)[int(len * fraction)]; keep
+    rows with score >= threshold; uids as sorted u8,u8."""
+    import pandas as pd
+
+    paths = sorted(str(p) for p in metadata_dir.iterdir() if ".parquet" in p.name)
+    df = pd.concat([pd.read_parquet(p, columns=[key]) for p in paths])
+    threshold = -np.sort(-df[key].values)[int(len(df) * fraction)]
+    uids = []
+    for p in paths:
+        part = pd.read_parquet(p, columns=["uid", key])
+        uids += [(int(u[:16], 16), int(u[16:32], 16)) for u in part[part[key] >= threshold]["uid"]]
+    arr = np.array(uids, np.dtype("u8,u8"))
+    arr.sort()
+    return arr
+
+
+def test_clip_score_over_several_pools_equals_datacomp_on_the_concatenated_metadata(
+        tmp_path: Path):
+    import shutil
+
+    import pyarrow.parquet as pq
+    from test_query import make_rows
+
+    from datacomp_sci.core.schema import METADATA_SCHEMA
+
+    rng = np.random.default_rng(7)
+    pools, concat = [], tmp_path / "concatenated"
+    concat.mkdir()
+    for name, n, schema, null_share in (("commonpool", 300, COMMONPOOL_SCHEMA, 0.0),
+                                        ("arxiv", 120, METADATA_SCHEMA, 0.05),
+                                        ("pmc", 80, METADATA_SCHEMA, 0.0)):
+        rows = []
+        for i in range(n):
+            b32, l14 = (np.round(rng.uniform(0.05, 0.45, 2), 2)).tolist()  # many ties
+            if rng.random() < null_share:
+                b32 = l14 = None
+            rows.append({"uid": uid_of(i, name[0]), "text": "t", "source": None,
+                         "clip_b32_similarity_score": b32, "clip_l14_similarity_score": l14})
+        root = tmp_path / name
+        (root / "metadata").mkdir(parents=True)
+        for k in range(2):
+            path = root / "metadata" / f"{k:08d}.parquet"
+            pq.write_table(make_rows(schema, rows[k::2]), path)
+            shutil.copy(path, concat / f"{name}-{k}.parquet")
+        pools.append(root)
+    for arch, key in (("l14", "clip_l14_similarity_score"), ("b32", "clip_b32_similarity_score")):
+        for fraction in (0.01, 0.1, 0.3, 0.5, 0.77, 0.9):
+            out = tmp_path / f"{arch}-{fraction}.npy"
+            run_filter(pools, out, FilterSpec(name="clip_score", arch=arch, fraction=fraction))
+            want = _datacomp_clip_score(concat, key, fraction)
+            assert np.array_equal(np.load(out), want), (arch, fraction)

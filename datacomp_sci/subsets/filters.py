@@ -253,27 +253,55 @@ def _basic_filter(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Sel
     return sel
 
 
+def clip_threshold(pools: list[Pool], arch: str, fraction: float, opts: RunOptions
+                   ) -> tuple[float | None, dict[str, Any]]:
+    """DataComp's ``get_threshold`` over all the pools together: with N rows (NULL scores
+    included), the score at 0-based rank ``int(N * fraction)`` of the descending sort,
+    NULL and NaN last (numpy's order). None when that rank holds no score (upstream's
+    threshold is NaN then and selects nothing) or lies past the end (fraction 1: every
+    scored row is kept)."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"--fraction must be in (0, 1] (got {fraction})")
+    col = SCORE_COLUMNS[arch]
+    total, scored = _scalar(pools, f"SELECT count(*), count_if({col} IS NOT NULL "
+                                   f"AND NOT isnan({col})) FROM pools", opts)
+    n = int(int(total) * fraction)
+    stats = {"rows": int(total), "rows_null_score": int(total - scored), "rank": n}
+    if n >= int(total):
+        value = _scalar(pools, f"SELECT min({col}) FROM pools WHERE NOT isnan({col})", opts)[0]
+    elif n >= int(scored):
+        value = None
+    else:
+        value = _scalar(pools, f"""SELECT {col} FROM pools
+            WHERE {col} IS NOT NULL AND NOT isnan({col})
+            ORDER BY {col} DESC LIMIT 1 OFFSET getvariable('n')""", opts, {"n": n})[0]
+    stats["threshold"] = None if value is None else float(value)
+    return stats["threshold"], stats
+
+
+def _score_sql(col: str) -> str:
+    return (f"SELECT uid FROM pools WHERE {col} >= CAST(getvariable('threshold') AS FLOAT) "
+            f"AND NOT isnan({col})")
+
+
 def _clip_score(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
     if spec.arch not in SCORE_COLUMNS:
         raise ValueError(f"--arch must be b32 or l14 (got {spec.arch!r})")
     if (spec.fraction is None) == (spec.threshold is None):
         raise ValueError("clip_score needs exactly one of --fraction (top share) or --threshold")
     col = SCORE_COLUMNS[spec.arch]
-    total, scored = _scalar(pools, f"SELECT count(*), count({col}) FROM pools", opts)
-    stats = {"rows": int(total), "rows_null_score": int(total - scored)}
     params: dict[str, Any] = {"arch": spec.arch}
+    sql = _score_sql(col)
     if spec.threshold is not None:
+        total, scored = _scalar(pools, f"SELECT count(*), count({col}) FROM pools", opts)
+        stats = {"rows": int(total), "rows_null_score": int(total - scored)}
         params["threshold"] = spec.threshold
-        sql = f"SELECT uid FROM pools WHERE {col} >= CAST(getvariable('threshold') AS FLOAT)"
         uids = _run_sql(pools, sql, params, opts)
     else:
-        if not 0.0 < spec.fraction <= 1.0:  # type: ignore[operator]
-            raise ValueError(f"--fraction must be in (0, 1] (got {spec.fraction})")
-        keep = int(scored * spec.fraction)  # type: ignore[operator]
-        params.update(fraction=spec.fraction, keep=keep)
-        sql = (f"SELECT uid FROM pools WHERE {col} IS NOT NULL "
-               f"ORDER BY {col} DESC, uid ASC LIMIT getvariable('keep')")
-        uids = _run_sql(pools, sql, params, opts)
+        threshold, stats = clip_threshold(pools, spec.arch, spec.fraction, opts)  # type: ignore[arg-type]
+        params["fraction"] = spec.fraction
+        uids = _run_sql(pools, sql, {"threshold": threshold}, opts) if threshold is not None \
+            else np.empty(0, dtype=SUBSET_DTYPE)
     return _Selection(uids, "clip_score", sql, params, stats)
 
 
