@@ -38,6 +38,19 @@ from datacomp_sci.cli.options import _MEMORY_OPT, _POOLS_ARG, _THREADS_OPT, _tqd
 @click.option("--suite", default="datacomp38", show_default=True, metavar="NAME|PATH",
               help="decontaminate: the suite whose tasks' test images count "
                    "(eval_suites/NAME.yaml).")
+@click.option("--method", type=click.Choice(["phash", "isc"]), default="phash",
+              show_default=True,
+              help="decontaminate: phash (perceptual hash, no weights) or isc (the paper's "
+                   "copy-detection descriptor, isc_ft_v107).")
+@click.option("--isc-weights", default=None, type=click.Path(dir_okay=False), metavar="PATH",
+              help="decontaminate --method isc: checkpoint file isc_ft_v107.pth.tar "
+                   "[default: torch hub's folder, downloaded there when missing].")
+@click.option("--isc-threshold", type=float, default=0.604169, show_default=True,
+              help="decontaminate --method isc: remove samples whose best match scores >= this.")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto",
+              show_default=True, help="Where models run (decontaminate --method isc).")
+@click.option("--batch-size", type=int, default=64, show_default=True,
+              help="Images per forward pass (decontaminate --method isc).")
 @click.option("--and", "and_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Keep only samples also in this subset .npy (repeatable).")
 @click.option("--not", "not_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
@@ -48,7 +61,8 @@ from datacomp_sci.cli.options import _MEMORY_OPT, _POOLS_ARG, _THREADS_OPT, _tqd
 @_MEMORY_OPT
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
 def filter_cmd(pools, output, sql, sql_file, name, params, arch, fraction, threshold, radius,
-               evalsets, suite, and_files, not_files, workers, threads, memory_limit, progress):
+               evalsets, suite, method, isc_weights, isc_threshold, device, batch_size,
+               and_files, not_files, workers, threads, memory_limit, progress):
     """Select samples of POOL... and write a DataComp subset file.
 
     Examples:
@@ -70,10 +84,12 @@ def filter_cmd(pools, output, sql, sql_file, name, params, arch, fraction, thres
     spec = FilterSpec(sql=sql, sql_file=sql_file, name=name,
                       params=run_library(parse_params, params), arch=arch, fraction=fraction,
                       threshold=threshold, radius=radius, evalsets=evalsets, suite=suite,
+                      method=method, isc_weights=isc_weights, isc_threshold=isc_threshold,
                       and_files=list(and_files), not_files=list(not_files))
     hooks, bars = _tqdm_hooks(progress)
     opts = RunOptions(threads=threads, memory_limit=memory_limit,
-                      workers=workers or os.cpu_count() or 1, **hooks)
+                      workers=workers or os.cpu_count() or 1, device=device,
+                      batch_size=batch_size, **hooks)
     try:
         res = run_library(run_filter, list(pools), output, spec, opts)
     finally:
@@ -91,8 +107,9 @@ def filter_cmd(pools, output, sql, sql_file, name, params, arch, fraction, thres
     click.echo(f"wrote       {res.count:,} uids to {res.output} (sha256 {res.npy_sha256[:12]})")
     click.echo(f"described   {res.sidecar}")
     if "matches" in d:
+        last = "similarity" if d["parameters"].get("method") == "isc" else "distance"
         click.echo(f"matches     {res.sidecar.parent / d['matches']} (uid, task, eval_shard, "
-                   "eval_member, distance)")
+                   f"eval_member, {last})")
 
 
 @main.command("dedup")

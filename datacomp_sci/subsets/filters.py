@@ -91,6 +91,9 @@ class FilterSpec:
     radius: int = DEFAULT_RADIUS  # dedup, decontaminate
     evalsets: str | None = None  # decontaminate: the folder download-evalsets wrote
     suite: str = "datacomp38"  # decontaminate: whose tasks' test images
+    method: str = "phash"  # decontaminate: phash | isc
+    isc_weights: str | None = None  # decontaminate --method isc: checkpoint file
+    isc_threshold: float = 0.604169  # decontaminate --method isc: DataComp's
     and_files: list[str] = field(default_factory=list)
     not_files: list[str] = field(default_factory=list)
 
@@ -106,6 +109,9 @@ class RunOptions:
     on_shard: Callable[[ShardHashes], None] | None = None
     on_eval_tar: Callable[[Any], None] | None = None  # decontam.EvalTarHashes
     on_rows: Callable[[int], None] | None = None
+    device: str = "auto"  # models (decontaminate --method isc)
+    batch_size: int = 64
+    on_images: Callable[[int], None] | None = None  # images through a model
 
 
 @dataclass
@@ -407,12 +413,65 @@ def dedup_report(
     return report
 
 
+def _torch_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available (use --device cpu)")
+    return device
+
+
+def _decontaminate_isc(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+    from datacomp_sci.annotate.isc import load_isc
+    from datacomp_sci.subsets import decontam_isc as di
+
+    device = _torch_device(opts.device)
+    isc = load_isc(spec.isc_weights, device)
+    workers = opts.workers if opts.workers > 1 else 0
+    ev = di.evalset_descriptors(spec.evalsets, spec.suite, isc, opts.batch_size, workers,
+                                device, on_images=opts.on_images)
+    pd_ = di.pool_descriptors(pools, isc, opts.batch_size, workers, device, opts.on_images)
+    rows, j, sim = di.match(pd_, ev, spec.isc_threshold)
+    named = np.array([u is not None for u in pd_.uids], bool)  # a NULL uid cannot be kept
+    uids = uids_to_u8u8(pa.array([u or "0" * 32 for u in pd_.uids], pa.string()))
+    keep = named.copy()
+    keep[rows] = False
+    by_task = np.bincount(ev.task[j], minlength=len(ev.tasks))
+    stats = {
+        "rows": len(uids), "checked": int(len(pd_.rows)),
+        "unchecked_no_image": pd_.no_image, "unchecked_undecodable": pd_.undecodable,
+        "removed": int(len(rows)),
+        "removed_by_task": {t: int(n) for t, n in zip(ev.tasks, by_task, strict=True) if n},
+        "eval_images": int(len(ev.desc)), "eval_images_by_task": ev.images,
+        "eval_undecodable_images": ev.errors, "eval_damaged_shards": ev.damaged,
+        "eval_tasks_missing": ev.missing,
+        "eval_shards_described": ev.shards_described, "eval_shards_cached": ev.shards_cached,
+    }
+    matches = pa.table({
+        "uid": pa.array(u8u8_to_uids(uids[rows]), pa.string()),
+        "task": pa.array([ev.tasks[t] for t in ev.task[j]], pa.string()),
+        "eval_shard": pa.array([ev.shard[k] for k in j], pa.string()),
+        "eval_member": pa.array([ev.member[k] for k in j], pa.string()),
+        "similarity": pa.array(sim, pa.float32()),
+    }).sort_by([("uid", "ascending")])
+    params = {"method": "isc", "threshold": spec.isc_threshold, "suite": spec.suite,
+              "evalsets": str(Path(spec.evalsets).expanduser().resolve()),  # type: ignore[arg-type]
+              "descriptor": isc.identity}
+    return _Selection(uids[keep], "decontaminate", None, params, stats, matches)
+
+
 def _decontaminate(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
     from datacomp_sci.subsets.decontam import cross_pairs, evalset_hashes, nearest_matches
 
     if not spec.evalsets:
         raise ValueError("--name decontaminate needs --evalsets DIR: the folder "
                          "`datacomp-sci download-evalsets DIR --suite SUITE` fills")
+    if spec.method not in ("phash", "isc"):
+        raise ValueError(f"--method must be phash or isc (got {spec.method!r})")
+    if spec.method == "isc":
+        return _decontaminate_isc(pools, spec, opts)
     ph = ensure_phash_sidecars(pools, workers=opts.workers, on_shard=opts.on_shard)
     ev = evalset_hashes(spec.evalsets, spec.suite, workers=opts.workers, on_tar=opts.on_eval_tar)
     uids, data, sql = load_dedup_input(pools, opts)
