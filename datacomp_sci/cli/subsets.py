@@ -18,14 +18,17 @@ from datacomp_sci.cli.options import _MEMORY_OPT, _POOLS_ARG, _THREADS_OPT, _tqd
               help="Named SQL filter filters/NAME.sql (e.g. arxiv_only, caption_length, "
                    "license) or a path.")
 @click.option("--name", default=None,
-              type=click.Choice(["no_filter", "basic_filter", "clip_score", "laion2b", "dedup",
-                                 "decontaminate"]),
-              help="A DataComp baseline; dedup (exact sha256 + perceptual-hash duplicates); or "
-                   "decontaminate (drop copies of evaluation images: needs --evalsets).")
+              type=click.Choice(["no_filter", "basic_filter", "clip_score", "laion2b",
+                                 "image_based", "image_based_intersect_clip_score",
+                                 "text_based", "dedup", "decontaminate"]),
+              help="A DataComp baseline (image_based*: needs `embed` and --imagenet-features; "
+                   "text_based: --imagenet-features and --wordnet); dedup (exact sha256 + "
+                   "perceptual-hash duplicates); or decontaminate (drop copies of evaluation "
+                   "images: needs --evalsets).")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Filter parameter, read in SQL as getvariable('NAME') (repeatable).")
 @click.option("--arch", type=click.Choice(["b32", "l14"]), default="l14", show_default=True,
-              help="clip_score: which CLIP score column.")
+              help="clip_score, image_based_intersect_clip_score: which CLIP score column.")
 @click.option("--fraction", type=float, default=None,
               help="clip_score: keep this top share of the scored rows (ties broken by uid).")
 @click.option("--threshold", type=float, default=None,
@@ -51,6 +54,18 @@ from datacomp_sci.cli.options import _MEMORY_OPT, _POOLS_ARG, _THREADS_OPT, _tqd
               show_default=True, help="Where models run (decontaminate --method isc).")
 @click.option("--batch-size", type=int, default=64, show_default=True,
               help="Images per forward pass (decontaminate --method isc).")
+@click.option("--imagenet-features", default=None, type=click.Path(file_okay=False),
+              metavar="DIR",
+              help="image_based*, text_based: DataComp's filter assets (in1k_clip_vit_l14_*.pt, "
+                   "imagenet21k_wordnet_ids.txt), as `download-filter-assets DIR` writes them.")
+@click.option("--centroids", default=None, type=click.Path(dir_okay=False), metavar="FILE",
+              help="image_based*: use these centroids (DataComp's *_centroids_l14.pt or .npy) "
+                   "instead of k-means over the pools.")
+@click.option("--clusters", type=int, default=100_000, show_default=True,
+              help="image_based*: k-means clusters of the pools' l14_img (capped at the rows).")
+@click.option("--wordnet", default=None, type=click.Path(file_okay=False), metavar="DIR",
+              help="text_based: an NLTK data folder holding corpora/wordnet "
+                   "(python -m nltk.downloader -d DIR wordnet).")
 @click.option("--and", "and_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Keep only samples also in this subset .npy (repeatable).")
 @click.option("--not", "not_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
@@ -62,7 +77,7 @@ from datacomp_sci.cli.options import _MEMORY_OPT, _POOLS_ARG, _THREADS_OPT, _tqd
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
 def filter_cmd(pools, output, sql, sql_file, name, params, arch, fraction, threshold, radius,
                evalsets, suite, method, isc_weights, isc_threshold, device, batch_size,
-               and_files, not_files, workers, threads, memory_limit, progress):
+               imagenet_features, centroids, clusters, wordnet, and_files, not_files, workers, threads, memory_limit, progress):
     """Select samples of POOL... and write a DataComp subset file.
 
     Examples:
@@ -85,6 +100,8 @@ def filter_cmd(pools, output, sql, sql_file, name, params, arch, fraction, thres
                       params=run_library(parse_params, params), arch=arch, fraction=fraction,
                       threshold=threshold, radius=radius, evalsets=evalsets, suite=suite,
                       method=method, isc_weights=isc_weights, isc_threshold=isc_threshold,
+                      imagenet_features=imagenet_features, centroids=centroids,
+                      clusters=clusters, wordnet=wordnet,
                       and_files=list(and_files), not_files=list(not_files))
     hooks, bars = _tqdm_hooks(progress)
     opts = RunOptions(threads=threads, memory_limit=memory_limit,

@@ -55,7 +55,8 @@ from datacomp_sci.subsets.dedup import (
 )
 from datacomp_sci.subsets.langid import ensure_lang_sidecars
 
-BASELINES = ("no_filter", "basic_filter", "clip_score", "laion2b", "dedup", "decontaminate")
+BASELINES = ("no_filter", "basic_filter", "clip_score", "laion2b", "image_based",
+             "image_based_intersect_clip_score", "text_based", "dedup", "decontaminate")
 SCORE_COLUMNS = {"b32": "clip_b32_similarity_score", "l14": "clip_l14_similarity_score"}
 LAION2B_THRESHOLD = 0.28
 _BATCH_ROWS = 1 << 20
@@ -94,6 +95,10 @@ class FilterSpec:
     method: str = "phash"  # decontaminate: phash | isc
     isc_weights: str | None = None  # decontaminate --method isc: checkpoint file
     isc_threshold: float = 0.604169  # decontaminate --method isc: DataComp's
+    imagenet_features: str | None = None  # image_based*, text_based: filter assets folder
+    centroids: str | None = None  # image_based*: given centroids instead of k-means
+    clusters: int = 100_000  # image_based*: k-means clusters (capped at the rows)
+    wordnet: str | None = None  # text_based: WordNet database folder
     and_files: list[str] = field(default_factory=list)
     not_files: list[str] = field(default_factory=list)
 
@@ -504,11 +509,81 @@ def _decontaminate(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Se
     return _Selection(uids[keep], "decontaminate", sql, params, stats, matches)
 
 
+def _image_based(pools: list[Pool], spec: FilterSpec, opts: RunOptions,
+                 with_clip: bool = False) -> _Selection:
+    from datacomp_sci.subsets import model_filters as mf
+
+    if not spec.imagenet_features:
+        raise ValueError("image_based needs --imagenet-features DIR (the ImageNet-1k L/14 "
+                         "features: `datacomp-sci download-filter-assets DIR`)")
+    if spec.clusters < 1:
+        raise ValueError(f"--clusters must be at least 1 (got {spec.clusters})")
+    imagenet = mf.load_imagenet_features(spec.imagenet_features)
+    centroids = mf.load_centroids(spec.centroids) if spec.centroids else None
+    rows = mf.load_rows(pools, opts.workers, opts.on_lang_file)
+    emb = mf.load_l14_img(rows)
+    params: dict[str, Any] = {"clusters": spec.clusters, "kmeans_iterations": mf.KMEANS_ITERATIONS,
+                              "kmeans_seed": mf.KMEANS_SEED,
+                              "imagenet_features": str(Path(spec.imagenet_features).resolve()),
+                              "centroids": str(Path(spec.centroids).resolve())
+                              if spec.centroids else None}
+    candidates = np.ones(len(emb), bool)
+    extra: dict[str, Any] = {}
+    label = "image_based"
+    if with_clip:
+        label = "image_based_intersect_clip_score"
+        if spec.arch not in SCORE_COLUMNS:
+            raise ValueError(f"--arch must be b32 or l14 (got {spec.arch!r})")
+        if (spec.fraction is None) == (spec.threshold is None):
+            raise ValueError(f"{label} needs exactly one of --fraction or --threshold")
+        if spec.threshold is not None:
+            threshold: float | None = spec.threshold
+        else:
+            threshold, extra = clip_threshold(pools, spec.arch, spec.fraction, opts)  # type: ignore[arg-type]
+        col = SCORE_COLUMNS[spec.arch]
+        scores = np.concatenate([
+            pq.read_table(meta, columns=[col]).column(col).cast(pa.float32())
+            .fill_null(np.nan).to_numpy(zero_copy_only=False) for _p, meta, _n in rows.files])
+        candidates = (scores >= np.float32(threshold)) if threshold is not None \
+            else np.zeros(len(scores), bool)
+        params.update(arch=spec.arch, fraction=spec.fraction, threshold=threshold)
+    keep, stats = mf.image_based_mask(rows, emb, candidates, imagenet, centroids, spec.clusters)
+    stats.update({f"clip_{k}": v for k, v in extra.items()})
+    return _Selection(uids_to_u8u8(mf.selected_uids(rows, keep)), label, None, params, stats)
+
+
+def _image_based_clip(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+    return _image_based(pools, spec, opts, with_clip=True)
+
+
+def _text_based(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+    from datacomp_sci.subsets import model_filters as mf
+
+    if not spec.imagenet_features or not spec.wordnet:
+        raise ValueError("text_based needs --imagenet-features DIR (holding "
+                         f"{mf.IN21K_IDS}, from `datacomp-sci download-filter-assets DIR`) "
+                         "and --wordnet DIR (a WordNet 3.0 database folder)")
+    ids_file = Path(spec.imagenet_features).expanduser() / mf.IN21K_IDS
+    entity = mf.load_in21k_ids(ids_file)
+    wn = mf.wordnet_reader(spec.wordnet)
+    rows = mf.load_rows(pools, opts.workers, opts.on_lang_file)
+    keep = mf.text_based_mask(rows.texts, rows.english, wn, entity)
+    stats = {"rows": len(rows.uids), "english": int(rows.english.sum()),
+             "in21k_ids": len(entity), "kept": int(keep.sum())}
+    params = {"in21k_ids": str(ids_file.resolve()),
+              "wordnet": str(Path(spec.wordnet).expanduser().resolve())}
+    return _Selection(uids_to_u8u8(mf.selected_uids(rows, keep)), "text_based", None, params,
+                      stats)
+
+
 _NAMED: dict[str, Callable[[list[Pool], FilterSpec, RunOptions], _Selection]] = {
     "no_filter": _no_filter,
     "basic_filter": _basic_filter,
     "clip_score": _clip_score,
     "laion2b": _laion2b,
+    "image_based": _image_based,
+    "image_based_intersect_clip_score": _image_based_clip,
+    "text_based": _text_based,
     "dedup": _dedup,
     "decontaminate": _decontaminate,
 }
