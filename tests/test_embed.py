@@ -225,3 +225,31 @@ def test_embed_rejects_unknown_tag_and_pool_without_shards(tmp_path, tiny_weight
                    tmp_path / "bare" / "m.parquet")
     with pytest.raises(FileNotFoundError, match="download-pool"):
         embed_pools([tmp_path / "bare"], _opts(tiny_weights))
+
+
+def test_download_filter_assets_checks_sha256_over_loopback(tmp_path, http_server,
+                                                            monkeypatch):
+    import hashlib
+
+    from click.testing import CliRunner
+
+    from datacomp_sci.annotate import assets
+    from datacomp_sci.cli import main
+
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    www = tmp_path / "www"
+    www.mkdir()
+    fake = {}
+    for name in assets.DEFAULT_FILES:
+        data = f"content of {name}".encode()
+        (www / name).write_bytes(data)
+        fake[name] = hashlib.sha256(data).hexdigest()
+    fake[assets.DEFAULT_FILES[-1]] = "0" * 64  # one file the server gets wrong
+    monkeypatch.setattr(assets, "ASSETS", fake)
+    base = http_server(www)
+    out = tmp_path / "assets"
+    r = CliRunner().invoke(main, ["download-filter-assets", str(out), "--base-url", base])
+    assert r.exit_code == 3 and "5 of 6 files ready" in r.output and "sha256 differs" in r.output
+    assert not (out / assets.DEFAULT_FILES[-1]).exists()
+    res = assets.download_filter_assets(out, base_url=base, verify_only=True)
+    assert [s.status for s in res] == ["present"] * 5 + ["missing"]

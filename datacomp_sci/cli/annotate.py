@@ -1,4 +1,5 @@
-"""Commands of the annotate stage: embed (CLIP embeddings and scores)."""
+"""Commands of the annotate stage: embed (CLIP embeddings and scores),
+download-filter-assets (the files of DataComp's image- and text-based baselines)."""
 
 from __future__ import annotations
 
@@ -81,3 +82,30 @@ def embed_cmd(pools, models, b32_pretrained, l14_pretrained, b32_model, l14_mode
     if res.damaged_shards:
         click.echo(f"damaged     {len(res.damaged_shards)} shards read up to the damage: "
                    + "; ".join(res.damaged_shards[:3]), err=True)
+
+
+@main.command("download-filter-assets")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--centroids", "scales", multiple=True,
+              type=click.Choice(["small", "medium", "large", "xlarge"]),
+              help="Also fetch DataComp's pool centroids for this scale (repeatable).")
+@click.option("--base-url", default=None, metavar="URL",
+              help="Where the files are [default: DataComp's baseline-assets release].")
+@click.option("--verify-only", is_flag=True, help="Check what is on disk; download nothing.")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds per HTTP request.")
+def download_filter_assets_cmd(folder, scales, base_url, verify_only, timeout):
+    """Fetch the files DataComp's image_based and text_based baselines read into FOLDER
+    (ImageNet-1k L/14 features, ImageNet-21k WordNet ids; optionally centroids), each
+    checked against DataComp's sha256. Then: filter --imagenet-features FOLDER."""
+    import sys
+
+    from datacomp_sci.annotate.assets import RELEASE, download_filter_assets
+
+    res = run_library(download_filter_assets, folder, tuple(scales), base_url or RELEASE,
+                      verify_only, timeout)
+    for st in res:
+        click.echo(f"{st.status:<11} {st.path}" + (f"  ({st.detail})" if st.detail else ""))
+    bad = [st for st in res if st.status in ("failed", "missing", "mismatch")]
+    click.echo(f"{len(res) - len(bad)} of {len(res)} files ready in {folder}")
+    if bad:
+        sys.exit(3)
