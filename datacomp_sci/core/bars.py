@@ -24,6 +24,7 @@ def subset_hooks(enabled: bool) -> tuple[dict[str, Callable], dict]:
         "on_shard": lambda res: bar("phash", "img").update(len(res.uids)),
         "on_eval_tar": lambda res: bar("eval phash", "img").update(len(res.phashes)),
         "on_rows": lambda n: bar("uids", "row").update(n),
+        "on_images": lambda n: bar("descriptors", "img").update(n),
     }
     return hooks, bars
 
