@@ -23,7 +23,7 @@ open_clip = pytest.importorskip("open_clip")
 from conftest import make_shards  # noqa: E402
 
 from datacomp_sci.annotate.embed import EmbedOptions, embed_pools, write_npz  # noqa: E402
-from datacomp_sci.training.models import TINY_MODEL, register_models  # noqa: E402
+from datacomp_sci.core.models import TINY_MODEL, register_models  # noqa: E402
 
 N_SHARDS, PER_SHARD = 2, 5
 

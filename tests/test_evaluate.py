@@ -45,7 +45,7 @@ def world(tmp_path_factory):
     data = make_tiny_suite(root / "data")
     import open_clip
 
-    from datacomp_sci.training.models import register_models
+    from datacomp_sci.core.models import register_models
 
     register_models()
     torch.manual_seed(0)

@@ -135,7 +135,7 @@ def resolve_weights(choice: ModelChoice) -> tuple[str, dict[str, Any]]:
     built."""
     import open_clip
 
-    from datacomp_sci.training.models import register_models
+    from datacomp_sci.core.models import register_models
 
     register_models()
     if choice.arch not in open_clip.list_models():

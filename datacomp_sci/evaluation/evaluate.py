@@ -164,7 +164,7 @@ def load_model(arch: str, checkpoint: str | Path, device: str | None) -> LoadedM
     import open_clip
     import torch
 
-    from datacomp_sci.training.models import register_models
+    from datacomp_sci.core.models import register_models
 
     register_models()
     checkpoint = Path(checkpoint)

@@ -517,7 +517,7 @@ def _check_same_run(plan: TrainPlan, previous: dict | None) -> None:
 def _run_openclip(argv: list[str], log_file: Path, quiet: bool = False) -> None:
     """Call ``open_clip_train.main.main(argv)`` in-process and leave the process as it was.
     ``quiet``: OpenCLIP's console handler shows warnings and errors only."""
-    from datacomp_sci.training import models
+    from datacomp_sci.core import models
 
     models.register_models()
     from open_clip_train import main as openclip_main
