@@ -2,7 +2,7 @@
 
 A pool's metadata rows name samples by uid; the images are members of the webdataset
 shards (``DIR/shards/*.tar``), whose per-sample ``.json`` carries the uid. The shards are
-listed as ``reshard`` and ``dedup`` list them (:func:`datacomp_sci.resharding.reshard.
+listed as ``reshard`` and ``dedup`` list them (:func:`datacomp_sci.core.tars.
 iter_local_samples`: libarchive or tarfile, grouped by webdataset's ``group_by_keys``),
 reading only each sample's ``.json``; images are later read by offset with ``os.pread``.
 A damaged tar keeps the samples listed before the damage.
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from datacomp_sci.core.tars import ReadCounts, iter_local_samples
 from datacomp_sci.core.util import parallel_map
-from datacomp_sci.resharding.reshard import ShardResult, iter_local_samples
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 
@@ -42,7 +42,7 @@ def list_shard_images(shard: str) -> ShardImages:
     try:
         with open(shard, "rb") as f:
             fd = f.fileno()
-            for members in iter_local_samples(f, ShardResult(-1, shard)):
+            for members in iter_local_samples(f, ReadCounts()):
                 found = {suffix[1:].lower(): (offset, size) for suffix, offset, size in members}
                 ext = next((e for e in IMAGE_EXTS if e in found), None)
                 try:

@@ -99,8 +99,8 @@ def _describe_shard(path: Path, isc: ISCModel, cache: Path, batch_size: int, wor
 def evalset_descriptors(data_dir: str | Path, suite: str, isc: ISCModel, batch_size: int = 64,
                         workers: int = 0, device: str = "cpu", cache: Path | None = None,
                         on_images: Callable[[int], None] | None = None) -> EvalDescriptors:
+    from datacomp_sci.core.evaldata import shard_paths, task_data_problem
     from datacomp_sci.core.suites import load_suite
-    from datacomp_sci.evaluation.evaluate import shard_paths, task_data_problem
 
     root = Path(data_dir).expanduser()
     if not root.is_dir():
