@@ -118,6 +118,7 @@ def run_load(url: str, token: str, archives: list[Path], pages: int, page_worker
 
     lock = threading.Lock()
     page_times: list[float] = []
+    by_kind: dict[str, list[float]] = {"html": [], "csv/json": [], "png": []}
     page_errors: list[str] = []
     uploads: list[dict] = []
     ids: list[str] = []
@@ -148,8 +149,11 @@ def run_load(url: str, token: str, archives: list[Path], pages: int, page_worker
         t0 = time.perf_counter()
         r = client.get(url + path)
         dt = time.perf_counter() - t0
+        kind = ("png" if path.endswith(".png") else
+                "csv/json" if path.endswith((".csv", ".json")) or "/api/" in path else "html")
         with lock:
             page_times.append(dt)
+            by_kind[kind].append(dt)
             if r.status_code != 200:
                 page_errors.append(f"{path}: HTTP {r.status_code}")
 
@@ -168,6 +172,7 @@ def run_load(url: str, token: str, archives: list[Path], pages: int, page_worker
     accepted = [u["id"] for u in uploads if u["status"] in (200, 201)]
     return {
         "wall_s": wall, "pages": percentiles(page_times), "page_errors": page_errors,
+        "pages_by_kind": {k: percentiles(v) for k, v in by_kind.items()},
         "uploads": percentiles([u["seconds"] for u in uploads]),
         "upload_status": sorted(u["status"] for u in uploads),
         "accepted": len(accepted), "distinct_accepted": len(set(accepted)),
@@ -218,10 +223,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.pages} page requests ({args.page_workers} at once) + {args.uploads} "
               f"concurrent uploads of {res['archive_bytes']:,} B in {res['wall_s']:.1f} s "
               f"[{res['machine']}]")
-        for kind in ("pages", "uploads"):
-            p = res[kind]
-            print(f"  {kind:<8} n={p['n']:<4} p50 {p['p50_ms']:8.1f} ms  p90 {p['p90_ms']:8.1f} ms"
-                  f"  p99 {p['p99_ms']:8.1f} ms  max {p['max_ms']:8.1f} ms")
+        rows = [("pages", res["pages"]), *((f"  {k}", v) for k, v in
+                                           res["pages_by_kind"].items() if v),
+                ("uploads", res["uploads"])]
+        for kind, p in rows:
+            print(f"  {kind:<10} n={p['n']:<4} p50 {p['p50_ms']:8.1f} ms  p90 {p['p90_ms']:8.1f} "
+                  f"ms  p99 {p['p99_ms']:8.1f} ms  max {p['max_ms']:8.1f} ms")
         print(f"  upload answers {res['upload_status']}; {res['accepted']} accepted, "
               f"{res['listed']} listed; every accepted listed exactly once: "
               f"{res['every_accepted_listed_once']}; page errors: {len(res['page_errors'])}")

@@ -74,6 +74,9 @@ def serve_cmd(db, host, port, max_upload_mb, max_files, public_url, suite, scale
     n = len(store.entries(include_hidden=True))
     click.echo(f"board {store.folder} (suite {store.settings.suite}, {n} entries, "
                f"{len(store.tokens())} tokens): http://{host}:{port}/", err=True)
+    if not store.tokens():
+        click.echo(f"no upload tokens yet: datacomp-sci leaderboard token add NAME --db {db}",
+                   err=True)
     opts = ServerOptions(Limits(max_bytes=max_upload_mb << 20, max_files=max_files), public_url)
     run_library(serve, store.folder, host=host, port=port, options=opts)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -141,6 +142,11 @@ def entry_json(store: Store, entry: Entry, base: Entry | None) -> dict[str, Any]
             "task_table": task_table(store, entry, base).to_json()}
 
 
+#: matplotlib's shared state (font cache, text layout) is not documented as thread-safe:
+#: the server draws one figure at a time.
+_PLOT_LOCK = threading.Lock()
+
+
 def _save_png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
@@ -161,9 +167,10 @@ def delta_png(store: Store, entry: Entry, base: Entry) -> bytes:
         pairs = [(g, entry.groups[g] - base.groups[g]) for g in COLUMNS
                  if entry.groups.get(g) is not None and base.groups.get(g) is not None]
     pairs.sort(key=lambda p: (p[1], p[0]))
-    fig = Figure(figsize=(7.5, 1.2 + 0.22 * max(len(pairs), 3)), layout="constrained")
-    _plot_deltas(fig.add_subplot(1, 1, 1), entry.method, pairs, base.method)
-    return _save_png(fig)
+    with _PLOT_LOCK:
+        fig = Figure(figsize=(7.5, 1.2 + 0.22 * max(len(pairs), 3)), layout="constrained")
+        _plot_deltas(fig.add_subplot(1, 1, 1), entry.method, pairs, base.method)
+        return _save_png(fig)
 
 
 # --- comparison -------------------------------------------------------------------------------
@@ -198,10 +205,14 @@ def compare_table(store: Store, entries: list[Entry]) -> Table:
 
 def compare_png(store: Store, entries: list[Entry]) -> bytes:
     """Grouped bars of the five aggregates, one colour per entry."""
+    with _PLOT_LOCK:
+        return _draw_compare(store.suite, entries)
+
+
+def _draw_compare(suite: Suite, entries: list[Entry]) -> bytes:
     import numpy as np
     from matplotlib.figure import Figure
 
-    suite = store.suite
     fig = Figure(figsize=(8.5, 3.6), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(len(COLUMNS))
