@@ -16,27 +16,42 @@ from datacomp_sci.cli.options import (
     output_option,
 )
 
-# commands that write nothing a user names (prune-index-cache only deletes)
-NO_OUTPUT = {"prune-index-cache"}
+# commands that write nothing a user names: prune-index-cache only deletes, embed fills the
+# pools it is given, the leaderboard's admin commands change the board named by --db
+NO_OUTPUT = {"prune-index-cache", "embed", "leaderboard hide", "leaderboard unhide",
+             "leaderboard import", "leaderboard serve", "leaderboard token add",
+             "leaderboard token list", "leaderboard token remove"}
 LONG = {"build-pool", "filter", "dedup", "reshard", "evaluate", "download-evalsets",
-        "experiment", "demo"}
+        "experiment", "demo", "embed", "curate metaclip", "curate entities", "kg fetch"}
+
+
+def _leaves(cmd: click.Command, prefix: tuple[str, ...] = ()):
+    """Every runnable command, subcommands of groups included (``curate metaclip``)."""
+    if isinstance(cmd, click.Group):
+        for name, sub in sorted(cmd.commands.items()):
+            yield from _leaves(sub, (*prefix, name))
+    else:
+        yield " ".join(prefix), cmd
+
+
+COMMANDS = dict(_leaves(main))
 
 
 def _opts(cmd: click.Command) -> dict[str, click.Option]:
     return {p.name: p for p in cmd.params if isinstance(p, click.Option) and not p.hidden}
 
 
-@pytest.mark.parametrize("name", sorted(main.commands))
+@pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_every_writing_command_has_dash_o_output(name):
     if name in NO_OUTPUT:
         return
-    out = _opts(main.commands[name]).get("output")
+    out = _opts(COMMANDS[name]).get("output")
     assert out is not None and {"-o", "--output"} <= set(out.opts), name
 
 
-@pytest.mark.parametrize("name", sorted(main.commands))
+@pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_workers_always_means_processes_with_dash_j(name):
-    for opt in _opts(main.commands[name]).values():
+    for opt in _opts(COMMANDS[name]).values():
         if "--workers" in opt.opts or "-j" in opt.opts:
             assert set(opt.opts) == {"--workers", "-j"}, (name, opt.opts)
             assert "DataLoader" not in (opt.help or ""), name
@@ -44,12 +59,12 @@ def test_workers_always_means_processes_with_dash_j(name):
 
 @pytest.mark.parametrize("name", sorted(LONG))
 def test_long_commands_have_progress_switch(name):
-    opt = _opts(main.commands[name]).get("progress")
+    opt = _opts(COMMANDS[name]).get("progress")
     assert opt is not None and opt.secondary_opts == ["--no-progress"], name
 
 
 def test_evaluation_data_folder_has_one_name():
-    for name, cmd in main.commands.items():
+    for name, cmd in COMMANDS.items():
         for opt in _opts(cmd).values():
             assert not {"--data-dir", "--eval-data"} & set(opt.opts), name
     for name in ("evaluate", "filter"):

@@ -248,7 +248,7 @@ def test_download_filter_assets_checks_sha256_over_loopback(tmp_path, http_serve
     monkeypatch.setattr(assets, "ASSETS", fake)
     base = http_server(www)
     out = tmp_path / "assets"
-    r = CliRunner().invoke(main, ["download-filter-assets", str(out), "--base-url", base])
+    r = CliRunner().invoke(main, ["download-filter-assets", "-o", str(out), "--base-url", base])
     assert r.exit_code == 3 and "5 of 6 files ready" in r.output and "sha256 differs" in r.output
     assert not (out / assets.DEFAULT_FILES[-1]).exists()
     res = assets.download_filter_assets(out, base_url=base, verify_only=True)

@@ -1,4 +1,4 @@
-"""``datacomp-sci download-filter-assets DIR``: the public files DataComp's embedding- and
+"""``datacomp-sci download-filter-assets -o DIR``: the public files DataComp's embedding- and
 WordNet-based baselines read (named, with their sha256, in DataComp's baselines/utils.py):
 ImageNet-1k training-image L/14 features ``in1k_clip_vit_l14_{0..4}.pt``, the ImageNet-21k
 WordNet ids ``imagenet21k_wordnet_ids.txt``, and optionally DataComp's pool centroids

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from datacomp_sci.cli.app import main, run_library
-from datacomp_sci.cli.options import _POOLS_ARG
+from datacomp_sci.cli.options import _POOLS_ARG, output_option
 
 
 @main.command("embed")
@@ -85,7 +85,8 @@ def embed_cmd(pools, models, b32_pretrained, l14_pretrained, b32_model, l14_mode
 
 
 @main.command("download-filter-assets")
-@click.argument("folder", type=click.Path(file_okay=False))
+@output_option("Folder to fill with the baseline assets (what --imagenet-features reads).",
+               file_okay=False)
 @click.option("--centroids", "scales", multiple=True,
               type=click.Choice(["small", "medium", "large", "xlarge"]),
               help="Also fetch DataComp's pool centroids for this scale (repeatable).")
@@ -93,10 +94,11 @@ def embed_cmd(pools, models, b32_pretrained, l14_pretrained, b32_model, l14_mode
               help="Where the files are [default: DataComp's baseline-assets release].")
 @click.option("--verify-only", is_flag=True, help="Check what is on disk; download nothing.")
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds per HTTP request.")
-def download_filter_assets_cmd(folder, scales, base_url, verify_only, timeout):
-    """Fetch the files DataComp's image_based and text_based baselines read into FOLDER
+def download_filter_assets_cmd(output, scales, base_url, verify_only, timeout):
+    """Fetch the files DataComp's image_based and text_based baselines read into OUTPUT
     (ImageNet-1k L/14 features, ImageNet-21k WordNet ids; optionally centroids), each
-    checked against DataComp's sha256. Then: filter --imagenet-features FOLDER."""
+    checked against DataComp's sha256. Then: filter --imagenet-features OUTPUT."""
+    folder = output
     import sys
 
     from datacomp_sci.annotate.assets import RELEASE, download_filter_assets

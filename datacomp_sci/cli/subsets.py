@@ -66,7 +66,7 @@ from datacomp_sci.core.bars import subset_hooks as _tqdm_hooks
 @click.option("--imagenet-features", default=None, type=click.Path(file_okay=False),
               metavar="DIR",
               help="image_based*, text_based: DataComp's filter assets (in1k_clip_vit_l14_*.pt, "
-                   "imagenet21k_wordnet_ids.txt), as `download-filter-assets DIR` writes them.")
+                   "imagenet21k_wordnet_ids.txt), as `download-filter-assets -o DIR` writes them.")
 @click.option("--centroids", default=None, type=click.Path(dir_okay=False), metavar="FILE",
               help="image_based*: use these centroids (DataComp's *_centroids_l14.pt or .npy) "
                    "instead of k-means over the pools.")

@@ -426,7 +426,7 @@ def _image_based(pools: list[Pool], spec: FilterSpec, opts: RunOptions,
 
     if not spec.imagenet_features:
         raise ValueError("image_based needs --imagenet-features DIR (the ImageNet-1k L/14 "
-                         "features: `datacomp-sci download-filter-assets DIR`)")
+                         "features: `datacomp-sci download-filter-assets -o DIR`)")
     if spec.clusters < 1:
         raise ValueError(f"--clusters must be at least 1 (got {spec.clusters})")
     imagenet = mf.load_imagenet_features(spec.imagenet_features)
@@ -472,7 +472,7 @@ def _text_based(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Select
 
     if not spec.imagenet_features or not spec.wordnet:
         raise ValueError("text_based needs --imagenet-features DIR (holding "
-                         f"{mf.IN21K_IDS}, from `datacomp-sci download-filter-assets DIR`) "
+                         f"{mf.IN21K_IDS}, from `datacomp-sci download-filter-assets -o DIR`) "
                          "and --wordnet DIR (a WordNet 3.0 database folder)")
     ids_file = Path(spec.imagenet_features).expanduser() / mf.IN21K_IDS
     entity = mf.load_in21k_ids(ids_file)

@@ -104,7 +104,7 @@ def load_imagenet_features(folder: str | Path) -> np.ndarray:
     if missing:
         raise FileNotFoundError(
             f"--imagenet-features {root} lacks {', '.join(missing)}: fetch them with "
-            f"`datacomp-sci download-filter-assets {root}`")
+            f"`datacomp-sci download-filter-assets -o {root}`")
     parts = []
     for name in IN1K_FEATURES:
         try:
@@ -193,7 +193,7 @@ def load_in21k_ids(path: str | Path) -> set[int]:
     p = Path(path).expanduser()
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no ImageNet-21k id list (fetch it with "
-                                f"`datacomp-sci download-filter-assets {p.parent}`)")
+                                f"`datacomp-sci download-filter-assets -o {p.parent}`)")
     ids = set()
     for line in p.read_text(encoding="utf-8").splitlines():
         line = line.strip()
