@@ -1,9 +1,13 @@
 """Reading paper packages safely: units of work and the papers inside them.
 
-Inputs are treated as hostile. Nothing from an archive is ever written to disk: members
-are read into memory, bounded in size (``ArchiveLimits``), with unsafe names (absolute,
-``..``, NUL), links and devices refused and counted. gzip streams are inflated with a
-hard output bound, so a gzip bomb costs at most ``max_paper_bytes`` of memory.
+Inputs are treated as hostile. Archives are never extracted to disk: members are read
+into memory, bounded in size (``ArchiveLimits``), with unsafe names (absolute, ``..``,
+NUL), links and devices refused and counted. (The image stage writes one thing: an EPS/PS
+figure goes into a private temporary directory for ghostscript, deleted right after; see
+docs/guide/hostile-input.md.) gzip streams are inflated with a hard output bound, so a
+gzip bomb costs at most ``max_paper_bytes`` of memory. Tars are read by
+:mod:`~datacomp_sci.extract.tarwalk`, which survives damaged headers: each damaged region
+costs the member it hits, counted, and reading resumes at the next valid header.
 
 A *unit* is one input archive (an arXiv bulk tar, a per-paper ``.gz``/``.tar.gz``, a PMC
 package) or one unpacked folder: the unit of parallel and distributed work. Units are
