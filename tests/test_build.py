@@ -444,3 +444,33 @@ def test_pmc_figure_shipped_only_in_another_decodable_format_is_a_pair(tmp_path,
     build([tmp_path / "PMC7.tar.gz"], tmp_path / "pool", "pmc")
     (row,) = metadata(tmp_path / "pool").to_pylist()
     assert (row["figure_path"], row["image_format"]) == (f"PMC7/g1.{ext}", ext)
+
+
+def test_latin1_member_names_resolve_and_garbage_names_cost_nothing_else(tmp_path):
+    png = io.BytesIO()
+    Image.new("RGB", (20, 10), (200, 0, 0)).save(png, format="PNG")
+    tex = ("\\documentclass{article}\\begin{document}\\begin{figure}"
+           "\\includegraphics{fig\u00e9.png}\\caption{Caf\u00e9 figure}\\end{figure}"
+           "\\end{document}\n").encode("latin-1")
+    inner = io.BytesIO()
+    with tarfile.open(fileobj=inner, mode="w", format=tarfile.GNU_FORMAT,
+                      encoding="latin-1") as tf:
+        for name, data in (("main.tex", tex), ("fig\u00e9.png", png.getvalue())):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    paper = gzip_bytes(inner.getvalue())
+    bulk = io.BytesIO()
+    with tarfile.open(fileobj=bulk, mode="w", format=tarfile.GNU_FORMAT,
+                      encoding="latin-1") as tf:
+        for name in ("2101/2101.00001.gz", "2101/\udcff\udcfe\x01junk.gz", "2101/2101.00003.gz"):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(paper)
+            tf.addfile(ti, io.BytesIO(paper))
+    (tmp_path / "arXiv_src_2101_001.tar").write_bytes(bulk.getvalue())
+    result = build([tmp_path / "arXiv_src_2101_001.tar"], tmp_path / "pool", "arxiv")
+    rows = metadata(tmp_path / "pool").to_pylist()
+    assert [(r["paper_id"], r["figure_path"]) for r in rows] == [
+        ("2101.00001", "fig\u00e9.png"), ("\u00ff\u00fe\x01junk", "fig\u00e9.png"),
+        ("2101.00003", "fig\u00e9.png")]
+    assert result.report["skipped_total"] == 0
