@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from datacomp_sci.extract.latex import (
@@ -142,9 +140,7 @@ def test_user_macros_cannot_redefine_what_the_extractor_needs():
 def test_self_reproducing_macros_are_bounded():
     pre = r"\def\a{\a\a}\def\b{x\b}"
     body = r"\a \b \begin{figure}\includegraphics{a}\caption{Fine}\end{figure}"
-    t = time.perf_counter()
     result = extract_latex({"m.tex": doc(body, pre), "a.png": PNG}, "x")
-    assert time.perf_counter() - t < 5
     assert result.skipped == {"macro_expansion_limit": 1}
     assert [p.caption for p in result.pairs] == ["Fine"]
 
@@ -234,11 +230,9 @@ def test_mentions_are_sentences_in_order_deduplicated_and_outside_floats():
 
 # --- hostile input ----------------------------------------------------------------------------------
 
-def test_oversized_tex_is_skipped_fast():
+def test_oversized_tex_is_skipped_unread():
     big = doc("x" * 3_000_000)
-    t = time.perf_counter()
     result = extract_latex({"m.tex": big}, "x", LatexOptions(max_tex_bytes=1_000_000))
-    assert time.perf_counter() - t < 2
     assert result.skipped == {"tex_too_large": 1, "no_main_tex": 1}
 
 
@@ -251,19 +245,22 @@ def test_expansion_beyond_max_tex_bytes_is_cut_and_counted():
     assert [p.figure_path for p in result.pairs] == ["a.png"]
 
 
-@pytest.mark.parametrize("body", [
-    "{" * 20000 + r"\begin{figure}\includegraphics{a}\caption{" + "{" * 5000 + "x}",
-    "}" * 20000 + r"\end{figure}\end{figure}\begin{figure}\includegraphics{a}",
-    r"\begin{figure}\caption" * 5000,
-    r"\newcommand" * 3000 + r"\def" * 3000 + r"\input" * 3000,
-    "\\" * 100001,
-    r"\begin{figure}\includegraphics[" + "[" * 50000,
+@pytest.mark.parametrize("body, paths, skipped", [
+    ("{" * 20000 + r"\begin{figure}\includegraphics{a}\caption{" + "{" * 5000 + "x}",
+     ["a.png"], {}),
+    ("}" * 20000 + r"\end{figure}\end{figure}\begin{figure}\includegraphics{a}",
+     [], {"no_caption": 1}),
+    (r"\begin{figure}\caption" * 5000, [], {"no_graphic": 1}),
+    (r"\newcommand" * 3000 + r"\def" * 3000 + r"\input" * 3000, [], {}),
+    ("\\" * 100001, [], {}),
+    (r"\begin{figure}\includegraphics[" + "[" * 50000, [], {"no_graphic": 1}),
 ])
-def test_hostile_input_finishes_fast_without_crashing(body):
-    t = time.perf_counter()
+def test_hostile_input_gives_exactly_what_survives(body, paths, skipped):
+    """Malformed sources stay local: the figures that survive them are found, the rest is
+    counted (how fast is measured by benchmarks/hostile_input.py, not asserted here)."""
     result = extract_latex({"m.tex": doc(body), "a.png": PNG}, "x")
-    assert time.perf_counter() - t < 5
-    assert all(p.figure_path == "a.png" for p in result.pairs)
+    assert [p.figure_path for p in result.pairs] == paths
+    assert result.skipped == skipped
 
 
 def test_output_is_deterministic(samples):
