@@ -403,3 +403,16 @@ def test_walk_agrees_with_tarfile_on_the_bundled_archives():
         got = [(e.name, e.data) for e in walk(Source(data=data), want=lambda m: True)
                if getattr(e, "kind", None) == "file"]
         assert got == want, path.name
+
+
+def test_fifo_named_like_an_archive_in_an_input_folder_is_reported_not_opened(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "arXiv_src_2101_002.tar")  # opening it would block forever
+    (tmp_path / "2101.00001.gz").write_bytes(gz(TEX))
+    units, problems = list_units([str(tmp_path)], "arxiv")
+    assert [u.name for u in units] == ["2101.00001.gz"]
+    assert [(p["reason"], p["input"].rsplit("/", 1)[-1]) for p in problems] == [
+        ("not_a_file", "arXiv_src_2101_002.tar")]
+    units, problems = list_units([str(tmp_path / "arXiv_src_2101_002.tar")], "arxiv")
+    assert units == [] and problems[0]["reason"] == "not_a_file"

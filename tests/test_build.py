@@ -402,3 +402,78 @@ def test_pages_of_one_pdf_become_two_samples_with_stable_distinct_uids(tmp_path)
         ("x.pdf", pair_uid("arxiv", "2101.00042", "x.pdf"), 200),
         ("x.pdf#page=2", pair_uid("arxiv", "2101.00042", "x.pdf#page=2"), 100)]
     assert rows[1]["url"] == "https://arxiv.org/e-print/2101.00042#x.pdf%23page=2"
+
+
+def test_any_exception_from_one_unit_is_counted_and_the_run_goes_on(tmp_path, monkeypatch):
+    from datacomp_sci.pool import build as build_mod
+
+    real = build_mod.iter_unit_papers
+
+    def flaky(unit, limits):
+        if unit.name == "PMC9000001.tar.gz":
+            raise OverflowError("Python int too large to convert to C ssize_t")
+        return real(unit, limits)
+
+    monkeypatch.setattr(build_mod, "iter_unit_papers", flaky)
+    inputs = [SAMPLES / "pmc" / "PMC9000001.tar.gz", SAMPLES / "pmc" / "PMC9000002.tar.gz"]
+    result = build(inputs, tmp_path / "pool", "pmc")
+    assert result.report["skipped"]["unit"] == {"corrupt_tar": 1}
+    assert {r["paper_id"] for r in metadata(tmp_path / "pool").to_pylist()} == {"PMC9000002"}
+    items = [json.loads(x) for x in (tmp_path / "pool" / "skipped.jsonl").read_text().splitlines()]
+    assert any("OverflowError" in (x["detail"] or "") for x in items)
+
+
+@pytest.mark.parametrize("ext", ["webp", "bmp", "pdf"])
+def test_pmc_figure_shipped_only_in_another_decodable_format_is_a_pair(tmp_path, ext):
+    from helpers import pdf_pages
+
+    if ext == "pdf":
+        data = pdf_pages("0 0 100 50", [b"0 1 0 rg 0 0 100 50 re f"])
+    else:
+        buf = io.BytesIO()
+        Image.new("RGB", (60, 30), (0, 200, 0)).save(buf, format=ext.upper())
+        data = buf.getvalue()
+    xml = (b'<?xml version="1.0"?><article><body><fig id="F1"><caption><p>Green.</p></caption>'
+           b'<graphic xmlns:xlink="http://www.w3.org/1999/xlink" xlink:href="g1"/></fig>'
+           b"</body></article>")
+    files = {"PMC7/PMC7.nxml": xml, f"PMC7/g1.{ext}": data}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, content in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(content)
+            tf.addfile(ti, io.BytesIO(content))
+    (tmp_path / "PMC7.tar.gz").write_bytes(gzip_bytes(buf.getvalue()))
+    build([tmp_path / "PMC7.tar.gz"], tmp_path / "pool", "pmc")
+    (row,) = metadata(tmp_path / "pool").to_pylist()
+    assert (row["figure_path"], row["image_format"]) == (f"PMC7/g1.{ext}", ext)
+
+
+def test_latin1_member_names_resolve_and_garbage_names_cost_nothing_else(tmp_path):
+    png = io.BytesIO()
+    Image.new("RGB", (20, 10), (200, 0, 0)).save(png, format="PNG")
+    tex = ("\\documentclass{article}\\begin{document}\\begin{figure}"
+           "\\includegraphics{fig\u00e9.png}\\caption{Caf\u00e9 figure}\\end{figure}"
+           "\\end{document}\n").encode("latin-1")
+    inner = io.BytesIO()
+    with tarfile.open(fileobj=inner, mode="w", format=tarfile.GNU_FORMAT,
+                      encoding="latin-1") as tf:
+        for name, data in (("main.tex", tex), ("fig\u00e9.png", png.getvalue())):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    paper = gzip_bytes(inner.getvalue())
+    bulk = io.BytesIO()
+    with tarfile.open(fileobj=bulk, mode="w", format=tarfile.GNU_FORMAT,
+                      encoding="latin-1") as tf:
+        for name in ("2101/2101.00001.gz", "2101/\udcff\udcfe\x01junk.gz", "2101/2101.00003.gz"):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(paper)
+            tf.addfile(ti, io.BytesIO(paper))
+    (tmp_path / "arXiv_src_2101_001.tar").write_bytes(bulk.getvalue())
+    result = build([tmp_path / "arXiv_src_2101_001.tar"], tmp_path / "pool", "arxiv")
+    rows = metadata(tmp_path / "pool").to_pylist()
+    assert [(r["paper_id"], r["figure_path"]) for r in rows] == [
+        ("2101.00001", "fig\u00e9.png"), ("\u00ff\u00fe\x01junk", "fig\u00e9.png"),
+        ("2101.00003", "fig\u00e9.png")]
+    assert result.report["skipped_total"] == 0

@@ -36,6 +36,8 @@ from click.testing import CliRunner
 from datacomp_sci.cli import main
 from datacomp_sci.core.resources import resource_path
 
+pytestmark = pytest.mark.slow  # 240 cases: about a minute on 2 idle cores
+
 SAMPLES = resource_path("samples")
 EXPECTED = json.loads((SAMPLES / "expected.json").read_text())
 CASE_SECONDS = 60  # the slowest case seen takes about 3 s on 2 busy cores

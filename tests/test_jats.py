@@ -187,7 +187,7 @@ def test_pmc_figure_url():
 
 def typical_article() -> dict[str, bytes]:
     """A 200 kB article: 1,200 paragraphs citing 20 figures (its extraction is timed by
-    ``benchmarks/extract.py``)."""
+    ``benchmarks/hostile_input.py``)."""
     para = ('<p>Cells were counted in each well (<xref ref-type="fig" rid="F{n}">Fig. {n}</xref>). '
             'The mean was 4.2 per field, e.g. in controls. Counts rose with dose.</p>\n')
     figs = "".join(_FIG[len("<body>"):-len("</body>")].replace('"F1"', f'"F{n}"')

@@ -218,7 +218,7 @@ def test_mentions_are_sentences_in_order_deduplicated_and_outside_floats():
 
 # --- hostile input ----------------------------------------------------------------------------------
 
-def test_oversized_tex_is_skipped_fast():
+def test_oversized_tex_is_skipped_unread():
     big = doc("x" * 3_000_000)
     with hang_guard():
         result = extract_latex({"m.tex": big}, "x", LatexOptions(max_tex_bytes=1_000_000))

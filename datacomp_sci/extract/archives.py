@@ -1,9 +1,13 @@
 """Reading paper packages safely: units of work and the papers inside them.
 
-Inputs are treated as hostile. Nothing from an archive is ever written to disk: members
-are read into memory, bounded in size (``ArchiveLimits``), with unsafe names (absolute,
-``..``, NUL), links and devices refused and counted. gzip streams are inflated with a
-hard output bound, so a gzip bomb costs at most ``max_paper_bytes`` of memory.
+Inputs are treated as hostile. Archives are never extracted to disk: members are read
+into memory, bounded in size (``ArchiveLimits``), with unsafe names (absolute, ``..``,
+NUL), links and devices refused and counted. (The image stage writes one thing: an EPS/PS
+figure goes into a private temporary directory for ghostscript, deleted right after; see
+docs/guide/hostile-input.md.) gzip streams are inflated with a hard output bound, so a
+gzip bomb costs at most ``max_paper_bytes`` of memory. Tars are read by
+:mod:`~datacomp_sci.extract.tarwalk`, which survives damaged headers: each damaged region
+costs the member it hits, counted, and reading resumes at the next valid header.
 
 A *unit* is one input archive (an arXiv bulk tar, a per-paper ``.gz``/``.tar.gz``, a PMC
 package) or one unpacked folder: the unit of parallel and distributed work. Units are
@@ -423,7 +427,8 @@ def _dir_is_package(fs, path: str, source: str) -> bool:
     return any(n.lower().endswith(_TEX_SUFFIXES) for n in names)
 
 
-def _walk(fs, path: str, source: str, out: list[tuple[str, str, int]], proto: str) -> None:
+def _walk(fs, path: str, source: str, out: list[tuple[str, str, int]], proto: str,
+          problems: list[dict] | None = None) -> None:
     if _dir_is_package(fs, path, source):
         out.append((_with_proto(proto, path), "pmc_dir" if source == "pmc" else "project_dir", 0))
         return
@@ -433,7 +438,11 @@ def _walk(fs, path: str, source: str, out: list[tuple[str, str, int]], proto: st
         if posixpath.basename(name).startswith("."):
             continue
         if e["type"] == "directory":
-            _walk(fs, name, source, out, proto)
+            _walk(fs, name, source, out, proto, problems)
+        elif e["type"] != "file":  # a FIFO or device named like an archive would block
+            if problems is not None and name.lower().endswith(_PAPER_SUFFIXES + (".tgz",)):
+                problems.append({"input": _with_proto(proto, name), "reason": "not_a_file",
+                                 "detail": f"{e['type']} entry, not a regular file"})
         else:
             kind = _classify_file(name, source)
             if kind:
@@ -468,10 +477,14 @@ def list_units(inputs: list[str], source: str) -> tuple[list[Unit], list[dict]]:
                 problems.append({"input": raw, "reason": "unreadable_input", "detail": str(e)})
                 continue
             if is_dir:
-                _walk(fs, p, source, found, proto)
+                _walk(fs, p, source, found, proto, problems)
                 continue
             if not fs.exists(p):
                 problems.append({"input": raw, "reason": "missing_input", "detail": "no such file"})
+                continue
+            if not proto and not os.path.isfile(p):  # a FIFO or device: reading could block
+                problems.append({"input": raw, "reason": "not_a_file",
+                                 "detail": "not a regular file"})
                 continue
             kind = _classify_file(p, source) or ("paper_file" if source == "arxiv" else "pmc_package")
             try:

@@ -247,6 +247,15 @@ def _legible_name(block: bytes) -> str | None:
     return text if text.isprintable() else None
 
 
+def _text(name: str) -> str:
+    """A member name as text: UTF-8, else Latin-1 (what old archives and their LaTeX
+    sources use; the extractor decodes ``.tex`` files the same way), never the lone
+    surrogates ``surrogateescape`` leaves, which no JSON or parquet writer accepts."""
+    if not any("\udc80" <= c <= "\udcff" for c in name):
+        return name
+    return name.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
 def _renamed(ti: tarfile.TarInfo, name: str) -> tarfile.TarInfo:
     other = tarfile.TarInfo(name)
     other.type = ti.type
@@ -417,14 +426,15 @@ class _Walker:
                         return
                     pax, longname = {}, None
                 continue
-            name = pax.get("path") or longname or ti.name
-            if name != ti.name and not self.accept(_renamed(ti, name)) and self.accept(ti):
+            extended = pax.get("path") or longname
+            name = _text(extended or ti.name)
+            if extended and not self.accept(_renamed(ti, name)) and self.accept(ti):
                 # an extension record that is really damaged data would rename an intact
                 # member to something the caller does not accept: keep the header's name
                 yield Damage(ext_off, off, "bad_header", None,
                              "an extended header (long name or pax record) that names no "
                              "valid member")
-                name = ti.name
+                name = _text(ti.name)
             if ti.type == tarfile.DIRTYPE or name.endswith("/"):
                 name = name.rstrip("/")
             try:

@@ -171,8 +171,15 @@ class _UnitRun:
     def skip(self, stage: str, reason: str, paper_id: str | None, item: str | None,
              detail: str | None, n: int = 1) -> None:
         self.skips[f"{stage}/{reason}"] += n
-        self.items.append({"unit": self.unit.url, "paper_id": paper_id, "stage": stage,
-                           "reason": reason, "item": item, "detail": detail})
+        self.items.append({"unit": self.unit.url, "paper_id": _clean(paper_id), "stage": stage,
+                           "reason": reason, "item": _clean(item), "detail": _clean(detail)})
+
+
+def _clean(text: str | None) -> str | None:
+    """Text that any JSON/parquet writer accepts (hostile names may hold lone surrogates)."""
+    if text is None:
+        return None
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 # a paper skipped for one of these was damaged, not merely without pairs
@@ -273,16 +280,22 @@ def process_unit(unit: Unit, opts: BuildOptions, work: Path) -> dict:
     if summary_path.exists():
         return json.loads(summary_path.read_text())
     run = _UnitRun(unit)
-    rows: list[dict] = []
+    tables: list[pa.Table] = []
     try:
         for paper in iter_unit_papers(unit, opts.archive_limits):
-            rows.extend(_paper_rows(paper, opts, run))
+            try:  # one paper's unexpected failure costs that paper, not the unit
+                rows = _paper_rows(paper, opts, run)
+                tables.append(pa.Table.from_pylist(rows, schema=UNIT_SCHEMA))
+            except Exception as e:
+                run.skip("paper", "paper_error", paper.paper_id, None,
+                         f"{type(e).__name__}: {e}")
     except ArchiveError as e:
         run.skip("unit", e.reason, None, unit.url, e.detail)
     except Exception as e:  # hostile bytes can make any reader raise: count it, go on
         run.skip("unit", "corrupt_tar", None, unit.url, f"{type(e).__name__}: {e}")
-    _write_unit_table(data_path, pa.Table.from_pylist(rows, schema=UNIT_SCHEMA))
-    summary = {"unit": unit.url, "index": unit.index, "rows": len(rows),
+    table = pa.concat_tables(tables) if tables else UNIT_SCHEMA.empty_table()
+    _write_unit_table(data_path, table)
+    summary = {"unit": unit.url, "index": unit.index, "rows": table.num_rows,
                "counts": dict(run.counts), "skips": dict(run.skips), "skipped_items": run.items}
     with atomic_open(summary_path, "w", fsync=False) as f:
         f.write(dumps_stable(summary))
