@@ -122,7 +122,10 @@ def resolve_data(data: str) -> TrainData:
         shards = resolve_shards(part)
         folder = Path(part).expanduser().resolve()
         if shards.n_samples == 0:
-            raise ValueError(f"{folder}: {shards.n_shards} shards but 0 samples (stats 'successes')")
+            held = "no shards" if shards.n_shards == 0 else \
+                f"{shards.n_shards} shards whose _stats.json count 0 samples"
+            raise ValueError(f"{folder}: no samples to train on ({held}); was its filter or "
+                             "subset empty? Check the step that made it")
         sources.append(
             DataSource(
                 name=_source_name(folder),
