@@ -47,6 +47,9 @@ from datacomp_sci.core.bars import subset_hooks as _tqdm_hooks
 @click.option("--suite", default="datacomp38", show_default=True, metavar="NAME|PATH",
               help="decontaminate: the suite whose tasks' test images count "
                    "(eval_suites/NAME.yaml).")
+@click.option("--require-all-tasks", is_flag=True,
+              help="decontaminate: fail when a task of the suite is absent from --evalsets "
+                   "(default: warn and decontaminate against the tasks present).")
 @click.option("--and", "and_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Keep only samples also in this subset .npy (repeatable).")
 @click.option("--not", "not_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
@@ -56,7 +59,8 @@ from datacomp_sci.core.bars import subset_hooks as _tqdm_hooks
 @_MEMORY_OPT
 @progress_option()
 def filter_cmd(pools, output, sql, sql_file, name, params, arch, fraction, threshold, radius,
-               evalsets, suite, and_files, not_files, workers, threads, memory_limit, progress):
+               evalsets, suite, require_all_tasks, and_files, not_files, workers, threads,
+               memory_limit, progress):
     """Select samples of POOL... and write a DataComp subset file.
 
     Examples:
@@ -78,6 +82,7 @@ def filter_cmd(pools, output, sql, sql_file, name, params, arch, fraction, thres
     spec = FilterSpec(sql=sql, sql_file=sql_file, name=name,
                       params=run_library(parse_params, params), arch=arch, fraction=fraction,
                       threshold=threshold, radius=radius, evalsets=evalsets, suite=suite,
+                      require_all_tasks=require_all_tasks,
                       and_files=list(and_files), not_files=list(not_files))
     hooks, bars = _tqdm_hooks(progress)
     opts = RunOptions(threads=threads, memory_limit=memory_limit,
@@ -101,6 +106,8 @@ def filter_cmd(pools, output, sql, sql_file, name, params, arch, fraction, thres
     if "matches" in d:
         click.echo(f"matches     {res.sidecar.parent / d['matches']} (uid, task, eval_shard, "
                    "eval_member, distance)")
+    for w in res.warnings:
+        click.secho(f"WARNING: {w}", err=True, fg="yellow", bold=True)
 
 
 @main.command("dedup")

@@ -44,6 +44,7 @@ from datacomp_sci.core.uids import (
 from datacomp_sci.core.util import atomic_open, atomic_write_json, package_versions, sha256_file
 from datacomp_sci.pool.pools import Pool, discover_pools
 from datacomp_sci.pool.query import connect, set_params
+from datacomp_sci.subsets.decontam import missing_tasks_message
 from datacomp_sci.subsets.dedup import (
     DEFAULT_RADIUS,
     ensure_phash_sidecars,
@@ -89,6 +90,7 @@ class FilterSpec:
     radius: int = DEFAULT_RADIUS  # dedup, decontaminate
     evalsets: str | None = None  # decontaminate: the folder download-evalsets wrote
     suite: str = "datacomp38"  # decontaminate: whose tasks' test images
+    require_all_tasks: bool = False  # decontaminate: an absent task is an error, not a warning
     and_files: list[str] = field(default_factory=list)
     not_files: list[str] = field(default_factory=list)
 
@@ -105,6 +107,7 @@ class FilterResult:
     npy_sha256: str
     description: dict
     notes: list[str] = field(default_factory=list)  # cache reuse etc. (not in the sidecar)
+    warnings: list[str] = field(default_factory=list)  # what the user must see (e.g. absent tasks)
 
 
 @dataclass
@@ -115,6 +118,7 @@ class _Selection:
     params: dict[str, Any]
     stats: dict[str, Any] = field(default_factory=dict)
     matches: pa.Table | None = None  # decontaminate: written to <output>.matches.parquet
+    warnings: list[str] = field(default_factory=list)
 
 
 # --- SQL text and parameters ------------------------------------------------------------
@@ -296,9 +300,10 @@ def _decontaminate(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Se
 
     if not spec.evalsets:
         raise ValueError("--name decontaminate needs --evalsets DIR: the folder "
-                         "`datacomp-sci download-evalsets DIR --suite SUITE` fills")
+                         "`datacomp-sci download-evalsets -o DIR --suite SUITE` fills")
+    ev = evalset_hashes(spec.evalsets, spec.suite, workers=opts.workers, on_tar=opts.on_eval_tar,
+                        require_all=spec.require_all_tasks)
     ph = ensure_phash_sidecars(pools, workers=opts.workers, on_shard=opts.on_shard)
-    ev = evalset_hashes(spec.evalsets, spec.suite, workers=opts.workers, on_tar=opts.on_eval_tar)
     uids, data, sql = load_dedup_input(pools, opts)
     checked = np.flatnonzero(data.phash_valid)
     i, j, dist = nearest_matches(*cross_pairs(data.phash[checked], ev.phash, spec.radius))
@@ -326,7 +331,9 @@ def _decontaminate(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Se
     params = {"radius": spec.radius, "suite": spec.suite,
               "evalsets": str(Path(spec.evalsets).expanduser().resolve()),
               "method": "phash (imagehash.phash, 64 bits)"}
-    return _Selection(uids[keep], "decontaminate", sql, params, stats, matches)
+    warnings = [missing_tasks_message(ev.missing, spec.evalsets, spec.suite, len(ev.tasks))] \
+        if ev.missing else []
+    return _Selection(uids[keep], "decontaminate", sql, params, stats, matches, warnings)
 
 
 _NAMED: dict[str, Callable[[list[Pool], FilterSpec, RunOptions], _Selection]] = {
@@ -415,4 +422,4 @@ def run_filter(
     sidecar = sidecar_path_for(output)
     atomic_write_json(sidecar, description)
     return FilterResult(output=output, sidecar=sidecar, count=len(uids), npy_sha256=digest,
-                        description=description)
+                        description=description, warnings=sel.warnings)
