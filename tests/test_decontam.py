@@ -180,3 +180,16 @@ def test_absent_evaluation_tasks_warn_loudly_or_fail_with_require_all_tasks(worl
     r = CliRunner().invoke(main, [*base, "--require-all-tasks", "-o", str(tmp_path / "e.npy")])
     assert r.exit_code == 1 and "--require-all-tasks" in r.stderr and "country211" in r.stderr
     assert not (tmp_path / "e.npy").exists()
+
+
+def test_decontaminate_summary_says_what_it_cached_and_how_to_prune(world, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    base = ["filter", str(world["pool"]), "--name", "decontaminate", "--no-progress",
+            "--evalsets", str(world["evalsets"]), "--suite", "tiny"]
+    r = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "a.npy")])
+    assert r.exit_code == 0, r.output
+    cache = tmp_path / "xdg" / "datacomp-sci" / "evalset-phash"
+    assert f"evaluation shards to {cache}" in r.stdout and "delete the folder" in r.stdout
+    r = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "b.npy")])
+    assert r.exit_code == 0 and not any(x.startswith("cache ") for x in r.stdout.splitlines())

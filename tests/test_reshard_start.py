@@ -66,3 +66,22 @@ def test_train_on_a_folder_without_samples_says_so(tmp_path):
     (empty / "meta.json").write_text(json.dumps({"output_shard_count": 0}))
     with pytest.raises(ValueError, match=r"empty: no samples to train on \(no shards\)"):
         resolve_data(str(empty))
+
+
+def test_reshard_summary_says_what_it_cached_and_how_to_prune(tmp_path, pool, monkeypatch):
+    from click.testing import CliRunner
+
+    from datacomp_sci.cli import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    folder, uids = pool
+    subset = _subset(tmp_path / "ok.npy", uids[:3])
+    args = ["reshard", "-i", str(folder), "--subset", str(subset), "--no-progress", "-j", "1"]
+    r = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    line = [x for x in r.stdout.splitlines() if x.startswith("cache ")]
+    assert len(line) == 1
+    assert f"wrote 2 tar header indexes to {tmp_path / 'xdg' / 'datacomp-sci' / 'tar-index'}" \
+        in line[0] and "datacomp-sci prune-index-cache" in line[0]
+    r = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "b")])  # reused: nothing written
+    assert r.exit_code == 0 and not any(x.startswith("cache ") for x in r.stdout.splitlines())

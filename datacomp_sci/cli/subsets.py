@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from datacomp_sci.cli.app import main, run_library
+from datacomp_sci.cli.app import echo_cache_written, main, run_library
 from datacomp_sci.cli.options import (
     _MEMORY_OPT,
     _POOLS_ARG,
@@ -106,6 +106,12 @@ def filter_cmd(pools, output, sql, sql_file, name, params, arch, fraction, thres
     if "matches" in d:
         click.echo(f"matches     {res.sidecar.parent / d['matches']} (uid, task, eval_shard, "
                    "eval_member, distance)")
+    if d["stats"].get("eval_shards_hashed"):
+        from datacomp_sci.subsets.decontam import default_cache
+
+        echo_cache_written(f"perceptual hashes of {d['stats']['eval_shards_hashed']} evaluation "
+                           "shards", default_cache(),
+                           "delete the folder (entries are rebuilt on demand)")
     for w in res.warnings:
         click.secho(f"WARNING: {w}", err=True, fg="yellow", bold=True)
 
