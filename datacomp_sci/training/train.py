@@ -564,10 +564,20 @@ def _restore_logging() -> Iterator[None]:
                 lg.setLevel(levels.get(name, logging.NOTSET))
 
 
+def epoch_lines_only(record: logging.LogRecord) -> bool:
+    """The quiet console: warnings and errors, and of OpenCLIP's progress lines only the
+    last of each epoch (``Train Epoch: N [...] (100%)``: samples, loss, throughput)."""
+    if record.levelno >= logging.WARNING:
+        return True
+    msg = record.getMessage()
+    return msg.startswith("Train Epoch:") and "(100%)]" in msg
+
+
 @contextlib.contextmanager
 def _quiet_console(openclip_main: Any, quiet: bool) -> Iterator[None]:
-    """While OpenCLIP runs, raise its console handler to WARNING (the file handler of
-    ``out.log`` keeps INFO): its ``setup_logging`` is wrapped to do so after it runs."""
+    """While OpenCLIP runs, its console handler shows :func:`epoch_lines_only` (the file
+    handler of ``out.log`` keeps every line): its ``setup_logging`` is wrapped to add the
+    filter after it runs."""
     if not quiet:
         yield
         return
@@ -577,7 +587,7 @@ def _quiet_console(openclip_main: Any, quiet: bool) -> Iterator[None]:
         result = original(*args, **kwargs)
         for h in logging.getLogger().handlers:
             if type(h) is logging.StreamHandler:  # not the FileHandler (a subclass)
-                h.setLevel(logging.WARNING)
+                h.addFilter(epoch_lines_only)
         return result
 
     openclip_main.setup_logging = setup_logging
