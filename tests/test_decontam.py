@@ -163,3 +163,31 @@ def test_decontaminate_cli_and_clear_errors(world, tmp_path):
                                   "datacomp38", "-o", str(tmp_path / "d.npy")])
     assert r.exit_code == 0, r.output
     assert "eval_tasks_missing" in r.output
+
+
+def test_absent_evaluation_tasks_warn_loudly_or_fail_with_require_all_tasks(world, tmp_path):
+    base = ["filter", str(world["pool"]), "--name", "decontaminate", "--no-progress",
+            "--evalsets", str(world["evalsets"]), "--suite", "datacomp38"]
+    r = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "d.npy")])
+    assert r.exit_code == 0, r.output
+    warning = [line for line in r.stderr.splitlines() if line.startswith("WARNING:")]
+    assert len(warning) == 1
+    assert ("7 of the 40 evaluation sets of suite 'datacomp38' (38 scored tasks, 2 without a "
+            "main metric): 33 absent") in warning[0] and "country211" in warning[0]
+    assert f"download-evalsets -o {world['evalsets']} --suite datacomp38" in warning[0]
+    r = CliRunner().invoke(main, [*base, "--require-all-tasks", "-o", str(tmp_path / "e.npy")])
+    assert r.exit_code == 1 and "--require-all-tasks" in r.stderr and "country211" in r.stderr
+    assert not (tmp_path / "e.npy").exists()
+
+
+def test_decontaminate_summary_says_what_it_cached_and_how_to_prune(world, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    base = ["filter", str(world["pool"]), "--name", "decontaminate", "--no-progress",
+            "--evalsets", str(world["evalsets"]), "--suite", "tiny"]
+    r = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "a.npy")])
+    assert r.exit_code == 0, r.output
+    cache = tmp_path / "xdg" / "datacomp-sci" / "evalset-phash"
+    assert f"evaluation shards to {cache}" in r.stdout and "delete the folder" in r.stdout
+    r = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "b.npy")])
+    assert r.exit_code == 0 and not any(x.startswith("cache ") for x in r.stdout.splitlines())

@@ -272,3 +272,20 @@ def test_deprecated_eval_data_key_still_loads_with_a_warning(tmp_path):
     run_experiment(str(f), workdir=str(tmp_path), dry_run=True, log=lines.append)
     assert any("`eval_data` is deprecated" in line and "`evalsets`" in line for line in lines)
     assert load_experiment(str(f), workdir=str(tmp_path)).eval_data == str(tmp_path / "e")
+
+
+def test_experiment_steps_show_their_own_progress_bars(tmp_path, capsys):
+    import numpy as np
+    from conftest import make_shards
+
+    from datacomp_sci.core.uids import save_subset, uids_to_u8u8
+    from datacomp_sci.pipeline.experiment import make_actions
+
+    samples = make_shards(tmp_path / "pool", 2, 3)
+    subset = tmp_path / "s.npy"
+    save_subset(subset, uids_to_u8u8(np.array([samples[0][0].uid])))
+    make_actions(progress=True).reshard(str(tmp_path / "pool"), subset, tmp_path / "shards_p", 1)
+    err = capsys.readouterr().err
+    assert "reshard shards_p" in err and "2/2" in err
+    make_actions(progress=False).reshard(str(tmp_path / "pool"), subset, tmp_path / "q", 1)
+    assert capsys.readouterr().err == ""

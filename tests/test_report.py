@@ -155,3 +155,23 @@ def test_report_paper_alone_prints_the_published_tables():
     assert "| Camelyon17 | medical/histopathology | 0.7120 | 0.3970 | +0.3150 |" in res.output
     bare = CliRunner().invoke(main, ["report"])
     assert bare.exit_code != 0 and "--paper" in bare.output
+
+
+def test_paper_rows_have_domains_and_absent_groups_read_na_in_any_suite(tmp_path):
+    """The demo's case: the tiny suite has no distribution-shift task."""
+    from datacomp_sci.core.suites import load_suite
+
+    for run, v in (("cp", 0.2), ("mix", 0.3)):
+        lines = [json.dumps({"key": t.key, "dataset": t.name,
+                             "metrics": {"main_metric": v if t.main_metric else None}})
+                 for t in load_suite("tiny").tasks]
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "eval_results.jsonl").write_text("\n".join(lines) + "\n")
+    rep = build_report([str(tmp_path / "cp"), str(tmp_path / "mix")], suite="tiny",
+                       with_paper=True)
+    tables = render_tables(rep, "csv")
+    t3 = list(csv.reader(io.StringIO(tables["table3"])))
+    assert t3[1][2] == "n/a" and t3[1][1] == "0.200"  # ImageNet dist. shifts: no task
+    t4 = list(csv.reader(io.StringIO(tables["table4"])))
+    paper_rows = [r for r in t4 if r and "2311.04711" in r[0]]
+    assert len(paper_rows) == 7 and all(r[2] for r in paper_rows), paper_rows

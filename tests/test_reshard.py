@@ -429,7 +429,7 @@ def test_prune_index_cache_keeps_only_readable_indexes(shard_factory, tmp_path):
     folder, samples = shard_factory("p", 4, 3)
     cache = tmp_path / "cache"
     subset = tmp_path / "s.npy"
-    save_subset(subset, uids_to_u8u8([samples[0][0].uid]))
+    save_subset(subset, uids_to_u8u8([samples[0][0].uid, samples[3][0].uid]))
     rs.reshard([str(folder)], subset, tmp_path / "o", rs.ReshardOptions(index_cache=cache))
     files = sorted(cache.iterdir())
     assert len(files) == 4

@@ -14,6 +14,7 @@ from helpers import make_train_output, uid_file
 
 from datacomp_sci.cli import main
 from datacomp_sci.core.uids import SUBSET_DTYPE
+from datacomp_sci.core.util import sha256_file
 from datacomp_sci.reporting.submission import (
     SubmissionRequest,
     prepare_submission,
@@ -102,3 +103,26 @@ def test_cli_submit_dry_run(tmp_path):
     assert "dataset     4 samples" in r.output and "small_scale/samples/uids.npy" in r.output
     r = CliRunner().invoke(main, [*args[:-2], "--output", str(tmp_path / "sub2"), "--upload"])
     assert r.exit_code == 1 and "not supported" in r.output
+
+
+def test_submit_without_samples_works_for_a_mix_of_reshards(tmp_path):
+    """train records every reshard's sample_ids.npy of a mix: the same file name twice."""
+    run = make_train_output(tmp_path)
+    info = json.loads((run / "info.json").read_text())
+    info["subset_files"] = []
+    for name, n in (("commonpool", 5), ("arxiv", 3)):
+        path = uid_file((tmp_path / "shards" / name).mkdir(parents=True) or
+                        tmp_path / "shards" / name / "sample_ids.npy", n)
+        info["subset_files"].append({"source": name, "path": str(path),
+                                     "sha256": sha256_file(path)})
+    (run / "info.json").write_text(json.dumps(info))
+    sub = prepare_submission(request(tmp_path, run, ()))
+    dests = sorted(f["dest"] for f in sub.manifest["files"])
+    assert dests == ["small_scale/results.jsonl", "small_scale/samples/arxiv_sample_ids.npy",
+                     "small_scale/samples/commonpool_sample_ids.npy"]
+    assert sub.manifest["dataset_size"] == 8
+    # files the user names must still not collide
+    a = uid_file((tmp_path / "a").mkdir() or tmp_path / "a" / "x.npy", 2)
+    b = uid_file((tmp_path / "b").mkdir() or tmp_path / "b" / "x.npy", 2)
+    with pytest.raises(ValueError, match="share a file name"):
+        prepare_submission(request(tmp_path, run, (a, b), output=tmp_path / "sub2"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 import re
 import tarfile
@@ -333,7 +334,7 @@ def test_tiny_run_interrupt_resume_complete(tmp_path, monkeypatch):
 
 def test_tiny_run_on_pools_built_from_the_bundled_samples(tmp_path, capfd):
     """The real path: build-pool on the bundled arXiv and PMC packages, then train on both
-    (quietly: OpenCLIP's INFO lines go to out.log only)."""
+    (quietly: OpenCLIP's INFO lines go to out.log only, but one line per epoch)."""
     import open_clip
 
     from datacomp_sci.core.resources import resource_path
@@ -353,8 +354,12 @@ def test_tiny_run_on_pools_built_from_the_bundled_samples(tmp_path, capfd):
     result = train(plan, echo=lambda s: None, quiet=True)
     console = capfd.readouterr()
     exp = tmp_path / "runs" / "tiny_scale"
-    assert "| INFO |" not in console.out + console.err
-    assert "| INFO | Params:" in (exp / "out.log").read_text()
+    info_lines = [x for x in (console.out + console.err).splitlines() if "| INFO |" in x]
+    log = (exp / "out.log").read_text()
+    assert "| INFO | Params:" in log
+    # the quiet console keeps one line per epoch: the last progress line of each
+    assert info_lines and all("Train Epoch:" in x and "(100%)]" in x for x in info_lines)
+    assert len(info_lines) == log.count("(100%)]")
     losses = _losses(exp / "out.log")
     assert len(losses) == 30 and all(math.isfinite(x) for x in losses)
     assert np.mean(losses[-5:]) < np.mean(losses[:3])  # it learns something
@@ -362,3 +367,15 @@ def test_tiny_run_on_pools_built_from_the_bundled_samples(tmp_path, capfd):
     assert result.status == "trained" and info["data"]["sources"][1]["n_samples"] == 49
     open_clip.create_model_and_transforms("datacomp-sci-tiny",
                                           pretrained=str(exp / info["checkpoint"]))
+
+
+def test_quiet_console_keeps_warnings_and_one_line_per_epoch():
+    from datacomp_sci.training.train import epoch_lines_only
+
+    def rec(level, msg):
+        return logging.LogRecord("x", level, __file__, 1, msg, None, None)
+
+    assert epoch_lines_only(rec(logging.WARNING, "careful"))
+    assert epoch_lines_only(rec(logging.INFO, "Train Epoch: 2 [  64/64 (100%)] Loss: 1.0"))
+    assert not epoch_lines_only(rec(logging.INFO, "Train Epoch: 2 [  32/64 (50%)] Loss: 1.2"))
+    assert not epoch_lines_only(rec(logging.INFO, "Params:"))

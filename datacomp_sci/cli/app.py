@@ -54,3 +54,13 @@ def resuming(what: str):
     return lambda done, total: click.echo(f"resuming: {done} of {total} {what} done", err=True)
 
 
+
+
+def echo_cache_written(what: str, folder, prune: str) -> None:
+    """The end-summary line of a command that wrote to a cache (e.g. ~/.cache/datacomp-sci):
+    what it wrote, the folder and its size now, and how to prune it."""
+    from pathlib import Path
+
+    root = Path(folder)
+    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.is_dir() else 0
+    click.echo(f"cache       wrote {what} to {root} (now {size / 1e6:.1f} MB); prune: {prune}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from datacomp_sci.cli.app import main, resuming, run_library
+from datacomp_sci.cli.app import echo_cache_written, main, resuming, run_library
 from datacomp_sci.cli.options import (
     engine_from_options,
     engine_options,
@@ -89,6 +89,10 @@ def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_wor
         click.echo(f"index cache {ic['reused']} input shards reused, {ic['built']} indexed and "
                    f"saved, {ic['not saved']} not saved ({ic['dir']})" if ic["dir"] else
                    "index cache off")
+        if ic["dir"] and ic["built"]:
+            echo_cache_written(f"{ic['built']} tar header indexes", ic["dir"],
+                               "`datacomp-sci prune-index-cache` (drops indexes of tars that "
+                               "are gone or changed), or delete the folder")
     if tr := res.tar_reader:
         click.echo(f"tar reader  {tr['reader']}; listed {tr['libarchive']} input shards with "
                    f"libarchive, {tr['tarfile']} with tarfile")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from datacomp_sci.cli.app import main, run_library
+from datacomp_sci.cli.app import echo_cache_written, main, run_library
 from datacomp_sci.cli.options import (
     _MEMORY_OPT,
     _POOLS_ARG,
@@ -75,6 +75,9 @@ from datacomp_sci.core.bars import subset_hooks as _tqdm_hooks
 @click.option("--wordnet", default=None, type=click.Path(file_okay=False), metavar="DIR",
               help="text_based: an NLTK data folder holding corpora/wordnet "
                    "(python -m nltk.downloader -d DIR wordnet).")
+@click.option("--require-all-tasks", is_flag=True,
+              help="decontaminate: fail when a task of the suite is absent from --evalsets "
+                   "(default: warn and decontaminate against the tasks present).")
 @click.option("--and", "and_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Keep only samples also in this subset .npy (repeatable).")
 @click.option("--not", "not_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
@@ -84,8 +87,9 @@ from datacomp_sci.core.bars import subset_hooks as _tqdm_hooks
 @_MEMORY_OPT
 @progress_option()
 def filter_cmd(pools, output, sql, sql_file, name, params, arch, fraction, threshold, radius,
-               evalsets, suite, method, isc_weights, isc_threshold, device, batch_size,
-               imagenet_features, centroids, clusters, wordnet, and_files, not_files, workers, threads, memory_limit, progress):
+               evalsets, suite, require_all_tasks, method, isc_weights, isc_threshold, device,
+               batch_size, imagenet_features, centroids, clusters, wordnet, and_files, not_files,
+               workers, threads, memory_limit, progress):
     """Select samples of POOL... and write a DataComp subset file.
 
     Examples:
@@ -110,6 +114,7 @@ def filter_cmd(pools, output, sql, sql_file, name, params, arch, fraction, thres
                       method=method, isc_weights=isc_weights, isc_threshold=isc_threshold,
                       imagenet_features=imagenet_features, centroids=centroids,
                       clusters=clusters, wordnet=wordnet,
+                      require_all_tasks=require_all_tasks,
                       and_files=list(and_files), not_files=list(not_files))
     hooks, bars = _tqdm_hooks(progress)
     opts = RunOptions(threads=threads, memory_limit=memory_limit,
@@ -135,6 +140,14 @@ def filter_cmd(pools, output, sql, sql_file, name, params, arch, fraction, thres
         last = "similarity" if d["parameters"].get("method") == "isc" else "distance"
         click.echo(f"matches     {res.sidecar.parent / d['matches']} (uid, task, eval_shard, "
                    f"eval_member, {last})")
+    if d["stats"].get("eval_shards_hashed"):
+        from datacomp_sci.subsets.decontam import default_cache
+
+        echo_cache_written(f"perceptual hashes of {d['stats']['eval_shards_hashed']} evaluation "
+                           "shards", default_cache(),
+                           "delete the folder (entries are rebuilt on demand)")
+    for w in res.warnings:
+        click.secho(f"WARNING: {w}", err=True, fg="yellow", bold=True)
 
 
 @main.command("dedup")

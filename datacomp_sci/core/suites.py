@@ -136,6 +136,14 @@ class Suite:
     def scored_tasks(self) -> list[TaskSpec]:
         return [t for t in self.tasks if t.main_metric is not None]
 
+    def size_text(self) -> str:
+        """``40 evaluation sets of suite 'datacomp38' (38 scored tasks, 2 without a main
+        metric)``: the one way messages count a suite's tasks."""
+        scored = len(self.scored_tasks)
+        extra = len(self.tasks) - scored
+        return (f"{len(self.tasks)} evaluation sets of suite {self.name!r} ({scored} scored tasks"
+                + (f", {extra} without a main metric)" if extra else ")"))
+
 
 def default_folder(key: str) -> str:
     """DataComp's local folder name: ``wds_<key without fairness/, '/'->'-'>_test``."""

@@ -31,6 +31,7 @@ import dataclasses
 import functools
 import glob
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -432,10 +433,13 @@ def _filter(pool: str, f: FilterDecl, out: Path, workers: int | None,
                       **{k: v for k, v in given.items() if v is not None})
     hooks, bars = subset_hooks(progress)
     try:
-        return run_filter([pool], out, spec, RunOptions(workers=workers or 1, **hooks))
+        res = run_filter([pool], out, spec, RunOptions(workers=workers or 1, **hooks))
     finally:
         for b in bars.values():
             b.close()
+    for w in res.warnings:
+        print(f"WARNING: {w}", file=sys.stderr)
+    return res
 
 
 def _reshard(pool: str, subset: Path, out: Path, workers: int | None,

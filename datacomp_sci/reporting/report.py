@@ -33,6 +33,7 @@ from datacomp_sci.reporting.aggregate import (
     load_results,
     load_suite,
 )
+from datacomp_sci.reporting.aggregate import _domain as datacomp_domain
 
 FORMATS = ("md", "latex", "csv")
 _EXT = {"md": "md", "latex": "tex", "csv": "csv"}
@@ -151,11 +152,11 @@ def _deltas(run: RunAggregate, base: RunAggregate, suite: Suite) -> list[tuple[s
 
 
 def _paper_gains(suite: Suite) -> list[Gain]:
-    def domain(key: str) -> str:
-        spec = suite.lookup(key, None)
-        return spec.domain if spec else ""
+    def domain(key: str, name: str) -> str:
+        spec = suite.lookup(key, None)  # the paper's tasks are DataComp's, in any suite
+        return spec.domain if spec and spec.domain else datacomp_domain(key, name)
 
-    return [Gain(f"{paper.MIXED} {PAPER_TAG}", g.task_key, g.task, domain(g.task_key), g.score,
+    return [Gain(f"{paper.MIXED} {PAPER_TAG}", g.task_key, g.task, domain(g.task_key, g.task), g.score,
                  g.baseline, source="paper") for g in paper.TABLE4]
 
 
@@ -204,7 +205,8 @@ def build_report(specs: list[str], baseline: str | None = None, suite: str | Non
 # --- tables ------------------------------------------------------------------------------------
 
 def _fmt(x: float | None, digits: int) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
+    """A score; ``n/a`` where there is none (e.g. a group the suite has no task of)."""
+    return "n/a" if x is None else f"{x:.{digits}f}"
 
 
 def table3_rows(report: Report) -> tuple[list[str], list[list[str]], list[str]]:

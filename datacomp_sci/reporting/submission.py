@@ -186,11 +186,22 @@ def check_sample_file(path: Path, track: str, problems: list[str]) -> SampleFile
     return None if rows is None else SampleFile(path, kind, rows, sha256_file(path))
 
 
-def _sample_paths(req: SubmissionRequest, info: dict, info_path: Path) -> list[Path]:
+def _sample_paths(req: SubmissionRequest, info: dict,
+                  info_path: Path) -> list[tuple[Path, str | None]]:
+    """(path, source name or None) of the sample files: --samples, else info.json's."""
     if req.samples:
-        return [Path(p) for p in req.samples]
-    return [Path(f["path"]) if Path(f["path"]).is_absolute() else info_path.parent / f["path"]
+        return [(Path(p), None) for p in req.samples]
+    return [(Path(f["path"]) if Path(f["path"]).is_absolute() else info_path.parent / f["path"],
+             f.get("source"))
             for f in info.get("subset_files") or [] if isinstance(f, dict) and "path" in f]
+
+
+def _dest_names(paths: list[tuple[Path, str | None]]) -> list[str]:
+    """File names under samples/: the file's own name, or, where several share it (every
+    reshard of a mix has a sample_ids.npy), SOURCE_NAME from info.json."""
+    names = [p.name for p, _src in paths]
+    return [f"{src}_{p.name}" if src and names.count(p.name) > 1 else p.name
+            for p, src in paths]
 
 
 def _checkpoint(info: dict, info_path: Path, problems: list[str]) -> tuple[Path | None, str | None]:
@@ -347,18 +358,20 @@ def validate_submission(req: SubmissionRequest, suite: str = SUITE,
     if not paths:
         problems.append("no sample files: give --samples (uid .npy and/or byod .parquet); "
                         "info.json records none")
-    samples = [s for p in paths if (s := check_sample_file(p, req.track, problems)) is not None]
-    names = [s.path.name for s in samples]
+    checked = [(s, dest) for (p, _src), dest in zip(paths, _dest_names(paths), strict=True)
+               if (s := check_sample_file(p, req.track, problems)) is not None]
+    samples = [s for s, _dest in checked]
+    names = [dest for _s, dest in checked]
     if len(set(names)) != len(names):
         problems.append(f"sample files share a file name ({', '.join(names)}): they would "
-                        "overwrite each other under samples/")
+                        "overwrite each other under samples/; rename them")
     ckpt, ckpt_sha = _checkpoint(info, info_path, problems)
     problems.check()
     prefix = f"{scale}_scale"
     files = [UploadFile(results_path, f"{prefix}/results.jsonl", results_path.stat().st_size,
                         sha256_file(results_path))]
-    files += [UploadFile(s.path, f"{prefix}/samples/{s.path.name}", s.path.stat().st_size, s.sha256)
-              for s in samples]
+    files += [UploadFile(s.path, f"{prefix}/samples/{dest}", s.path.stat().st_size, s.sha256)
+              for s, dest in checked]
     if req.include_checkpoint and ckpt is not None:
         files.append(UploadFile(ckpt, f"{prefix}/checkpoint.pt", ckpt.stat().st_size, ckpt_sha))
     dataset_size = sum(s.rows for s in samples)

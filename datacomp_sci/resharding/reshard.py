@@ -445,10 +445,35 @@ def _fingerprint(inputs: list[InputShard], subset_sha: str, opts: ReshardOptions
             "n_inputs": len(inputs), "subset_sha256": subset_sha, "shard_size": opts.shard_size}
 
 
+def _empty_reshard(out: Path, work: Path, results: list[ShardResult], n_uids: int) -> None:
+    """Nothing selected: remove what this run made (so it blocks no corrected rerun) and
+    say so, with the missing-uid count."""
+    processed = sum(r.processed for r in results)
+    shutil.rmtree(work, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        out.rmdir()  # only if empty: never another run's files
+    raise ValueError(
+        f"empty reshard: none of the subset's {n_uids:,} uids is among the {processed:,} "
+        f"samples of the {len(results)} input shards ({n_uids:,} missing); nothing was "
+        "written. Is the subset made from these pools?")
+
+
+def _started(work: Path) -> bool:
+    """Whether an earlier run did any work worth resuming (an input shard finished)."""
+    return any(work.glob("in_*.json"))
+
+
 def _prepare_output(out: Path, fingerprint: dict, opts: ReshardOptions) -> Path:
+    work = out / "_work"
+    run_file = work / "run.json"
+    if not opts.overwrite and run_file.exists() and not _started(work) and \
+            outdir.read_record(run_file) != json.loads(dumps_stable(fingerprint)):
+        shutil.rmtree(work)  # a start that stopped before any work: nothing to keep
+        with contextlib.suppress(OSError):
+            out.rmdir()
     outdir.claim(out, fingerprint, "reshard", state_file="_work/run.json",
                  overwrite=opts.overwrite, foreign_ok=("_work",))
-    return out / "_work"
+    return work
 
 
 def _completed(out: Path, fingerprint: dict) -> dict | None:
@@ -531,11 +556,11 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
     if not opts.overwrite and (meta := _completed(out, fingerprint)) is not None:
         report = json.loads((out / "reshard_report.json").read_text())
         return ReshardResult(str(out), meta, report, already_complete=True)
+    subset = load_subset(subset_path)  # checked before anything is created
     work = _prepare_output(out, fingerprint, opts)
     if on_resume and (done := sum(_load_result(work, s.index) is not None
                                   for s in resolved.shards)):
         on_resume(done, len(resolved.shards))
-    subset = load_subset(subset_path)
     keys = _subset_keys(subset)
     keys_path = work / "subset_keys.npy"
     if not keys_path.exists():
@@ -561,6 +586,8 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
     with engine_session(opts.engine_options()) as engine:
         results = _run_phase1(resolved.shards, keys_path, work, engine, step, cache, reader,
                               str(texts_path) if texts_path else None)
+        if not any(r.kept for r in results):
+            _empty_reshard(out, work, results, len(np.unique(keys)))
         n_out = _run_phase2(out, work, results, engine, opts.shard_size)
     missing, dup_in_input = _missing_and_duplicates(work, results, keys)
     captions = None

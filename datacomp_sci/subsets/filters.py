@@ -44,6 +44,7 @@ from datacomp_sci.core.uids import (
 from datacomp_sci.core.util import atomic_open, atomic_write_json, package_versions, sha256_file
 from datacomp_sci.pool.pools import Pool, discover_pools
 from datacomp_sci.pool.query import connect, set_params
+from datacomp_sci.subsets.decontam import missing_tasks_message
 from datacomp_sci.subsets.dedup import (
     DEFAULT_RADIUS,
     ensure_phash_sidecars,
@@ -97,6 +98,7 @@ class FilterSpec:
     centroids: str | None = None  # image_based*: given centroids instead of k-means
     clusters: int = 100_000  # image_based*: k-means clusters (capped at the rows)
     wordnet: str | None = None  # text_based: WordNet database folder
+    require_all_tasks: bool = False  # decontaminate: an absent task is an error, not a warning
     and_files: list[str] = field(default_factory=list)
     not_files: list[str] = field(default_factory=list)
 
@@ -113,6 +115,7 @@ class FilterResult:
     npy_sha256: str
     description: dict
     notes: list[str] = field(default_factory=list)  # cache reuse etc. (not in the sidecar)
+    warnings: list[str] = field(default_factory=list)  # what the user must see (e.g. absent tasks)
 
 
 @dataclass
@@ -125,6 +128,7 @@ class Selection:
     params: dict[str, Any]
     stats: dict[str, Any] = field(default_factory=dict)
     matches: pa.Table | None = None  # decontaminate: written to <output>.matches.parquet
+    warnings: list[str] = field(default_factory=list)
 
 
 # --- SQL text and parameters ------------------------------------------------------------
@@ -383,13 +387,14 @@ def _decontaminate(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Sel
 
     if not spec.evalsets:
         raise ValueError("--name decontaminate needs --evalsets DIR: the folder "
-                         "`datacomp-sci download-evalsets DIR --suite SUITE` fills")
+                         "`datacomp-sci download-evalsets -o DIR --suite SUITE` fills")
     if spec.method not in ("phash", "isc"):
         raise ValueError(f"--method must be phash or isc (got {spec.method!r})")
     if spec.method == "isc":
         return _decontaminate_isc(pools, spec, opts)
+    ev = evalset_hashes(spec.evalsets, spec.suite, workers=opts.workers, on_tar=opts.on_eval_tar,
+                        require_all=spec.require_all_tasks)
     ph = ensure_phash_sidecars(pools, workers=opts.workers, on_shard=opts.on_shard)
-    ev = evalset_hashes(spec.evalsets, spec.suite, workers=opts.workers, on_tar=opts.on_eval_tar)
     uids, data, sql = load_dedup_input(pools, opts)
     checked = np.flatnonzero(data.phash_valid)
     i, j, dist = nearest_matches(*cross_pairs(data.phash[checked], ev.phash, spec.radius))
@@ -417,7 +422,9 @@ def _decontaminate(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Sel
     params = {"radius": spec.radius, "suite": spec.suite,
               "evalsets": str(Path(spec.evalsets).expanduser().resolve()),
               "method": "phash (imagehash.phash, 64 bits)"}
-    return Selection(uids[keep], "decontaminate", sql, params, stats, matches)
+    warnings = [missing_tasks_message(ev.missing, spec.evalsets, spec.suite, len(ev.tasks))] \
+        if ev.missing else []
+    return Selection(uids[keep], "decontaminate", sql, params, stats, matches, warnings)
 
 
 def _image_based(pools: list[Pool], spec: FilterSpec, opts: RunOptions,
@@ -592,4 +599,4 @@ def write_selection(output: Path, pools: list[Pool], sel: Selection, spec: Filte
     sidecar = sidecar_path_for(output)
     atomic_write_json(sidecar, description)
     return FilterResult(output=output, sidecar=sidecar, count=len(uids), npy_sha256=digest,
-                        description=description)
+                        description=description, warnings=sel.warnings)

@@ -124,7 +124,10 @@ def resolve_data(data: str) -> TrainData:
         shards = resolve_shards(part)
         folder = Path(part).expanduser().resolve()
         if shards.n_samples == 0:
-            raise ValueError(f"{folder}: {shards.n_shards} shards but 0 samples (stats 'successes')")
+            held = "no shards" if shards.n_shards == 0 else \
+                f"{shards.n_shards} shards whose _stats.json count 0 samples"
+            raise ValueError(f"{folder}: no samples to train on ({held}); was its filter or "
+                             "subset empty? Check the step that made it")
         sources.append(
             DataSource(
                 name=_source_name(folder),
@@ -559,10 +562,20 @@ def _restore_logging() -> Iterator[None]:
                 lg.setLevel(levels.get(name, logging.NOTSET))
 
 
+def epoch_lines_only(record: logging.LogRecord) -> bool:
+    """The quiet console: warnings and errors, and of OpenCLIP's progress lines only the
+    last of each epoch (``Train Epoch: N [...] (100%)``: samples, loss, throughput)."""
+    if record.levelno >= logging.WARNING:
+        return True
+    msg = record.getMessage()
+    return msg.startswith("Train Epoch:") and "(100%)]" in msg
+
+
 @contextlib.contextmanager
 def _quiet_console(openclip_main: Any, quiet: bool) -> Iterator[None]:
-    """While OpenCLIP runs, raise its console handler to WARNING (the file handler of
-    ``out.log`` keeps INFO): its ``setup_logging`` is wrapped to do so after it runs."""
+    """While OpenCLIP runs, its console handler shows :func:`epoch_lines_only` (the file
+    handler of ``out.log`` keeps every line): its ``setup_logging`` is wrapped to add the
+    filter after it runs."""
     if not quiet:
         yield
         return
@@ -572,7 +585,7 @@ def _quiet_console(openclip_main: Any, quiet: bool) -> Iterator[None]:
         result = original(*args, **kwargs)
         for h in logging.getLogger().handlers:
             if type(h) is logging.StreamHandler:  # not the FileHandler (a subclass)
-                h.setLevel(logging.WARNING)
+                h.addFilter(epoch_lines_only)
         return result
 
     openclip_main.setup_logging = setup_logging
