@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from conftest import make_shards
+from helpers import square_after_failures, user_error
 
 import datacomp_sci
 import datacomp_sci.pool.build as build_mod
@@ -42,25 +43,6 @@ REPO = Path(datacomp_sci.__file__).resolve().parents[1]
 def tree_digest(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file() and p.name not in skip}
-
-
-# ------------------------------------------------------------- tasks the engines run
-def square_after_failures(item: tuple[str, int, int, str]) -> int:
-    """Fails the first ``fails`` attempts at ``i`` (raising, or killing its own process),
-    counting attempts in files under ``folder`` so that every process sees them."""
-    folder, i, fails, how = item
-    marker = Path(folder) / f"{i}.attempts"
-    with open(marker, "a") as f:
-        f.write("x")
-    if marker.stat().st_size <= fails:
-        if how == "kill":
-            os.kill(os.getpid(), signal.SIGKILL)
-        raise OSError(f"flaky task {i}")
-    return i * i
-
-
-def user_error(item: int) -> int:
-    raise FileExistsError(f"{item}: an input changed; rerun with --overwrite")
 
 
 def _attempts(folder: Path, i: int) -> int:
@@ -176,7 +158,7 @@ def test_build_pool_on_ray_equals_local_byte_for_byte(source, local_pools, ray_c
     assert seen == list(range(1, res.report["units"] + 1))  # one progress step per unit
 
 
-def test_a_unit_that_always_fails_is_skipped_counted_and_redone_on_rerun(local_pools,
+def test_a_unit_that_always_fails_is_skipped_and_counted_and_the_others_kept(local_pools,
                                                                         tmp_path, monkeypatch):
     real = build_mod.process_unit
     victim = "PMC9000004.tar.gz"

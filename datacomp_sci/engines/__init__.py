@@ -97,9 +97,10 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[-1] if text else ''}".rstrip(": ")
 
 
-def open_engine(opts: EngineOptions | None = None) -> Engine:
+def open_engine(opts: EngineOptions | None = None, start_method: str = "spawn") -> Engine:
     """The engine ``opts`` asks for, connected and ready (close it when done, or use
-    :func:`engine_session`)."""
+    :func:`engine_session`). ``start_method``: how the local engine starts its
+    processes (``spawn``, or ``fork`` for stages whose parent holds no threads)."""
     opts = opts or EngineOptions()
     if opts.name == "ray":
         from datacomp_sci.engines.ray_engine import RayEngine
@@ -107,17 +108,17 @@ def open_engine(opts: EngineOptions | None = None) -> Engine:
         return RayEngine(opts)
     from datacomp_sci.engines.local import LocalEngine
 
-    return LocalEngine(opts.workers or os.cpu_count() or 1, opts.retries)
+    return LocalEngine(opts.workers or os.cpu_count() or 1, opts.retries, start_method)
 
 
 class engine_session:  # noqa: N801  (used as a context manager, like open())
     """``with engine_session(opts) as engine: ...``; closes what it opened."""
 
-    def __init__(self, opts: EngineOptions | None = None) -> None:
-        self.opts = opts
+    def __init__(self, opts: EngineOptions | None = None, start_method: str = "spawn") -> None:
+        self.opts, self.start_method = opts, start_method
 
     def __enter__(self) -> Engine:
-        self.engine = open_engine(self.opts)
+        self.engine = open_engine(self.opts, self.start_method)
         return self.engine
 
     def __exit__(self, *exc) -> None:

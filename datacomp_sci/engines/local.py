@@ -1,5 +1,7 @@
-"""The local engine: this machine's processes (spawned, never forked), with bounded
-look-ahead, per-task retries, and a fresh pool when a worker process dies."""
+"""The local engine: this machine's processes, with bounded look-ahead, per-task retries,
+and a fresh pool when a worker process dies. One pool serves every ``map`` of a session
+(a command's phases share its start-up). Processes are spawned unless the stage asks
+for ``fork`` (cheaper start, for stages whose parent holds no threads)."""
 
 from __future__ import annotations
 
@@ -15,15 +17,29 @@ from datacomp_sci.engines import USER_ERRORS, TaskFailed, describe_error
 class LocalEngine:
     name = "local"
 
-    def __init__(self, workers: int, retries: int = 2) -> None:
+    def __init__(self, workers: int, retries: int = 2, start_method: str = "spawn") -> None:
         self._workers, self.retries = max(1, workers), retries
+        self.start_method = start_method
+        self._pool: cf.ProcessPoolExecutor | None = None
 
     @property
     def workers(self) -> int:
         return self._workers
 
+    def pool(self, fresh: bool = False) -> cf.ProcessPoolExecutor:
+        """The session's process pool (started on first use); ``fresh`` replaces it."""
+        if fresh and self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._pool is None:
+            self._pool = cf.ProcessPoolExecutor(max_workers=self._workers,
+                                                mp_context=get_context(self.start_method))
+        return self._pool
+
     def close(self) -> None:
-        pass
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, ordered: bool = True,
             name: str = "task") -> Iterator[tuple[int, Any]]:
@@ -31,8 +47,7 @@ class LocalEngine:
             for pos, item in enumerate(items):
                 yield pos, self._inline(fn, item)
             return
-        yield from _PoolRun(fn, items, min(self._workers, len(items)), self.retries,
-                            ordered).run()
+        yield from _PoolRun(self, fn, items, ordered).run()
 
     def _inline(self, fn: Callable[[Any], Any], item: Any) -> Any:
         for attempt in range(1, self.retries + 2):
@@ -47,17 +62,14 @@ class LocalEngine:
 class _PoolRun:
     """One ``map`` over a process pool; the pool is replaced if a worker dies."""
 
-    def __init__(self, fn, items, workers: int, retries: int, ordered: bool) -> None:
-        self.fn, self.items, self.workers, self.retries = fn, items, workers, retries
+    def __init__(self, engine: LocalEngine, fn, items, ordered: bool) -> None:
+        self.engine, self.fn, self.items, self.retries = engine, fn, items, engine.retries
         self.ordered = ordered
-        self.window = max(2 * workers, 4)  # submitted but not yet yielded
+        self.window = max(2 * engine.workers, 4)  # submitted but not yet yielded
         self.inflight: dict[cf.Future, int] = {}
         self.attempts: dict[int, int] = {}
         self.results: dict[int, Any] = {}
-        self.pool = self._new_pool()
-
-    def _new_pool(self) -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"))
+        self.pool = engine.pool()
 
     def _submit(self, pos: int) -> None:
         self.attempts[pos] = self.attempts.get(pos, 0) + 1
@@ -85,8 +97,7 @@ class _PoolRun:
             lost = broken + [(pos, BrokenProcessPool("a worker process died"))
                              for pos in self.inflight.values()]
             self.inflight.clear()
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = self._new_pool()
+            self.pool = self.engine.pool(fresh=True)
             for pos, exc in sorted(lost, key=lambda pe: pe[0]):
                 self._failed(pos, exc)
 
@@ -109,4 +120,7 @@ class _PoolRun:
                     continue
                 self._collect()
         finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            if self.inflight:  # interrupted: do not leave tasks of this map running
+                for fut in self.inflight:
+                    fut.cancel()
+                self.engine.pool(fresh=True)

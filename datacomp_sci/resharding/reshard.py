@@ -514,7 +514,9 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
             progress(totals["shards"], len(resolved.shards), dict(totals))
 
     cache = _index_cache_dir(opts)
-    with engine_session(opts.engine_options()) as engine:
+    # fork, as before engines: the parent holds no threads, and children need not
+    # re-import webdataset (and torch)
+    with engine_session(opts.engine_options(), start_method="fork") as engine:
         results = _run_phase1(resolved.shards, keys_path, work, engine, step, cache, reader)
         n_out = _run_phase2(out, work, results, engine, opts.shard_size)
     missing, dup_in_input = _missing_and_duplicates(work, results, keys)
