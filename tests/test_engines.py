@@ -158,6 +158,21 @@ def test_build_pool_on_ray_equals_local_byte_for_byte(source, local_pools, ray_c
     assert seen == list(range(1, res.report["units"] + 1))  # one progress step per unit
 
 
+@pytest.mark.slow
+def test_build_pool_on_ray_workers_read_remote_inputs_themselves(local_pools, ray_cluster,
+                                                                  http_server, tmp_path):
+    """Inputs given as URLs (a loopback server here, s3:// in production) are opened by
+    the tasks; the pool equals the local build of the same files."""
+    base = http_server(SAMPLES / "pmc")
+    names = sorted(p.name for p in (SAMPLES / "pmc").glob("*.tar.gz"))
+    hostile = sorted(p.name for p in (SAMPLES / "pmc" / "hostile").glob("*.tar.gz"))
+    opts = options_from_config("pmc", None, converter_timeout_s=3, shard_size=7)
+    build_pool([f"{base}/{n}" for n in names] + [f"{base}/hostile/{n}" for n in hostile],
+               tmp_path / "remote", opts, engine=EngineOptions(name="ray", workers=2))
+    for sub in ("metadata", "shards"):
+        assert tree_digest(tmp_path / "remote" / sub) == tree_digest(local_pools / "pmc" / sub)
+
+
 def test_a_unit_that_always_fails_is_skipped_and_counted_and_the_others_kept(local_pools,
                                                                         tmp_path, monkeypatch):
     real = build_mod.process_unit
