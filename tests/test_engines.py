@@ -21,8 +21,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from conftest import make_shards
-from helpers import square_after_failures, user_error
+from engine_tasks import square_after_failures, user_error
+from helpers import make_shards
 
 import datacomp_sci
 import datacomp_sci.pool.build as build_mod

@@ -28,7 +28,7 @@ def xdg_cache(tmp_path, monkeypatch) -> Path:
 
 
 def _no_uid(shard: int, index: int) -> str | None:
-    from conftest import default_uid
+    from helpers import default_uid
 
     return None if (shard, index) == (1, 3) else default_uid(shard, index)
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_context
 from typing import Any
 
+from datacomp_sci.core.util import QuietContext, ignore_sigint
 from datacomp_sci.engines import USER_ERRORS, TaskFailed, describe_error
 
 
@@ -32,9 +32,24 @@ class LocalEngine:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         if self._pool is None:
+            # workers ignore Ctrl-C from their first instruction (the parent terminates
+            # them and the command line prints one line)
             self._pool = cf.ProcessPoolExecutor(max_workers=self._workers,
-                                                mp_context=get_context(self.start_method))
+                                                mp_context=QuietContext(self.start_method),
+                                                initializer=ignore_sigint)
         return self._pool
+
+    def terminate(self) -> None:
+        """Stop the workers at once, without waiting for their tasks."""
+        if self._pool is None:
+            return
+        procs = list((getattr(self._pool, "_processes", None) or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.join(5)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -119,8 +134,9 @@ class _PoolRun:
                         yield pos, self.results.pop(pos)
                     continue
                 self._collect()
+        except BaseException:  # Ctrl-C, or an error that ends the run: stop the workers now
+            self.engine.terminate()
+            raise
         finally:
-            if self.inflight:  # interrupted: do not leave tasks of this map running
-                for fut in self.inflight:
-                    fut.cancel()
-                self.engine.pool(fresh=True)
+            if self.inflight:  # the caller stopped early: do not leave tasks of this map running
+                self.engine.terminate()

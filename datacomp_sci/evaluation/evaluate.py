@@ -37,7 +37,9 @@ from datacomp_sci.core.evaldata import (
     shard_paths,
     task_data_problem,
 )
+from datacomp_sci.core.outdir import fingerprint_diff, read_record
 from datacomp_sci.core.suites import Suite, TaskSpec, load_suite
+from datacomp_sci.core.tables import format_table
 from datacomp_sci.core.util import (
     atomic_write_json,
     atomic_write_text,
@@ -111,7 +113,7 @@ class EvalSummary:
 
     def table(self) -> str:
         """One-screen table: task, main metric, value, random chance, status."""
-        rows = [("task", "main metric", "value", "chance", "status")]
+        rows = []
         for r in self.results:
             v = r.main_metric
             rs = self.random_scores.get(r.key)
@@ -123,9 +125,7 @@ class EvalSummary:
         for status, problems in (("MISSING", self.missing), ("FAILED", self.failed)):
             for p in problems:
                 rows.append((p.dataset, self.main_metric_names.get(p.key) or "-", "-", "-", status))
-        widths = [max(len(row[i]) for row in rows) for i in range(5)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines = format_table(("task", "main metric", "value", "chance", "status"), rows).split("\n")
         avg = self.average
         n_scored = sum(r.main_metric is not None for r in self.results)
         lines.append(
@@ -164,7 +164,7 @@ def load_model(arch: str, checkpoint: str | Path, device: str | None) -> LoadedM
     import open_clip
     import torch
 
-    from datacomp_sci.training.models import register_models
+    from datacomp_sci.core.models import register_models
 
     register_models()
     checkpoint = Path(checkpoint)
@@ -456,8 +456,9 @@ def _provenance(suite: Suite, ckpt_sha: str) -> dict[str, Any]:
 def _load_meta(path: Path, ckpt_sha: str) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    meta = json.loads(path.read_text())
-    if meta.get("checkpoint_sha256") not in (None, ckpt_sha):
+    meta = read_record(path) or {}
+    if meta.get("checkpoint_sha256") is not None and fingerprint_diff(
+            {"checkpoint_sha256": meta["checkpoint_sha256"]}, {"checkpoint_sha256": ckpt_sha}):
         raise ValueError(
             f"{path.parent} holds results of another checkpoint (sha256 {meta['checkpoint_sha256'][:12]}...): "
             "use a new --output directory or delete the old results"

@@ -33,16 +33,15 @@ import pyarrow.parquet as pq
 import yaml
 
 from datacomp_sci import __version__
+from datacomp_sci.core import outdir
 from datacomp_sci.core.resources import project_file
 from datacomp_sci.core.schema import METADATA_SCHEMA, SOURCES, PaperPairs
 from datacomp_sci.core.uids import pair_uid
 from datacomp_sci.core.util import (
     atomic_open,
     atomic_write_json,
-    atomic_write_text,
     dumps_stable,
     package_versions,
-    remove_stale_temps,
     sha256_bytes,
 )
 from datacomp_sci.engines import Engine, EngineOptions, TaskFailed, engine_session
@@ -153,8 +152,8 @@ def _extract(paper: Paper, opts: BuildOptions) -> PaperPairs:
 
 
 def _figure_url(opts: BuildOptions, paper_id: str, pair) -> str:
-    if opts.source == "arxiv":
-        return f"https://arxiv.org/e-print/{paper_id}#{pair.figure_path}"
+    if opts.source == "arxiv":  # one '#' only: a page suffix's own is escaped
+        return f"https://arxiv.org/e-print/{paper_id}#{pair.figure_path.replace('#', '%23')}"
     from datacomp_sci.extract.jats import pmc_figure_url
 
     return pmc_figure_url(paper_id, pair.anchor)
@@ -176,10 +175,19 @@ class _UnitRun:
                            "reason": reason, "item": item, "detail": detail})
 
 
+# a paper skipped for one of these was damaged, not merely without pairs
+DAMAGE_REASONS = frozenset({"archive_damage", "corrupt_gzip", "corrupt_tar",
+                            "truncated_archive", "unreadable_input"})
+
+
 def _paper_rows(paper: Paper, opts: BuildOptions, run: _UnitRun) -> list[dict]:
     run.counts["papers_seen"] += 1
     for item in paper.member_skip_items:
         run.skip("archive", item["reason"], paper.paper_id, item["item"], item["detail"])
+    if paper.skip_reason in DAMAGE_REASONS:
+        run.counts["papers_lost_to_damage"] += 1
+    else:
+        run.counts["papers_read"] += 1
     if paper.skip_reason:
         run.skip("paper", paper.skip_reason, paper.paper_id, None, paper.detail)
         return []
@@ -201,12 +209,13 @@ def _paper_rows(paper: Paper, opts: BuildOptions, run: _UnitRun) -> list[dict]:
     limits = opts.image_limits()
     rows = []
     for pair in found.pairs:
-        data = paper.files.get(pair.figure_path)
+        data = paper.files.get(pair.file_path)
         if data is None:
             run.skip("image", "graphic_not_in_package", paper_id, pair.figure_path, None)
             continue
         try:
-            img = prepare_image(data, pair.figure_path, opts.image_size, limits)
+            img = prepare_image(data, pair.file_path, opts.image_size, limits, page=pair.page,
+                                clip=pair.clip)
         except ImageSkipped as e:
             run.skip("image", e.reason, paper_id, pair.figure_path, e.detail)
             continue
@@ -270,6 +279,8 @@ def process_unit(unit: Unit, opts: BuildOptions, work: Path) -> dict:
             rows.extend(_paper_rows(paper, opts, run))
     except ArchiveError as e:
         run.skip("unit", e.reason, None, unit.url, e.detail)
+    except Exception as e:  # hostile bytes can make any reader raise: count it, go on
+        run.skip("unit", "corrupt_tar", None, unit.url, f"{type(e).__name__}: {e}")
     _write_unit_table(data_path, pa.Table.from_pylist(rows, schema=UNIT_SCHEMA))
     summary = {"unit": unit.url, "index": unit.index, "rows": len(rows),
                "counts": dict(run.counts), "skips": dict(run.skips), "skipped_items": run.items}
@@ -366,28 +377,14 @@ def _state(units: list[Unit], opts: BuildOptions) -> dict:
 
 
 def _prepare_output(out: Path, state: dict, overwrite: bool) -> bool:
-    """Check an existing output folder. Returns True when the same build is complete."""
-    state_file = out / "_work" / "state.json"
-    pool_json = out / "pool.json"
+    """Check an existing output folder (:mod:`datacomp_sci.core.outdir`). Returns True
+    when the same build is complete; else the folder is claimed for this build."""
     if overwrite and out.exists():
         shutil.rmtree(out)
-    if pool_json.exists() and not state_file.exists():
-        old = json.loads(pool_json.read_text())
-        if old.get("state") == state:
-            return True
-        raise FileExistsError(
-            f"{out} already holds a pool built from other inputs or options: choose another "
-            "--output, or pass --overwrite to replace it")
-    if state_file.exists():
-        if state_file.read_text() != dumps_stable(state):
-            raise FileExistsError(
-                f"{out} holds an unfinished build with other inputs or options: rerun it with "
-                "the same arguments to resume, or pass --overwrite to start again")
-    elif out.exists() and any(p.name != "_work" for p in out.iterdir()):
-        raise FileExistsError(f"{out} is not empty and holds no datacomp-sci build: choose "
-                              "another --output, or pass --overwrite")
-    remove_stale_temps(out)  # of a killed run being resumed
-    atomic_write_text(state_file, dumps_stable(state))
+    if outdir.finished(out, "pool.json", "state", state, "a pool built",
+                       state="_work/state.json") is not None:
+        return True
+    outdir.claim(out, state, "datacomp-sci build", state_file="_work/state.json")
     return False
 
 
@@ -414,13 +411,15 @@ def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
                workers: int | None = None, overwrite: bool = False, keep_work: bool = False,
                progress: Callable[[int, dict], None] | None = None,
                on_units: Callable[[list[Unit]], None] | None = None,
-               engine: EngineOptions | None = None) -> BuildResult:
+               engine: EngineOptions | None = None,
+               on_resume: Callable[[int, int], None] | None = None) -> BuildResult:
     """Build a pool from paper packages. See the module docstring for the data flow.
 
     ``progress(n_units_done, totals)`` is called after each unit; ``on_units(units)`` once
-    the inputs are listed (the CLI uses both for its progress bar). ``engine`` says where
-    units run (default: this machine's processes, ``workers`` of them); the pool is the
-    same bytes on any engine.
+    the inputs are listed (the CLI uses both for its progress bar); ``on_resume(done,
+    total)`` when an interrupted build resumes with ``done`` of ``total`` units finished.
+    ``engine`` says where units run (default: this machine's processes, ``workers`` of
+    them); the pool is the same bytes on any engine.
     """
     t0 = time.time()
     out = Path(output)
@@ -433,10 +432,12 @@ def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
     if _prepare_output(out, state, overwrite):
         report = json.loads((out / "build_report.json").read_text())
         return BuildResult(out, report, already_complete=True, elapsed_s=time.time() - t0)
-    if on_units:
-        on_units(units)
     work = out / "_work" / "units"
     work.mkdir(parents=True, exist_ok=True)
+    if on_resume and (done := sum(unit_result_paths(work, u)[1].exists() for u in units)):
+        on_resume(done, len(units))
+    if on_units:
+        on_units(units)
     cutter = ShardCutter(out, opts)
     counts: Counter = Counter()
     skips: Counter = Counter()
@@ -474,6 +475,19 @@ def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
     return BuildResult(out, report, elapsed_s=time.time() - t0)
 
 
+def build_outcome(report: dict) -> str:
+    """``pairs`` (the pool holds samples), ``empty`` (papers were read, none gave a pair: a
+    valid, empty pool, e.g. PDF-only papers) or ``unreadable`` (inputs were given but not
+    one paper in them could be read: every archive damaged, truncated or not an archive).
+    The command line exits 0, 0 with a note, and 1 respectively."""
+    if report.get("pairs_written", 0) > 0:
+        return "pairs"
+    read = report.get("papers_read")
+    if read is None:  # a report written before papers_read was counted
+        read = report.get("papers_seen", 0) - report.get("papers_lost_to_damage", 0)
+    return "empty" if read > 0 else "unreadable"
+
+
 def _add_summary(summary: dict, work: Path, cutter: ShardCutter, counts: Counter,
                  skips: Counter, items: list[dict]) -> None:
     if not summary.get("failed"):
@@ -491,6 +505,8 @@ def _report(units: list[Unit], counts: Counter, skips: Counter, cutter: ShardCut
     return {
         "units": len(units),
         "papers_seen": counts["papers_seen"],
+        "papers_read": counts["papers_read"],
+        "papers_lost_to_damage": counts["papers_lost_to_damage"],
         "papers_with_latex": counts["papers_with_latex"],
         "papers_with_nxml": counts["papers_with_nxml"],
         "figures_found": counts["figures_found"],

@@ -34,10 +34,16 @@ Beyond upstream:
   tar whose size or mtime changed since it was indexed is refused on resume.
 * Inputs: pool folders, shard folders, reshard outputs, single tars, globs, brace
   patterns and fsspec URLs (read as streams), several at once.
+* ``--text-from kg_captions``: the ``.txt`` of a kept sample may be replaced by a
+  KG-derived text (:mod:`.textmix`), deterministically per uid; the replaced texts are
+  written to ``_work/in_{i}.alt`` and copied from there, everything else is copied
+  unchanged. ``meta.json`` then records ``captions_changed`` (``submit --track
+  filtering`` refuses such shards: rewriting captions is bring-your-own-data).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -51,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from datacomp_sci import __version__
-from datacomp_sci.core import tarscan
+from datacomp_sci.core import outdir, tarscan
 from datacomp_sci.core.tars import (
     BLOCK,
     UID_KEY,
@@ -68,7 +74,6 @@ from datacomp_sci.core.util import (
     atomic_open,
     atomic_write_json,
     dumps_stable,
-    remove_stale_temps,
     sha256_file,
 )
 from datacomp_sci.engines import Engine, EngineOptions, TaskFailed, engine_session
@@ -92,6 +97,9 @@ class ReshardOptions:
     index_cache: str | os.PathLike | None = None  # None: default_index_cache()
     use_index_cache: bool = True  # False: neither read nor write header indexes
     tar_reader: str | None = None  # auto|libarchive|tarfile; None: $DATACOMP_SCI_TAR_READER or auto
+    text_from: str | None = None  # "kg_captions" (beside the subset) or a sidecar path
+    text_mix: float = 0.5  # share of the uids with KG texts whose caption is replaced
+    seed: int = 0  # seed of the per-uid text draws
     engine: EngineOptions | None = None  # None: this machine's processes, ``workers`` of them
 
     def engine_options(self) -> EngineOptions:
@@ -111,6 +119,7 @@ class ShardResult:
     bad_json: int = 0  # .json that does not parse
     bad_uid: int = 0  # uid that is not 32 hex characters
     skipped_members: int = 0  # non-file members or names without an extension
+    texts_replaced: int = 0  # output samples whose .txt is a KG text (--text-from)
     error: str | None = None  # the shard could not be read to the end (samples before kept)
     # header index: "reused", "built", "not saved", "off", None (remote); not in the report,
     # which must not depend on the cache
@@ -158,29 +167,50 @@ class _ShardIndex:
     where each member's data lies in the data source (the input tar itself, or for
     remote inputs ``in_{i}.data``, which holds the kept members' data)."""
 
-    def __init__(self, headers) -> None:
+    def __init__(self, headers, texts=None, alt=None) -> None:
         self.headers = headers  # file receiving the header bytes
         self.rows: list[tuple[int, int, int]] = []  # (data offset, size, header length)
         self.sample_members: list[int] = []  # members per output sample
         self.found: list[bytes] = []
+        self.texts = texts  # textmix.TextChoices (--text-from), or None
+        self.alt = alt  # file receiving replacement texts (_work/in_{i}.alt)
+        self.alt_rows: list[bool] = []  # per row: data lies in the .alt file
+        self.replaced = 0
 
     def add(self, key: bytes, multiplicity: int, members: list[Member]) -> None:
         uid = key.hex()
         self.found.append(key)
+        alt_flags = [False] * len(members)
+        if self.texts is not None:
+            members, alt_flags = self._replace_text(key, members, alt_flags)
         for j in range(multiplicity):
-            for suffix, offset, size in members:
+            for (suffix, offset, size), flag in zip(members, alt_flags, strict=True):
                 header = tar_header(f"{uid}-{j}{suffix}", size)
                 self.headers.write(header)
                 self.rows.append((offset, size, len(header)))
+                self.alt_rows.append(flag)
             self.sample_members.append(len(members))
+            self.replaced += any(alt_flags)
+
+    def _replace_text(self, key: bytes, members: list[Member],
+                      flags: list[bool]) -> tuple[list[Member], list[bool]]:
+        text = self.texts.get(key)
+        if text is None or not any(m[0] == ".txt" for m in members):
+            return members, flags
+        offset = self.alt.tell()
+        self.alt.write(text)
+        out = [(sfx, offset, len(text)) if sfx == ".txt" else (sfx, off, size)
+               for sfx, off, size in members]
+        return out, [sfx == ".txt" for sfx, _o, _s in members]
 
     def save(self, path: Path, source: str) -> None:
         st = os.stat(source)
+        extra = {"alt": np.asarray(self.alt_rows, dtype=bool)} if self.texts is not None else {}
         with _work_file(path) as f:
             np.savez(f, members=np.asarray(self.rows, dtype=np.int64).reshape(-1, 3),
                      sample_members=np.asarray(self.sample_members, dtype=np.int64),
                      found=np.frombuffer(b"".join(self.found), dtype=UID_KEY),
-                     source=np.asarray([st.st_size, st.st_mtime_ns], dtype=np.int64))
+                     source=np.asarray([st.st_size, st.st_mtime_ns], dtype=np.int64), **extra)
 
 
 def _index_local(url: str, keys: np.ndarray, index: _ShardIndex, res: ShardResult,
@@ -214,7 +244,8 @@ def _index_remote(url: str, keys: np.ndarray, index: _ShardIndex, res: ShardResu
 
 
 def filter_shard(shard: InputShard, keys_path: str, work: str,
-                 index_cache: str | None = None, reader: str = "auto") -> ShardResult:
+                 index_cache: str | None = None, reader: str = "auto",
+                 texts_path: str | None = None) -> ShardResult:
     """Phase 1 for one input shard: the kept samples' new headers (``in_{i}.hdr``) and
     data locations (``in_{i}.npz``); ``in_{i}.json`` (the counts) is written last.
     Local shards use (and fill) the header index cache ``index_cache`` unless it is None."""
@@ -223,8 +254,14 @@ def filter_shard(shard: InputShard, keys_path: str, work: str,
     stem = Path(work) / f"in_{shard.index:08d}"
     local = is_local(shard.url)
     source = shard.url if local else f"{stem}.data"
-    with _work_file(f"{stem}.hdr") as headers:
-        index = _ShardIndex(headers)
+    with contextlib.ExitStack() as stack:
+        headers = stack.enter_context(_work_file(f"{stem}.hdr"))
+        texts = alt = None
+        if texts_path is not None:
+            from datacomp_sci.resharding.textmix import TextChoices
+
+            texts, alt = TextChoices(texts_path), stack.enter_context(_work_file(f"{stem}.alt"))
+        index = _ShardIndex(headers, texts, alt)
         try:
             if local:
                 _index_local(shard.url, keys, index, res,
@@ -234,6 +271,7 @@ def filter_shard(shard: InputShard, keys_path: str, work: str,
         except (tarfile.TarError, OSError, EOFError, ValueError) as e:
             res.error = f"{type(e).__name__}: {e}"
         res.written = len(index.sample_members)
+        res.texts_replaced = index.replaced
     index.save(Path(f"{stem}.npz"), source)
     with _work_file(f"{stem}.json") as f:  # last: marks the shard as done
         f.write(dumps_stable(asdict(res)).encode())
@@ -339,16 +377,20 @@ def _copy_run(run: _Run, sink: _TarSink) -> None:
     with open(f"{run.stem}.hdr", "rb") as f:
         f.seek(first)
         headers = f.read(int(rows[:, 2].sum()))
-    with open(run.source, "rb") as src:
+    alt_flags = index["alt"][run.start:run.stop].tolist() if "alt" in index.files else None
+    with contextlib.ExitStack() as stack:
+        src = stack.enter_context(open(run.source, "rb"))
         st = os.fstat(src.fileno())
         if [st.st_size, st.st_mtime_ns] != index["source"].tolist():
             raise FileExistsError(f"{run.source} changed after this run indexed it; "
                                   "rerun with --overwrite")
+        alt = stack.enter_context(open(f"{run.stem}.alt", "rb")) if alt_flags else None
         pos = 0
-        for offset, size, header_len in rows.tolist():
+        for i, (offset, size, header_len) in enumerate(rows.tolist()):
             sink.add(headers[pos:pos + header_len])
             pos += header_len
-            sink.copy(src.fileno(), offset, size)
+            fd = alt.fileno() if alt_flags and alt_flags[i] else src.fileno()
+            sink.copy(fd, offset, size)
 
 
 def _write_output_shard(out_dir: Path, work: Path, n: int, runs: list[_Run], count: int) -> None:
@@ -404,34 +446,13 @@ def _fingerprint(inputs: list[InputShard], subset_sha: str, opts: ReshardOptions
 
 
 def _prepare_output(out: Path, fingerprint: dict, opts: ReshardOptions) -> Path:
-    work = out / "_work"
-    if opts.overwrite and out.exists():
-        shutil.rmtree(out)
-    run_file = work / "run.json"
-    if run_file.exists():
-        if json.loads(run_file.read_text()) != fingerprint:
-            raise FileExistsError(
-                f"{out}: holds an unfinished reshard of other inputs/subset/shard size; "
-                "rerun with the same arguments to resume, or pass --overwrite"
-            )
-    elif out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out}: not empty; choose a new folder or pass --overwrite")
-    remove_stale_temps(out)  # of a killed run being resumed
-    work.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_file, fingerprint)
-    return work
+    outdir.claim(out, fingerprint, "reshard", state_file="_work/run.json",
+                 overwrite=opts.overwrite, foreign_ok=("_work",))
+    return out / "_work"
 
 
 def _completed(out: Path, fingerprint: dict) -> dict | None:
-    meta_path = out / "meta.json"
-    if not meta_path.exists() or (out / "_work").exists():
-        return None
-    meta = json.loads(meta_path.read_text())
-    if meta.get("fingerprint") != fingerprint:
-        raise FileExistsError(
-            f"{out}: already holds a different reshard; choose a new folder or pass --overwrite"
-        )
-    return meta
+    return outdir.finished(out, "meta.json", "fingerprint", fingerprint, "a reshard")
 
 
 def _filter_shard_task(args: tuple) -> ShardResult:
@@ -440,7 +461,8 @@ def _filter_shard_task(args: tuple) -> ShardResult:
 
 def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, engine: Engine,
                 progress: Callable[[ShardResult], None],
-                index_cache: Path | None = None, reader: str = "auto") -> list[ShardResult]:
+                index_cache: Path | None = None, reader: str = "auto",
+                texts_path: str | None = None) -> list[ShardResult]:
     results: dict[int, ShardResult] = {}
     todo = []
     for s in inputs:
@@ -451,7 +473,7 @@ def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, engine: E
             results[s.index] = done
             progress(done)
     cache = str(index_cache) if index_cache is not None else None
-    tasks = [(s, str(keys_path), str(work), cache, reader) for s in todo]
+    tasks = [(s, str(keys_path), str(work), cache, reader, texts_path) for s in todo]
     for pos, outcome in engine.map(_filter_shard_task, tasks, ordered=False,
                                    name="reshard index"):
         if isinstance(outcome, TaskFailed):
@@ -464,8 +486,11 @@ def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, engine: E
 def _totals(results: list[ShardResult]) -> dict:
     total: Counter = Counter()
     for r in results:
-        for k in ("processed", "kept", "written", "no_uid", "bad_json", "bad_uid", "skipped_members"):
+        for k in ("processed", "kept", "written", "no_uid", "bad_json", "bad_uid", "skipped_members",
+                  "texts_replaced"):
             total[k] += getattr(r, k)
+    if not total["texts_replaced"]:
+        del total["texts_replaced"]  # only --text-from runs report it
     return dict(total)
 
 
@@ -480,8 +505,11 @@ def _missing_and_duplicates(work: Path, results: list[ShardResult], keys: np.nda
 
 def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.PathLike,
             opts: ReshardOptions = ReshardOptions(),
-            progress: Callable[[int, int, dict], None] | None = None) -> ReshardResult:
-    """Write the samples of ``inputs`` whose uid is in the subset to ``output`` (see module doc)."""
+            progress: Callable[[int, int, dict], None] | None = None,
+            on_resume: Callable[[int, int], None] | None = None) -> ReshardResult:
+    """Write the samples of ``inputs`` whose uid is in the subset to ``output`` (see module
+    doc). ``on_resume(done, total)``: an interrupted run resumes with ``done`` of ``total``
+    input shards finished."""
     if opts.shard_size < 1:
         raise ValueError("--shard-size must be at least 1")
     if opts.index_cache is not None and not opts.use_index_cache:
@@ -493,10 +521,20 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
     resolved = resolve_inputs(inputs)
     out = Path(output).expanduser().resolve()
     fingerprint = _fingerprint(resolved.shards, sha256_file(subset_path), opts)
+    text_src = None
+    if opts.text_from is not None:
+        from datacomp_sci.resharding.textmix import resolve_text_source
+
+        text_src = resolve_text_source(opts.text_from, subset_path, opts.text_mix, opts.seed)
+        fingerprint["text_from"] = {"sha256": text_src.sha256, "mix": text_src.mix,
+                                    "seed": text_src.seed}
     if not opts.overwrite and (meta := _completed(out, fingerprint)) is not None:
         report = json.loads((out / "reshard_report.json").read_text())
         return ReshardResult(str(out), meta, report, already_complete=True)
     work = _prepare_output(out, fingerprint, opts)
+    if on_resume and (done := sum(_load_result(work, s.index) is not None
+                                  for s in resolved.shards)):
+        on_resume(done, len(resolved.shards))
     subset = load_subset(subset_path)
     keys = _subset_keys(subset)
     keys_path = work / "subset_keys.npy"
@@ -513,15 +551,29 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
         if progress:
             progress(totals["shards"], len(resolved.shards), dict(totals))
 
+    texts_path = text_stats = None
+    if text_src is not None:
+        from datacomp_sci.resharding.textmix import save_choices
+
+        texts_path = work / "text_choices.npz"
+        text_stats = save_choices(texts_path, text_src)  # cheap: recomputed on resume
     cache = _index_cache_dir(opts)
     # fork, as before engines: the parent holds no threads, and children need not
     # re-import webdataset (and torch)
     with engine_session(opts.engine_options(), start_method="fork") as engine:
-        results = _run_phase1(resolved.shards, keys_path, work, engine, step, cache, reader)
+        results = _run_phase1(resolved.shards, keys_path, work, engine, step, cache, reader,
+                              str(texts_path) if texts_path else None)
         n_out = _run_phase2(out, work, results, engine, opts.shard_size)
     missing, dup_in_input = _missing_and_duplicates(work, results, keys)
+    captions = None
+    if text_src is not None:
+        captions = {"text_from": str(text_src.path), "sha256": text_src.sha256,
+                    "mix": text_src.mix, "seed": text_src.seed,
+                    "samples_replaced": sum(r.texts_replaced for r in results), **text_stats,
+                    "note": "captions rewritten: a bring-your-own-data method, not a subset of "
+                            "the pool (DataComp's filtering track does not allow it)"}
     res = _finish(out, work, subset, missing, dup_in_input, results, resolved, fingerprint, n_out,
-                  opts)
+                  opts, captions)
     res.index_cache = _cache_summary(cache, results)
     used = Counter(r.tar_reader for r in results if r.tar_reader is not None)
     res.tar_reader = {"reader": reader_line, "libarchive": used["libarchive"],
@@ -551,12 +603,14 @@ def _cache_summary(cache: Path | None, results: list[ShardResult]) -> dict:
 def _report_row(r: ShardResult) -> dict:
     row = asdict(r)
     del row["index_cache"], row["tar_reader"]  # the report is the same with or without them
+    if not row["texts_replaced"]:
+        del row["texts_replaced"]  # as before --text-from existed
     return row
 
 
 def _finish(out: Path, work: Path, subset: np.ndarray, missing: np.ndarray, dup_in_input: int,
             results: list[ShardResult], resolved, fingerprint: dict, n_out: int,
-            opts: ReshardOptions) -> ReshardResult:
+            opts: ReshardOptions, captions: dict | None = None) -> ReshardResult:
     with atomic_open(out / "sample_ids.npy") as f:
         np.save(f, np.asarray(subset, dtype=SUBSET_DTYPE))
     with atomic_open(out / "missing_uids.npy") as f:
@@ -577,6 +631,7 @@ def _finish(out: Path, work: Path, subset: np.ndarray, missing: np.ndarray, dup_
         "input_shard_count": len(results), "shard_size": opts.shard_size,
         "missing_count": int(len(missing)), "no_uid_count": totals.get("no_uid", 0),
         "fingerprint": fingerprint, "datacomp_sci_version": __version__,
+        **({"captions_changed": captions} if captions is not None else {}),
     }
     atomic_write_json(out / "meta.json", meta)
     if not opts.keep_work:
