@@ -338,3 +338,51 @@ def test_no_module_outside_engines_imports_ray():
                  and any(line.strip().startswith(("import ray", "from ray"))
                          for line in p.read_text().splitlines())]
     assert offenders == []
+
+
+# ------------------------------------------------------------- embed
+def _embed_pool_folder(root: Path) -> None:
+    """A CommonPool-like pool: 3 shards, one metadata parquet each (scores NULL), one row
+    without an image."""
+    import pyarrow as pa
+
+    from datacomp_sci.core.schema import COMMONPOOL_SCHEMA
+
+    samples = make_shards(root / "shards", 3, [5, 4, 6])
+    (root / "metadata").mkdir(parents=True)
+    for s, shard in enumerate(samples):
+        rows = [{"uid": x.uid, "url": f"http://example.invalid/{x.key}.jpg", "text": x.caption,
+                 "original_width": 8, "original_height": 8, "clip_b32_similarity_score": None,
+                 "clip_l14_similarity_score": None, "face_bboxes": [], "sha256": None}
+                for x in shard]
+        if s == 1:
+            rows.append({**rows[0], "uid": "f" * 32, "text": None})
+        pq.write_table(pa.Table.from_pylist(rows, schema=COMMONPOOL_SCHEMA),
+                       root / "metadata" / f"{s:08d}.parquet")
+
+
+@pytest.mark.slow
+def test_embed_on_ray_writes_the_same_files_as_local(ray_cluster, tmp_path):
+    torch = pytest.importorskip("torch")
+    open_clip = pytest.importorskip("open_clip")
+    from datacomp_sci.annotate.embed import EmbedOptions, embed_pools
+    from datacomp_sci.core.models import TINY_MODEL, register_models
+
+    register_models()
+    torch.manual_seed(0)
+    weights = tmp_path / "tiny.pt"
+    torch.save(open_clip.create_model(TINY_MODEL).state_dict(), weights)
+    for name in ("local", "ray"):
+        _embed_pool_folder(tmp_path / name)
+    base = dict(archs={"b32": TINY_MODEL, "l14": TINY_MODEL},
+                pretrained={"b32": str(weights), "l14": str(weights)}, device="cpu",
+                batch_size=4, workers=0)
+    local = embed_pools([tmp_path / "local"], EmbedOptions(**base))
+    seen: list[int] = []
+    on_ray = embed_pools([tmp_path / "ray"], EmbedOptions(
+        **base, engine=EngineOptions(name="ray", workers=2), on_images=seen.append))
+    assert [f.action for f in on_ray.files] == ["embedded"] * 3
+    assert on_ray.images == local.images == 15 and sum(seen) == 16
+    assert tree_digest(tmp_path / "ray") == tree_digest(tmp_path / "local")
+    again = embed_pools([tmp_path / "ray"], EmbedOptions(**base, engine=EngineOptions(name="ray")))
+    assert [f.action for f in again.files] == ["done"] * 3

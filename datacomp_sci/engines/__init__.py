@@ -82,10 +82,11 @@ class Engine(Protocol):
     def workers(self) -> int: ...
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, ordered: bool = True,
-            name: str = "task") -> Iterator[tuple[int, Any]]:
+            name: str = "task", gpus: float = 0.0) -> Iterator[tuple[int, Any]]:
         """Yield ``(position, result or TaskFailed)`` for every item: in item order when
         ``ordered`` (with a bounded look-ahead, so memory stays flat), else as tasks
-        finish. ``name`` labels the tasks (Ray shows it in its process titles)."""
+        finish. ``name`` labels the tasks (Ray shows it in its process titles); ``gpus``
+        is what one task needs (Ray schedules it on a GPU; the local engine ignores it)."""
         ...
 
     def close(self) -> None: ...

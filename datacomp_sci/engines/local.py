@@ -57,7 +57,7 @@ class LocalEngine:
             self._pool = None
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, ordered: bool = True,
-            name: str = "task") -> Iterator[tuple[int, Any]]:
+            name: str = "task", gpus: float = 0.0) -> Iterator[tuple[int, Any]]:
         if self._workers <= 1 or len(items) <= 1:
             for pos, item in enumerate(items):
                 yield pos, self._inline(fn, item)
