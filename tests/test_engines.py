@@ -21,7 +21,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from conftest import make_shards
+from engine_tasks import square_after_failures, user_error
+from helpers import make_shards
 
 import datacomp_sci
 import datacomp_sci.pool.build as build_mod
@@ -42,25 +43,6 @@ REPO = Path(datacomp_sci.__file__).resolve().parents[1]
 def tree_digest(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file() and p.name not in skip}
-
-
-# ------------------------------------------------------------- tasks the engines run
-def square_after_failures(item: tuple[str, int, int, str]) -> int:
-    """Fails the first ``fails`` attempts at ``i`` (raising, or killing its own process),
-    counting attempts in files under ``folder`` so that every process sees them."""
-    folder, i, fails, how = item
-    marker = Path(folder) / f"{i}.attempts"
-    with open(marker, "a") as f:
-        f.write("x")
-    if marker.stat().st_size <= fails:
-        if how == "kill":
-            os.kill(os.getpid(), signal.SIGKILL)
-        raise OSError(f"flaky task {i}")
-    return i * i
-
-
-def user_error(item: int) -> int:
-    raise FileExistsError(f"{item}: an input changed; rerun with --overwrite")
 
 
 def _attempts(folder: Path, i: int) -> int:
@@ -176,7 +158,22 @@ def test_build_pool_on_ray_equals_local_byte_for_byte(source, local_pools, ray_c
     assert seen == list(range(1, res.report["units"] + 1))  # one progress step per unit
 
 
-def test_a_unit_that_always_fails_is_skipped_counted_and_redone_on_rerun(local_pools,
+@pytest.mark.slow
+def test_build_pool_on_ray_workers_read_remote_inputs_themselves(local_pools, ray_cluster,
+                                                                  http_server, tmp_path):
+    """Inputs given as URLs (a loopback server here, s3:// in production) are opened by
+    the tasks; the pool equals the local build of the same files."""
+    base = http_server(SAMPLES / "pmc")
+    names = sorted(p.name for p in (SAMPLES / "pmc").glob("*.tar.gz"))
+    hostile = sorted(p.name for p in (SAMPLES / "pmc" / "hostile").glob("*.tar.gz"))
+    opts = options_from_config("pmc", None, converter_timeout_s=3, shard_size=7)
+    build_pool([f"{base}/{n}" for n in names] + [f"{base}/hostile/{n}" for n in hostile],
+               tmp_path / "remote", opts, engine=EngineOptions(name="ray", workers=2))
+    for sub in ("metadata", "shards"):
+        assert tree_digest(tmp_path / "remote" / sub) == tree_digest(local_pools / "pmc" / sub)
+
+
+def test_a_unit_that_always_fails_is_skipped_and_counted_and_the_others_kept(local_pools,
                                                                         tmp_path, monkeypatch):
     real = build_mod.process_unit
     victim = "PMC9000004.tar.gz"
@@ -341,3 +338,51 @@ def test_no_module_outside_engines_imports_ray():
                  and any(line.strip().startswith(("import ray", "from ray"))
                          for line in p.read_text().splitlines())]
     assert offenders == []
+
+
+# ------------------------------------------------------------- embed
+def _embed_pool_folder(root: Path) -> None:
+    """A CommonPool-like pool: 3 shards, one metadata parquet each (scores NULL), one row
+    without an image."""
+    import pyarrow as pa
+
+    from datacomp_sci.core.schema import COMMONPOOL_SCHEMA
+
+    samples = make_shards(root / "shards", 3, [5, 4, 6])
+    (root / "metadata").mkdir(parents=True)
+    for s, shard in enumerate(samples):
+        rows = [{"uid": x.uid, "url": f"http://example.invalid/{x.key}.jpg", "text": x.caption,
+                 "original_width": 8, "original_height": 8, "clip_b32_similarity_score": None,
+                 "clip_l14_similarity_score": None, "face_bboxes": [], "sha256": None}
+                for x in shard]
+        if s == 1:
+            rows.append({**rows[0], "uid": "f" * 32, "text": None})
+        pq.write_table(pa.Table.from_pylist(rows, schema=COMMONPOOL_SCHEMA),
+                       root / "metadata" / f"{s:08d}.parquet")
+
+
+@pytest.mark.slow
+def test_embed_on_ray_writes_the_same_files_as_local(ray_cluster, tmp_path):
+    torch = pytest.importorskip("torch")
+    open_clip = pytest.importorskip("open_clip")
+    from datacomp_sci.annotate.embed import EmbedOptions, embed_pools
+    from datacomp_sci.core.models import TINY_MODEL, register_models
+
+    register_models()
+    torch.manual_seed(0)
+    weights = tmp_path / "tiny.pt"
+    torch.save(open_clip.create_model(TINY_MODEL).state_dict(), weights)
+    for name in ("local", "ray"):
+        _embed_pool_folder(tmp_path / name)
+    base = dict(archs={"b32": TINY_MODEL, "l14": TINY_MODEL},
+                pretrained={"b32": str(weights), "l14": str(weights)}, device="cpu",
+                batch_size=4, workers=0)
+    local = embed_pools([tmp_path / "local"], EmbedOptions(**base))
+    seen: list[int] = []
+    on_ray = embed_pools([tmp_path / "ray"], EmbedOptions(
+        **base, engine=EngineOptions(name="ray", workers=2), on_images=seen.append))
+    assert [f.action for f in on_ray.files] == ["embedded"] * 3
+    assert on_ray.images == local.images == 15 and sum(seen) == 16
+    assert tree_digest(tmp_path / "ray") == tree_digest(tmp_path / "local")
+    again = embed_pools([tmp_path / "ray"], EmbedOptions(**base, engine=EngineOptions(name="ray")))
+    assert [f.action for f in again.files] == ["done"] * 3

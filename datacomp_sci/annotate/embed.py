@@ -47,6 +47,7 @@ from datacomp_sci.core.util import (
     remove_stale_temps,
     sha256_file,
 )
+from datacomp_sci.engines import Engine, EngineOptions, TaskFailed, engine_session
 from datacomp_sci.pool.pools import (
     SIDECAR_KINDS,
     Pool,
@@ -84,6 +85,9 @@ class EmbedOptions:
     overwrite: bool = False
     on_images: Callable[[int], None] | None = None
     on_file: Callable[[str, str], None] | None = None  # (file, "embedded"|"kept"|"done")
+    # None or local: files one after the other in this process; ray: one task per file,
+    # each on a GPU (num_gpus=1) when the device is cuda, else on a CPU slot
+    engine: EngineOptions | None = None
 
 
 @dataclass
@@ -369,8 +373,6 @@ def _existing_complete(meta: Path, slot: str, rows: int) -> bool:
 
 def embed_pools(pool_paths: list[str | Path], opts: EmbedOptions) -> EmbedResult:
     """Embed every metadata file of the pools (see the module docstring)."""
-    import time
-
     for slot in opts.models:
         if slot not in SLOTS:
             raise ValueError(f"--models takes b32 and/or l14 (got {slot!r})")
@@ -389,7 +391,24 @@ def embed_pools(pool_paths: list[str | Path], opts: EmbedOptions) -> EmbedResult
                 f"pool {pool.name} ({pool.root}) has no shards/ folder with its images: "
                 "download them first (datacomp-sci download-pool)")
         _check_weights(pool, _load_pool_json(pool).get("embeddings", {}), ident, opts.overwrite)
-    device = _device(opts.device)
+    on_engine = opts.engine is not None and opts.engine.name != "local"
+    with contextlib.ExitStack() as stack:
+        engine = stack.enter_context(engine_session(opts.engine)) if on_engine else None
+        return _embed_all(pools, choices, ident, opts, engine)
+
+
+def _embed_all(pools: list[Pool], choices: dict[str, ModelChoice], ident: dict[str, dict],
+               opts: EmbedOptions, engine: Engine | None) -> EmbedResult:
+    import time
+
+    if engine is not None:  # the workers' devices count, not this machine's
+        device = opts.device
+        if device == "auto":
+            device = "cuda" if getattr(engine, "gpus", 0) > 0 else "cpu"
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"--device must be auto, cuda or cpu (got {device!r})")
+    else:
+        device = _device(opts.device)
     precision = opts.precision or ("fp16" if device == "cuda" else "fp32")
     if precision not in ("fp16", "fp32"):
         raise ValueError(f"--precision must be fp16 or fp32 (got {precision!r})")
@@ -399,9 +418,48 @@ def embed_pools(pool_paths: list[str | Path], opts: EmbedOptions) -> EmbedResult
     result = EmbedResult([], ident, device, precision)
     t0 = time.perf_counter()
     for pool in pools:
-        _embed_pool(pool, choices, ident, loaded, opts, device, precision, result)
+        if engine is None:
+            _embed_pool(pool, choices, ident, loaded, opts, device, precision, result)
+        else:
+            _embed_pool_on_engine(pool, choices, ident, opts, device, precision, result, engine)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _plan_file(meta: Path, record: dict, choices: dict[str, ModelChoice],
+               opts: EmbedOptions) -> tuple[int, dict, list[str], list[str]]:
+    """(rows, its pool.json record, slots to compute, slots kept from a download)."""
+    stem = meta.stem
+    rows = pq.ParquetFile(meta).metadata.num_rows
+    done = record["files"].get(stem, {})
+    todo, kept = [], []
+    for slot in choices:
+        if done.get("state") == "done" and slot in done.get("slots", []) \
+                and done.get("rows") == rows and not opts.overwrite:
+            continue
+        if stem not in record["files"] and not opts.overwrite \
+                and _existing_complete(meta, slot, rows):
+            kept.append(slot)
+            continue
+        todo.append(slot)
+    return rows, done, todo, kept
+
+
+def _write_file(meta: Path, rows: int, todo: list[str], feats: dict[str, np.ndarray],
+                status: np.ndarray) -> None:
+    """The npz arrays and score columns of one metadata file, from its features."""
+    arrays = read_npz(npz_path(meta))
+    arrays = {k: v for k, v in arrays.items() if len(v) == rows}
+    scores: dict[str, np.ndarray] = {}
+    for slot in todo:
+        img, txt = feats[f"{slot}_img"], feats[f"{slot}_txt"]
+        s = np.einsum("ij,ij->i", img, txt, dtype=np.float32).astype(np.float32)
+        s[status != 1] = np.nan
+        scores[slot] = s
+        arrays[f"{slot}_img"] = img.astype(np.float16)
+        arrays[f"{slot}_txt"] = txt.astype(np.float16)
+    write_npz(npz_path(meta), arrays)
+    rewrite_scores(meta, scores)
 
 
 def _embed_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, dict],
@@ -423,18 +481,7 @@ def _embed_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, di
     try:
         for meta in pool.metadata_files:
             stem = meta.stem
-            rows = pq.ParquetFile(meta).metadata.num_rows
-            done = record["files"].get(stem, {})
-            todo, kept = [], []
-            for slot in choices:
-                if done.get("state") == "done" and slot in done.get("slots", []) \
-                        and done.get("rows") == rows and not opts.overwrite:
-                    continue
-                if stem not in record["files"] and not opts.overwrite \
-                        and _existing_complete(meta, slot, rows):
-                    kept.append(slot)
-                    continue
-                todo.append(slot)
+            rows, done, todo, kept = _plan_file(meta, record, choices, opts)
             if not todo:
                 action = "kept" if kept else "done"
                 result.files.append(FileReport(pool.name, str(meta), rows, action, kept))
@@ -459,18 +506,7 @@ def _embed_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, di
             atomic_write_json(pool.root / "pool.json", info)
             feats, status = _encode_file(loc, texts, {s: loaded[s] for s in todo}, reader,
                                          opts, device, precision)
-            arrays = read_npz(npz_path(meta))
-            arrays = {k: v for k, v in arrays.items() if len(v) == rows}
-            scores: dict[str, np.ndarray] = {}
-            for slot in todo:
-                img, txt = feats[f"{slot}_img"], feats[f"{slot}_txt"]
-                s = np.einsum("ij,ij->i", img, txt, dtype=np.float32).astype(np.float32)
-                s[status != 1] = np.nan
-                scores[slot] = s
-                arrays[f"{slot}_img"] = img.astype(np.float16)
-                arrays[f"{slot}_txt"] = txt.astype(np.float16)
-            write_npz(npz_path(meta), arrays)
-            rewrite_scores(meta, scores)
+            _write_file(meta, rows, todo, feats, status)
             for slot in todo:
                 record["models"][slot] = ident[slot]
             record["files"][stem] = {"state": "done", "rows": rows,
@@ -487,3 +523,92 @@ def _embed_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, di
         if reader is not None:
             with contextlib.suppress(OSError):
                 reader.close()
+
+
+# --- on an engine (Ray): one task per metadata file -------------------------------------------
+_LOADED: dict[tuple, tuple] = {}  # per worker process: models stay loaded between files
+
+
+def _embed_file_task(args: tuple) -> np.ndarray:
+    """One metadata file on an engine worker: load the slots' models (once per worker
+    process), encode the rows, write the npz and the scores exactly as the local path
+    does; returns the image status per row."""
+    meta, rows, todo, choices, opts, device, precision, loc, shards = args
+    models = {}
+    for slot in todo:
+        key = (choices[slot], device, precision)
+        if key not in _LOADED:
+            _LOADED[key] = load_model(choices[slot], device, precision)
+        models[slot] = _LOADED[key]
+    texts = [t or "" for t in pq.read_table(meta, columns=["text"]).column("text").to_pylist()]
+    reader = ImageReader(shards)
+    try:
+        feats, status = _encode_file(loc, texts, models, reader, opts, device, precision)
+    finally:
+        with contextlib.suppress(OSError):
+            reader.close()
+    _write_file(Path(meta), rows, todo, feats, status)
+    return status
+
+
+def _embed_pool_on_engine(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, dict],
+                          opts: EmbedOptions, device: str, precision: str, result: EmbedResult,
+                          engine: Engine) -> None:
+    """The files of one pool as engine tasks; the driver keeps ``pool.json`` (files marked
+    as being written before their task starts, done as their results come in, in file
+    order), so a killed driver resumes as the local path does."""
+    import dataclasses
+
+    remove_stale_temps(pool.root / "metadata")
+    info = _load_pool_json(pool)
+    record = info.setdefault("embeddings", {"models": {}, "files": {}})
+    record.setdefault("models", {})
+    record.setdefault("files", {})
+    if opts.overwrite:
+        for slot in choices:
+            if record["models"].get(slot) != ident[slot]:
+                for f in record["files"].values():
+                    if slot in f.get("slots", []):
+                        f["slots"].remove(slot)
+    plan = []
+    for meta in pool.metadata_files:
+        rows, done, todo, kept = _plan_file(meta, record, choices, opts)
+        if todo:
+            plan.append((meta, rows, todo, [s for s in done.get("slots", []) if s not in todo]))
+            continue
+        action = "kept" if kept else "done"
+        result.files.append(FileReport(pool.name, str(meta), rows, action, kept))
+        if opts.on_file:
+            opts.on_file(str(meta), action)
+    if not plan:
+        return
+    index = pool_image_index(pool.shards_dir, workers=max(1, opts.workers))
+    result.damaged_shards += index.damaged
+    shipped = dataclasses.replace(opts, on_images=None, on_file=None, engine=None)
+    tasks = []
+    for meta, rows, todo, prior in plan:
+        uids = pq.read_table(meta, columns=["uid"]).column("uid").to_pylist()
+        tasks.append((str(meta), rows, todo, {s: choices[s] for s in todo}, shipped, device,
+                      precision, index.locate(uids), index.shards))
+        record["files"][meta.stem] = {"state": "writing", "rows": rows, "slots": prior}
+    atomic_write_json(pool.root / "pool.json", info)
+    gpus = 1.0 if device == "cuda" else 0.0
+    for pos, status in engine.map(_embed_file_task, tasks, ordered=True, name="embed file",
+                                  gpus=gpus):
+        meta, rows, todo, prior = plan[pos]
+        if isinstance(status, TaskFailed):
+            status.raise_error(f"embedding {meta}")
+        for slot in todo:
+            record["models"][slot] = ident[slot]
+        record["files"][meta.stem] = {"state": "done", "rows": rows,
+                                      "slots": sorted(set(prior) | set(todo)),
+                                      "no_image": int((status == 0).sum()),
+                                      "undecodable": int((status == 2).sum())}
+        atomic_write_json(pool.root / "pool.json", info)
+        result.images += int((status == 1).sum())
+        result.files.append(FileReport(pool.name, str(meta), rows, "embedded", todo,
+                                       int((status == 0).sum()), int((status == 2).sum())))
+        if opts.on_images:
+            opts.on_images(rows)
+        if opts.on_file:
+            opts.on_file(str(meta), "embedded")

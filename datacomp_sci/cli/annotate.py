@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from datacomp_sci.cli.app import main, run_library
-from datacomp_sci.cli.options import _POOLS_ARG, output_option
+from datacomp_sci.cli.options import _POOLS_ARG, engine_from_options, engine_options, output_option
 
 
 @main.command("embed")
@@ -36,8 +36,10 @@ from datacomp_sci.cli.options import _POOLS_ARG, output_option
                    "download's own embeddings and scores.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show a progress bar (images/s).")
+@engine_options()
 def embed_cmd(pools, models, b32_pretrained, l14_pretrained, b32_model, l14_model, device,
-              precision, batch_size, workers, overwrite, progress):
+              precision, batch_size, workers, overwrite, progress, engine, ray_address,
+              task_retries):
     """Compute CLIP B/32 and L/14 embeddings and scores for every sample of POOL...,
     exactly as CommonPool ships them: metadata/{stem}.npz (b32_img, b32_txt, l14_img,
     l14_txt; float16; row i = parquet row i) and the clip_*_similarity_score columns of
@@ -60,7 +62,9 @@ def embed_cmd(pools, models, b32_pretrained, l14_pretrained, b32_model, l14_mode
     opts = EmbedOptions(models=slots, archs={"b32": b32_model, "l14": l14_model},
                         pretrained={"b32": b32_pretrained, "l14": l14_pretrained},
                         device=device, precision=precision, batch_size=batch_size,
-                        workers=workers, overwrite=overwrite, on_images=bar.update)
+                        workers=workers, overwrite=overwrite, on_images=bar.update,
+                        engine=run_library(engine_from_options, engine, ray_address,
+                                           task_retries))
     try:
         res = run_library(embed_pools, list(pools), opts)
     finally:

@@ -82,10 +82,11 @@ class Engine(Protocol):
     def workers(self) -> int: ...
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, ordered: bool = True,
-            name: str = "task") -> Iterator[tuple[int, Any]]:
+            name: str = "task", gpus: float = 0.0) -> Iterator[tuple[int, Any]]:
         """Yield ``(position, result or TaskFailed)`` for every item: in item order when
         ``ordered`` (with a bounded look-ahead, so memory stays flat), else as tasks
-        finish. ``name`` labels the tasks (Ray shows it in its process titles)."""
+        finish. ``name`` labels the tasks (Ray shows it in its process titles); ``gpus``
+        is what one task needs (Ray schedules it on a GPU; the local engine ignores it)."""
         ...
 
     def close(self) -> None: ...
@@ -97,9 +98,10 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[-1] if text else ''}".rstrip(": ")
 
 
-def open_engine(opts: EngineOptions | None = None) -> Engine:
+def open_engine(opts: EngineOptions | None = None, start_method: str = "spawn") -> Engine:
     """The engine ``opts`` asks for, connected and ready (close it when done, or use
-    :func:`engine_session`)."""
+    :func:`engine_session`). ``start_method``: how the local engine starts its
+    processes (``spawn``, or ``fork`` for stages whose parent holds no threads)."""
     opts = opts or EngineOptions()
     if opts.name == "ray":
         from datacomp_sci.engines.ray_engine import RayEngine
@@ -107,17 +109,17 @@ def open_engine(opts: EngineOptions | None = None) -> Engine:
         return RayEngine(opts)
     from datacomp_sci.engines.local import LocalEngine
 
-    return LocalEngine(opts.workers or os.cpu_count() or 1, opts.retries)
+    return LocalEngine(opts.workers or os.cpu_count() or 1, opts.retries, start_method)
 
 
 class engine_session:  # noqa: N801  (used as a context manager, like open())
     """``with engine_session(opts) as engine: ...``; closes what it opened."""
 
-    def __init__(self, opts: EngineOptions | None = None) -> None:
-        self.opts = opts
+    def __init__(self, opts: EngineOptions | None = None, start_method: str = "spawn") -> None:
+        self.opts, self.start_method = opts, start_method
 
     def __enter__(self) -> Engine:
-        self.engine = open_engine(self.opts)
+        self.engine = open_engine(self.opts, self.start_method)
         return self.engine
 
     def __exit__(self, *exc) -> None:

@@ -1,5 +1,7 @@
-"""The local engine: this machine's processes (spawned, never forked), with bounded
-look-ahead, per-task retries, and a fresh pool when a worker process dies."""
+"""The local engine: this machine's processes, with bounded look-ahead, per-task retries,
+and a fresh pool when a worker process dies. One pool serves every ``map`` of a session
+(a command's phases share its start-up). Processes are spawned unless the stage asks
+for ``fork`` (cheaper start, for stages whose parent holds no threads)."""
 
 from __future__ import annotations
 
@@ -15,24 +17,52 @@ from datacomp_sci.engines import USER_ERRORS, TaskFailed, describe_error
 class LocalEngine:
     name = "local"
 
-    def __init__(self, workers: int, retries: int = 2) -> None:
+    def __init__(self, workers: int, retries: int = 2, start_method: str = "spawn") -> None:
         self._workers, self.retries = max(1, workers), retries
+        self.start_method = start_method
+        self._pool: cf.ProcessPoolExecutor | None = None
 
     @property
     def workers(self) -> int:
         return self._workers
 
+    def pool(self, fresh: bool = False) -> cf.ProcessPoolExecutor:
+        """The session's process pool (started on first use); ``fresh`` replaces it."""
+        if fresh and self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._pool is None:
+            # workers ignore Ctrl-C from their first instruction (the parent terminates
+            # them and the command line prints one line)
+            self._pool = cf.ProcessPoolExecutor(max_workers=self._workers,
+                                                mp_context=QuietContext(self.start_method),
+                                                initializer=ignore_sigint)
+        return self._pool
+
+    def terminate(self) -> None:
+        """Stop the workers at once, without waiting for their tasks."""
+        if self._pool is None:
+            return
+        procs = list((getattr(self._pool, "_processes", None) or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.join(5)
+
     def close(self) -> None:
-        pass
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, ordered: bool = True,
-            name: str = "task") -> Iterator[tuple[int, Any]]:
+            name: str = "task", gpus: float = 0.0) -> Iterator[tuple[int, Any]]:
         if self._workers <= 1 or len(items) <= 1:
             for pos, item in enumerate(items):
                 yield pos, self._inline(fn, item)
             return
-        yield from _PoolRun(fn, items, min(self._workers, len(items)), self.retries,
-                            ordered).run()
+        yield from _PoolRun(self, fn, items, ordered).run()
 
     def _inline(self, fn: Callable[[Any], Any], item: Any) -> Any:
         for attempt in range(1, self.retries + 2):
@@ -47,29 +77,14 @@ class LocalEngine:
 class _PoolRun:
     """One ``map`` over a process pool; the pool is replaced if a worker dies."""
 
-    def __init__(self, fn, items, workers: int, retries: int, ordered: bool) -> None:
-        self.fn, self.items, self.workers, self.retries = fn, items, workers, retries
+    def __init__(self, engine: LocalEngine, fn, items, ordered: bool) -> None:
+        self.engine, self.fn, self.items, self.retries = engine, fn, items, engine.retries
         self.ordered = ordered
-        self.window = max(2 * workers, 4)  # submitted but not yet yielded
+        self.window = max(2 * engine.workers, 4)  # submitted but not yet yielded
         self.inflight: dict[cf.Future, int] = {}
         self.attempts: dict[int, int] = {}
         self.results: dict[int, Any] = {}
-        self.pool = self._new_pool()
-
-    def _new_pool(self) -> cf.ProcessPoolExecutor:
-        # spawned, never forked; workers ignore Ctrl-C from their first instruction (the
-        # parent terminates them and the command line prints one line)
-        return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=QuietContext("spawn"),
-                                      initializer=ignore_sigint)
-
-    def _terminate(self) -> None:
-        """Stop the workers at once (Ctrl-C, or an error that ends the run)."""
-        procs = list((getattr(self.pool, "_processes", None) or {}).values())
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.join(5)
+        self.pool = engine.pool()
 
     def _submit(self, pos: int) -> None:
         self.attempts[pos] = self.attempts.get(pos, 0) + 1
@@ -97,8 +112,7 @@ class _PoolRun:
             lost = broken + [(pos, BrokenProcessPool("a worker process died"))
                              for pos in self.inflight.values()]
             self.inflight.clear()
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = self._new_pool()
+            self.pool = self.engine.pool(fresh=True)
             for pos, exc in sorted(lost, key=lambda pe: pe[0]):
                 self._failed(pos, exc)
 
@@ -120,8 +134,9 @@ class _PoolRun:
                         yield pos, self.results.pop(pos)
                     continue
                 self._collect()
-        except BaseException:
-            self._terminate()
+        except BaseException:  # Ctrl-C, or an error that ends the run: stop the workers now
+            self.engine.terminate()
             raise
         finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            if self.inflight:  # the caller stopped early: do not leave tasks of this map running
+                self.engine.terminate()

@@ -62,13 +62,19 @@ class RayEngine:
     def workers(self) -> int:
         return self._workers
 
+    @property
+    def gpus(self) -> int:
+        """GPUs in the cluster."""
+        return int(self.ray.cluster_resources().get("GPU", 0))
+
     def close(self) -> None:
         if self.owned and self.ray.is_initialized():
             self.ray.shutdown()
             self.owned = False
 
-    def _submit(self, fn, item, name: str):
-        return self._remote.options(name=name, num_cpus=1, max_retries=self.retries,
+    def _submit(self, fn, item, name: str, gpus: float = 0.0):
+        return self._remote.options(name=name, num_cpus=1, num_gpus=gpus,
+                                    max_retries=self.retries,
                                     retry_exceptions=True).remote(fn, item)
 
     def _outcome(self, ref) -> Any:
@@ -80,14 +86,14 @@ class RayEngine:
             return TaskFailed(describe_error(exc), self.retries + 1, exc)
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, ordered: bool = True,
-            name: str = "task") -> Iterator[tuple[int, Any]]:
+            name: str = "task", gpus: float = 0.0) -> Iterator[tuple[int, Any]]:
         fn_ref = self.ray.put(fn)  # shipped once, not with every task
         window = max(2 * self._workers, 4)
         pending: deque = deque()
         it = iter(enumerate(items))
         try:
             for pos, item in it:
-                pending.append((pos, self._submit(fn_ref, item, name)))
+                pending.append((pos, self._submit(fn_ref, item, name, gpus)))
                 if len(pending) >= window:
                     break
             while pending:
@@ -101,7 +107,7 @@ class RayEngine:
                 outcome = self._outcome(ref)
                 nxt = next(it, None)
                 if nxt is not None:
-                    pending.append((nxt[0], self._submit(fn_ref, nxt[1], name)))
+                    pending.append((nxt[0], self._submit(fn_ref, nxt[1], name, gpus)))
                 yield pos, outcome
         finally:
             for _, ref in pending:  # interrupted: do not leave tasks running

@@ -583,7 +583,9 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
         texts_path = work / "text_choices.npz"
         text_stats = save_choices(texts_path, text_src)  # cheap: recomputed on resume
     cache = _index_cache_dir(opts)
-    with engine_session(opts.engine_options()) as engine:
+    # fork, as before engines: the parent holds no threads, and children need not
+    # re-import webdataset (and torch)
+    with engine_session(opts.engine_options(), start_method="fork") as engine:
         results = _run_phase1(resolved.shards, keys_path, work, engine, step, cache, reader,
                               str(texts_path) if texts_path else None)
         if not any(r.kept for r in results):
