@@ -420,3 +420,31 @@ def test_missing_pyahocorasick_names_the_extra_to_install(tmp_path: Path, monkey
     r = CliRunner().invoke(main, ["curate", "metaclip", str(pool), "--metadata", str(meta),
                                   "-o", str(tmp_path / "x.npy"), "--no-progress", "-j", "1"])
     assert r.exit_code == 1 and "pip install 'datacomp-sci[curate]'" in r.output, r.output
+
+
+def test_rerun_after_an_interrupted_run_gives_the_uninterrupted_result(tmp_path: Path):
+    rows = random_rows(300, 31)
+    meta = metadata_file(tmp_path)
+    clean = write_meta(tmp_path / "clean" / "pool", rows, files=3)
+    curate([clean], tmp_path / "clean.npy", meta, t="4", plot=False)
+    # interrupted: one file's match sidecar done, a killed writer's temp file left behind
+    pool = write_meta(tmp_path / "killed" / "pool", rows, files=3)
+    first = curate([pool], tmp_path / "first.npy", meta, t="4", plot=False)
+    sidecars = sorted((pool / "sidecars").glob("*.match-*.npz"))
+    assert len(sidecars) == 3 and first.stats["match_sidecars_computed"] == 3
+    for s in sidecars[1:]:
+        s.unlink()
+    stale = sidecars[1].with_name(f".{sidecars[1].name}.tmp-999999999")
+    stale.write_bytes(b"half a file")
+    res = curate([pool], tmp_path / "resumed.npy", meta, t="4", plot=False)
+    assert res.stats["match_sidecars_reused"] == 1 and res.stats["match_sidecars_computed"] == 2
+    assert not stale.exists()
+    assert (tmp_path / "resumed.npy").read_bytes() == (tmp_path / "clean.npy").read_bytes()
+    assert (tmp_path / "resumed.entry_counts.parquet").read_bytes() == \
+        (tmp_path / "clean.entry_counts.parquet").read_bytes()
+
+
+def test_bad_uid_names_the_metadata_file(tmp_path: Path):
+    pool = write_meta(tmp_path / "pool", [{"uid": "not-a-uid", "text": "cell", "mentions": []}])
+    with pytest.raises(ValueError, match=r"00000000\.parquet: .*32 hex"):
+        curate([pool], tmp_path / "x.npy", metadata_file(tmp_path), plot=False)

@@ -32,7 +32,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from datacomp_sci.core.uids import SUBSET_DTYPE, uids_to_u8u8
-from datacomp_sci.core.util import atomic_open, parallel_map, sha256_file, user_cache_dir
+from datacomp_sci.core.util import (
+    atomic_open,
+    parallel_map,
+    remove_stale_temps,
+    sha256_file,
+    user_cache_dir,
+)
 from datacomp_sci.curation.balance import (
     balance,
     entry_probabilities,
@@ -176,7 +182,10 @@ def match_file(unit: MatchUnit) -> FileMatches:
         counts = np.bincount(row, minlength=batch.num_rows)[keep_rows]
         if not valid.all():
             concept = concept[valid[row]]
-        arr = uids_to_u8u8(uid.filter(pa.array(valid)))
+        try:
+            arr = uids_to_u8u8(uid.filter(pa.array(valid)))
+        except ValueError as e:
+            raise ValueError(f"{unit.metadata_file}: {e}") from e
         his.append(arr["f0"])
         los.append(arr["f1"])
         lens.append(counts)
@@ -366,6 +375,8 @@ def run_curation(pool_paths: list[str | Path], output: str | Path, spec: CurateS
     given_counts = read_counts(spec.counts_file, concepts.ids) if spec.counts_file else None
     key = concepts_key(concepts, spec.src.casefold, spec.text_columns)
     units = _units(pools, spec, key)
+    for folder in sorted({u.sidecar.parent for u in units}):
+        remove_stale_temps(folder)  # left by a killed run: the rerun ends as an unbroken one
     pool_of = [p.name for p in pools for _f in p.metadata_files]
 
     rows = cached = 0
