@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from datacomp_sci.cli import main
-from datacomp_sci.core.uids import SUBSET_DTYPE, pair_uid, u8u8_to_uids, uids_to_u8u8
+from datacomp_sci.core.uids import SUBSET_DTYPE, pair_uid, u8u8_to_uids
 from datacomp_sci.curation.balance import balance, keep_probability
 from datacomp_sci.curation.curate import (
     ConceptSource,
@@ -317,11 +317,11 @@ def test_curated_subset_feeds_reshard_unchanged(tmp_path: Path, shard_factory):
     assert res.outputs[0].result.count == len(want) == sum(
         json.loads(p.read_text())["successes"] for p in (tmp_path / "resharded").glob("*_stats.json"))
     assert meta_json
+    from datacomp_sci.resharding.mix import mix_sources
 
-
-def test_uids_roundtrip_helper_sanity():
-    arr = uids_to_u8u8([uid(1), uid(2)])
-    assert u8u8_to_uids(arr) == [uid(1), uid(2)]
+    spec = mix_sources([f"curated={tmp_path / 'resharded'}"], "natural", samples_seen=1000,
+                       output=tmp_path / "mix.json")
+    assert spec.total_samples == len(want)
 
 
 # --- experiments ------------------------------------------------------------------------------
