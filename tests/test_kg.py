@@ -149,6 +149,18 @@ def test_entities_file_errors_are_one_clear_line(tmp_path: Path):
             load_entities(bad)
 
 
+def test_shipped_examples_are_found_by_name(tmp_path: Path):
+    pool, _rows = write_pool(tmp_path / "pool", 12)
+    for cmd, opt, name in (("entities", "--kg", "sci_concepts"), ("metaclip", "--metadata", "sci_terms")):
+        r = CliRunner().invoke(main, ["curate", cmd, str(pool), opt, name, "--no-plot",
+                                      "-o", str(tmp_path / f"{cmd}.npy"), "--no-progress", "-j", "1"])
+        assert r.exit_code == 0, r.output
+        side = json.loads((tmp_path / f"{cmd}.json").read_text())
+        assert side["parameters"]["source"].endswith(str(Path("resources", "kg", name)) +
+                                                     (".jsonl" if cmd == "entities" else ".txt"))
+        assert side["stats"]["rows_matched"] > 0
+
+
 def test_shipped_example_kg_loads_and_is_a_few_hundred_scientific_concepts():
     path = resource_path("kg", "sci_concepts.jsonl")
     ents = load_entities(path)

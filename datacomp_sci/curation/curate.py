@@ -77,6 +77,25 @@ class Concepts:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
+def resolve_source(value: str, kind: str) -> str:
+    """A metadata or entities file by path, or by the name of a file in ``kg/`` (the
+    current directory's, then the one shipped with the package: ``sci_terms``,
+    ``sci_concepts``)."""
+    from datacomp_sci.core.resources import project_file
+
+    if Path(value).exists():
+        return value
+    suffixes = (".jsonl",) if kind == "entities" else (".txt", ".json")
+    for suffix in suffixes:
+        try:
+            return str(project_file("kg", value, suffix))
+        except FileNotFoundError:
+            continue
+    what = "entities" if kind == "entities" else "metadata"
+    raise FileNotFoundError(f"{what} file {value!r} does not exist (give a path, or a name in "
+                            "kg/: sci_terms, sci_concepts)")
+
+
 def load_concepts(src: ConceptSource) -> Concepts:
     if src.kind == "metaclip":
         from datacomp_sci.curation.matching import load_entries
