@@ -32,3 +32,12 @@ def _private_cache_home(tmp_path_factory):
         os.environ.pop("XDG_CACHE_HOME", None)
     else:
         os.environ["XDG_CACHE_HOME"] = old
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("fuzz", "build-pool fuzzing (tests/test_fuzz.py)")
+    group.addoption("--fuzz-cases", type=int, default=240, metavar="N",
+                    help="mutated packages to run through build-pool (default 240, a few "
+                         "minutes at most; raise it for a long campaign)")
+    group.addoption("--fuzz-seed", type=int, default=20261204, metavar="SEED",
+                    help="seed of the mutations (the same seed gives the same cases)")

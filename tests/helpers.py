@@ -11,6 +11,8 @@ it wrote so tests can assert on it.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
 import json
 from collections.abc import Callable, Sequence
@@ -24,8 +26,9 @@ import webdataset as wds
 from PIL import Image
 
 from datacomp_sci.core.schema import METADATA_SCHEMA
-from datacomp_sci.core.uids import pair_uid, u8u8_to_uids
-from datacomp_sci.core.util import sha256_bytes
+from datacomp_sci.core.uids import pair_uid, save_subset, u8u8_to_uids, uids_to_u8u8
+from datacomp_sci.core.util import sha256_bytes, sha256_file
+from datacomp_sci.reporting.submission import SubmissionRequest, prepare_submission
 
 UidFn = Callable[[int, int], "str | None"]
 
@@ -155,10 +158,11 @@ def loaded(path: Path) -> list[str]:
 
 
 def write_eval_results(path: Path, values: dict[str, float] | None = None,
-                       drop: tuple[str, ...] = (), extra_lines: tuple[str, ...] = ()) -> Path:
+                       drop: tuple[str, ...] = (), extra_lines: tuple[str, ...] = (),
+                       offset: float = 0.0) -> Path:
     """DataComp's eval_results.jsonl for the 40 tasks of ``datacomp38``: task i (suite
-    order) scores (i+1)/100 unless ``values`` (display name -> score) says otherwise;
-    tasks named in ``drop`` are left out; ``extra_lines`` are appended verbatim."""
+    order) scores (i+1)/100 + offset unless ``values`` (display name -> score) says
+    otherwise; tasks named in ``drop`` are left out; ``extra_lines`` are appended."""
     from datacomp_sci.core.suites import load_suite
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -166,8 +170,152 @@ def write_eval_results(path: Path, values: dict[str, float] | None = None,
     for i, t in enumerate(load_suite("datacomp38").tasks):
         if t.name in drop:
             continue
-        v = (values or {}).get(t.name, (i + 1) / 100)
+        v = (values or {}).get(t.name, round((i + 1) / 100 + offset, 6))
         metrics = {"acc1": v, "main_metric": v if t.main_metric else None}
         lines.append(json.dumps({"key": t.key, "dataset": t.name, "metrics": metrics}))
     path.write_text("\n".join([*lines, *extra_lines]) + "\n")
     return path
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (for temp files of a 'killed' writer)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                         capture_output=True, text=True, check=True)
+    return int(out.stdout)
+
+
+@contextlib.contextmanager
+def hang_guard(seconds: float = 60.0):
+    """Fail a test whose code does not return within ``seconds`` (SIGALRM, main thread).
+
+    A bound against hangs on hostile input, far above the normal run time: speed itself
+    is measured by the scripts under ``benchmarks/``, never asserted in unit tests."""
+    import signal
+
+    def expired(signum, frame):
+        raise TimeoutError(f"still running after {seconds:g} s: unbounded work on hostile input?")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def pdf_pages(media_box: str, contents: list[bytes]) -> bytes:
+    """A PDF with one page per content stream, all of one MediaBox."""
+    n = len(contents)
+    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(n))
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>",
+            f"<< /Type /Pages /Kids [{kids}] /Count {n} >>".encode()]
+    for i, content in enumerate(contents):
+        objs.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [{media_box}] /Contents "
+                    f"{4 + 2 * i} 0 R /Resources << >> >>".encode())
+        objs.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    return bytes(out)
+
+
+# --- training runs and submission folders ------------------------------------------------
+
+def write_results(path: Path, drop: tuple[str, ...] = (), offset: float = 0.0) -> None:
+    write_eval_results(path, drop=drop, offset=offset)
+
+
+def make_train_output(root: Path, scale: str = "small", drop: tuple[str, ...] = (),
+                      offset: float = 0.0) -> Path:
+    run = root / "train" / f"{scale}_scale"
+    (run / "checkpoints").mkdir(parents=True)
+    ckpt = run / "checkpoints" / "epoch_5.pt"
+    ckpt.write_bytes(b"not really a checkpoint")
+    info = {"model": "ViT-B-32", "checkpoint": "checkpoints/epoch_5.pt",
+            "checkpoint_sha256": sha256_file(ckpt), "scale": scale,
+            "scale_config": {"model": "ViT-B-32", "batch_size": 4096, "learning_rate": 5e-4},
+            "versions": {"open_clip_torch": "3.2.0", "clip-benchmark": "1.6.2"},
+            "git_revision": "0123456789abcdef0123456789abcdef01234567"}
+    (run / "info.json").write_text(json.dumps(info))
+    write_results(run / "eval_results.jsonl", drop=drop, offset=offset)
+    return run
+
+
+def uid_file(path: Path, n: int, dup: int = 0, start: int = 0) -> Path:
+    uids = [f"{i:032x}" for i in range(start, start + n)] + [f"{start:032x}"] * dup
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_subset(path, uids_to_u8u8(uids))
+    return path
+
+
+def make_submission(root: Path, method: str = "arXiv+PMC", offset: float = 0.0, n: int = 5,
+                    scale: str = "small", track: str = "filtering",
+                    timestamp: str = "2026-11-22_00:00:00", **fields) -> Path:
+    """A valid submission folder (submit's output) under ``root/<name>/sub``."""
+    work = root / hashlib.sha256(repr((method, offset, n, scale, track, timestamp)).encode()).hexdigest()[:12]
+    run = make_train_output(work, scale=scale, offset=offset)
+    npy = uid_file(work / "subset" / "uids.npy", n)
+    req = SubmissionRequest(train_output=run.parent, track=track, method=method,
+                            authors=fields.pop("authors", "A. Author"),
+                            contact=fields.pop("contact", "a@example.org"), output=work / "sub",
+                            samples=(npy,), timestamp=timestamp, **fields)
+    prepare_submission(req)
+    return work / "sub"
+
+
+@contextlib.contextmanager
+def live_board(store, options=None):
+    """The leaderboard app of ``store`` served by uvicorn on 127.0.0.1 (a free port) in a
+    thread; yields its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from datacomp_sci.leaderboard.app import ServerOptions, create_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    app = create_app(store, options or ServerOptions())
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def tar_bytes(members: list[tuple]) -> bytes:
+    """A tar built member by member: (name, bytes) for files, (name, tarfile type, linkname)
+    for anything else."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for m in members:
+            info = tarfile.TarInfo(m[0])
+            if len(m) == 2:
+                info.size = len(m[1])
+                tar.addfile(info, io.BytesIO(m[1]))
+            else:
+                info.type, info.linkname = m[1], m[2]
+                tar.addfile(info)
+    return buf.getvalue()

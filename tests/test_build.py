@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from helpers import dead_pid
 from loopback import http_server  # noqa: F401  (fixture)
 from PIL import Image
 
@@ -140,7 +141,8 @@ def test_hostile_arxiv_inputs_are_counted_and_never_fatal(arxiv_pool):
     assert sk["archive"]["link_or_special_member"] == 1
     assert sk["paper"]["decompression_bomb"] == 1
     assert sk["paper"]["corrupt_gzip"] == 1
-    assert sk["unit"]["truncated_archive"] == 1
+    assert sk["paper"]["archive_damage"] == 1  # the truncated bulk tar's last member
+    assert result.report["papers_lost_to_damage"] == 2  # and the corrupt gzip
     assert not list(pool.parent.rglob("escape.tex")) and not (pool.parent.parent / "escape.tex").exists()
 
 
@@ -238,11 +240,13 @@ def test_interrupted_build_resumes_to_identical_bytes(pmc_pool, tmp_path):
         build_pool([str(SAMPLES / "pmc")], out, opts, workers=1, progress=stop_after_five)
     assert (out / "_work" / "units").is_dir() and not (out / "pool.json").exists()
     assert len(list((out / "_work" / "units").glob("*.json"))) == 5
-    # a half-written temp file from the killed process is ignored and replaced
-    (out / "shards" / ".00000009.tar.tmp-1").write_bytes(b"junk")
-    (out / "shards" / ".00000009.tar.tmp-1").unlink()
+    # a half-written temp file of a killed writer (its pid no longer runs) is removed
+    junk = out / "shards" / f".00000009.tar.tmp-{dead_pid()}"
+    junk.parent.mkdir(parents=True, exist_ok=True)
+    junk.write_bytes(b"junk")
     result = build_pool([str(SAMPLES / "pmc")], out, opts, workers=2)
     assert not result.already_complete
+    assert not junk.exists()
     assert tree_digest(out) == tree_digest(pool)
     again = build_pool([str(SAMPLES / "pmc")], out, opts, workers=2)
     assert again.already_complete
@@ -308,3 +312,93 @@ def test_build_killed_with_sigkill_resumes_to_identical_bytes(arxiv_pool, tmp_pa
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert tree_digest(out) == tree_digest(pool)
+
+
+# --- exit status: nothing readable is an error, an empty pool of readable papers is not --
+
+def _cli_build(tmp_path, source, *inputs, out="out"):
+    args = ["build-pool", source, *map(str, inputs), "-o", str(tmp_path / out), "-j", "1",
+            "--no-progress"]
+    return CliRunner().invoke(main, args)
+
+
+def test_entirely_corrupt_input_exits_non_zero_with_the_skip_summary(tmp_path):
+    import random
+
+    (tmp_path / "x.tar").write_bytes(random.Random(3).randbytes(30_000))
+    good = gzip_bytes(TEX_ONLY)
+    (tmp_path / "2101.00001.tar.gz").write_bytes(good[: len(good) // 2])  # truncated
+    res = _cli_build(tmp_path, "arxiv", tmp_path / "x.tar", tmp_path / "2101.00001.tar.gz")
+    assert res.exit_code == 1, res.output
+    assert "skipped" in res.output and "archive_damage" in res.output
+    assert "not one readable paper in 2 input archive(s)" in res.output
+    assert "Traceback" not in res.output
+    rerun = _cli_build(tmp_path, "arxiv", tmp_path / "x.tar", tmp_path / "2101.00001.tar.gz")
+    assert rerun.exit_code == 1 and "already complete" in rerun.output  # the same verdict
+
+
+def test_corrupt_pmc_package_alone_exits_non_zero(tmp_path):
+    (tmp_path / "PMC1.tar.gz").write_bytes(b"\x1f\x8b\x08\x00" + bytes(100))
+    res = _cli_build(tmp_path, "pmc", tmp_path / "PMC1.tar.gz")
+    assert res.exit_code == 1 and "not one readable paper" in res.output, res.output
+
+
+def test_pool_of_pdf_only_papers_is_empty_but_not_an_error(tmp_path):
+    for i in (1, 2):
+        (tmp_path / f"2101.0000{i}.gz").write_bytes(gzip_bytes(b"%PDF-1.4\n%%EOF\n"))
+    res = _cli_build(tmp_path, "arxiv", tmp_path)
+    assert res.exit_code == 0, res.output
+    assert "note: empty pool: 2 paper(s) read, none with a figure-caption pair (pdf_only 2)" \
+        in res.output
+    assert json.loads((tmp_path / "out" / "pool.json").read_text())["counts"]["samples"] == 0
+
+
+def test_damaged_bulk_tar_reports_papers_lost_in_summary_and_skipped_jsonl(tmp_path):
+    bulk = io.BytesIO()
+    with tarfile.open(fileobj=bulk, mode="w") as tf:
+        for i in (1, 2, 3):
+            data = gzip_bytes(TEX_ONLY)
+            ti = tarfile.TarInfo(f"2101/2101.0000{i}.gz")
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    raw = bytearray(bulk.getvalue())
+    second = 512 + -(-len(gzip_bytes(TEX_ONLY)) // 512) * 512
+    raw[second + 148:second + 156] = b"0000000\0"  # break the second header's checksum
+    (tmp_path / "arXiv_src_2101_001.tar").write_bytes(bytes(raw))
+    res = _cli_build(tmp_path, "arxiv", tmp_path / "arXiv_src_2101_001.tar")
+    assert res.exit_code == 0, res.output
+    assert "3 seen" in res.output and "1 lost to archive damage" in res.output
+    report = json.loads((tmp_path / "out" / "build_report.json").read_text())
+    assert report["papers_read"] == 2 and report["papers_lost_to_damage"] == 1
+    items = [json.loads(x) for x in (tmp_path / "out" / "skipped.jsonl").read_text().splitlines()]
+    (lost,) = [x for x in items if x["reason"] == "archive_damage"]
+    assert lost["paper_id"] == "2101.00002" and f"bytes {second}-" in lost["detail"]
+
+
+TEX_ONLY = (b"\\documentclass{article}\\begin{document}No figures here.\\end{document}\n")
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data, mtime=0)
+
+
+def test_pages_of_one_pdf_become_two_samples_with_stable_distinct_uids(tmp_path):
+    from helpers import pdf_pages
+
+    proj = tmp_path / "in" / "2101.00042"
+    proj.mkdir(parents=True)
+    (proj / "x.pdf").write_bytes(pdf_pages("0 0 200 100", [
+        b"1 0 0 rg 0 0 200 100 re f", b"0 0 1 rg 0 0 200 100 re f"]))
+    (proj / "main.tex").write_text(
+        "\\documentclass{article}\\begin{document}\n"
+        "\\begin{figure}\\includegraphics[page=1]{x.pdf}\\caption{Red panel}\\end{figure}\n"
+        "\\begin{figure}\\includegraphics[page=2,viewport=0 0 100 100,clip]{x.pdf}"
+        "\\caption{Blue panel}\\end{figure}\n\\end{document}\n")
+    build([tmp_path / "in"], tmp_path / "pool", "arxiv")
+    rows = metadata(tmp_path / "pool").to_pylist()
+    assert [(r["figure_path"], r["uid"], r["original_width"]) for r in rows] == [
+        ("x.pdf", pair_uid("arxiv", "2101.00042", "x.pdf"), 200),
+        ("x.pdf#page=2", pair_uid("arxiv", "2101.00042", "x.pdf#page=2"), 100)]
+    assert rows[1]["url"] == "https://arxiv.org/e-print/2101.00042#x.pdf%23page=2"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import http.server
 import threading
-import time
 from dataclasses import asdict
 
 import pytest
+from helpers import hang_guard
 
 from datacomp_sci.extract.jats import extract_jats, pmc_figure_url, split_sentences
 from datacomp_sci.samplegen.pmc import EXTERNAL_DTD_URL, SampleArticle, pmc_samples
@@ -32,13 +32,6 @@ _FIG = ('<body><fig id="F1"><label>Figure 1</label><caption><p>A caption.</p></c
 
 # --- the sample corpus ---------------------------------------------------------------------------
 
-def test_sample_corpus_covers_about_twenty_articles_plus_hostile_ones():
-    assert len(SAMPLES) == 27
-    assert [a.pmcid for a in SAMPLES] == [f"PMC90000{i:02d}" for i in range(1, 28)]
-    assert sum(len(v) for a in SAMPLES for v in a.files.values()) < 1_000_000
-    assert sum(len(a.expected) for a in SAMPLES) == 49
-
-
 @pytest.mark.parametrize("article", SAMPLES, ids=[a.pmcid for a in SAMPLES])
 def test_sample_article_gives_exactly_its_expected_pairs(article: SampleArticle):
     result = extract_jats(article.files, article.pmcid)
@@ -51,15 +44,6 @@ def test_sample_article_gives_exactly_its_expected_pairs(article: SampleArticle)
         assert pair.figure_path in article.files
 
 
-def test_samples_are_byte_identical_across_builds():
-    from datacomp_sci.samplegen import pmc
-
-    first = {k: v for a in pmc.pmc_samples() for k, v in a.files.items()}
-    pmc._build_all.cache_clear()
-    second = {k: v for a in pmc.pmc_samples() for k, v in a.files.items()}
-    assert first == second
-
-
 def test_extraction_is_deterministic():
     art = BY_ID["PMC9000016"]
     assert _pairs(extract_jats(art.files, art.pmcid)) == _pairs(extract_jats(dict(
@@ -70,9 +54,8 @@ def test_extraction_is_deterministic():
 
 def test_billion_laughs_is_refused_fast_and_never_expanded():
     art = BY_ID["PMC9000021"]
-    start = time.perf_counter()
-    result = extract_jats(art.files, art.pmcid)
-    assert time.perf_counter() - start < 1.0
+    with hang_guard():
+        result = extract_jats(art.files, art.pmcid)
     assert result.skipped == {"xml_unsafe": 1} and result.pairs == []
     assert "lollol" not in repr(result)
 
@@ -202,7 +185,9 @@ def test_pmc_figure_url():
         pmc_figure_url("arXiv:2101.00001", "F1")
 
 
-def test_typical_200kb_article_extracts_quickly():
+def typical_article() -> dict[str, bytes]:
+    """A 200 kB article: 1,200 paragraphs citing 20 figures (its extraction is timed by
+    ``benchmarks/extract.py``)."""
     para = ('<p>Cells were counted in each well (<xref ref-type="fig" rid="F{n}">Fig. {n}</xref>). '
             'The mean was 4.2 per field, e.g. in controls. Counts rose with dose.</p>\n')
     figs = "".join(_FIG[len("<body>"):-len("</body>")].replace('"F1"', f'"F{n}"')
@@ -210,14 +195,45 @@ def test_typical_200kb_article_extracts_quickly():
     body = "<body>" + "".join(para.format(n=i % 20) for i in range(1200)) + figs + "</body>"
     files = _article(body)
     files.update({f"PMC1/f{n}.jpg": b"x" for n in range(20)})
+    return files
+
+
+def test_typical_200kb_article_extracts_every_figure_and_mention():
+    files = typical_article()
     assert 190_000 < len(files["PMC1/PMC1.nxml"]) < 260_000
-    best = min(_timed(files) for _ in range(3))
     result = extract_jats(files, "PMC1")
     assert len(result.pairs) == 20 and len(result.pairs[3].mentions) == 1
-    assert best < 0.15  # about 20 ms here; generous for a shared 2-core machine
 
 
-def _timed(files: dict[str, bytes]) -> float:
-    start = time.perf_counter()
-    extract_jats(files, "PMC1")
-    return time.perf_counter() - start
+# --- absolute-URL hrefs and figure formats -------------------------------------------------
+
+def _fig_with_href(href: str) -> str:
+    return (f'<body><fig id="F1"><caption><p>A caption.</p></caption><graphic '
+            f'xmlns:xlink="http://www.w3.org/1999/xlink" xlink:href="{href}"/></fig></body>')
+
+
+@pytest.mark.parametrize("href, files, expected", [
+    ("https://peerj.com/articles/1/fig-1.png", {"PMC1/fig-1.png": b"p"}, "PMC1/fig-1.png"),
+    ("https://x.copernicus.org/a/f01.png?v=2", {"PMC1/f01.jpg": b"j"}, "PMC1/f01.jpg"),
+    ("http://h/x/My%20Fig.tif", {"PMC1/My Fig.jpg": b"j"}, "PMC1/My Fig.jpg"),
+    ("https://h/img/f1", {"PMC1/f1.gif": b"g", "PMC1/f1.jpg": b"j"}, "PMC1/f1.jpg"),
+])
+def test_url_href_resolves_to_the_packaged_file_by_base_name(href, files, expected):
+    xml = f'<?xml version="1.0"?><article>{_fig_with_href(href)}</article>'.encode()
+    result = extract_jats({"PMC1/PMC1.nxml": xml, **files}, "PMC1")
+    assert [p.figure_path for p in result.pairs] == [expected]
+
+
+def test_url_href_without_a_packaged_file_is_not_found():
+    xml = f'<?xml version="1.0"?><article>{_fig_with_href("https://h/fig-9.png")}</article>'
+    result = extract_jats({"PMC1/PMC1.nxml": xml.encode(), "PMC1/other.jpg": b"j"}, "PMC1")
+    assert result.pairs == [] and result.skipped == {"graphic_not_found": 1}
+    assert "URLs are never fetched" in result.skipped_items[0]["detail"]
+
+
+@pytest.mark.parametrize("ext", [".webp", ".bmp", ".pdf", ".eps", ".ps"])
+def test_figures_in_every_decodable_format_are_pairs_ranked_after_jpeg(ext):
+    alone = extract_jats({**_article(_FIG), "PMC1/f1.jpg": b"", f"PMC1/f1{ext}": b"x"}, "PMC1")
+    assert [p.figure_path for p in alone.pairs] == [f"PMC1/f1{ext}"]
+    both = extract_jats({**_article(_FIG), f"PMC1/f1{ext}": b"x"}, "PMC1")
+    assert [p.figure_path for p in both.pairs] == ["PMC1/f1.jpg"]

@@ -21,6 +21,14 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "ahocorasick": ("pyahocorasick", "curate"),
     "s3fs": ("s3fs", "s3"),
     "gcsfs": ("gcsfs", "s3"),
+    "ray": ("ray", "ray"),
+    "fastapi": ("fastapi", "web"),
+    "starlette": ("fastapi", "web"),
+    "uvicorn": ("uvicorn", "web"),
+    "jinja2": ("jinja2", "web"),
+    "multipart": ("python-multipart", "web"),
+    "python_multipart": ("python-multipart", "web"),
+    "httpx": ("httpx", "web"),
 }
 
 

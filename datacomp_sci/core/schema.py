@@ -93,6 +93,20 @@ class FigurePair:
     mentions: list[str] = field(default_factory=list)
     # the figure element's id (JATS <fig id>), used for the figure's public URL
     anchor: str | None = None
+    # which page of a multi-page file (PDF) is the figure, 1-based; pages after the first
+    # are part of the figure's identity: figure_path is "<file>#page=N"
+    page: int = 1
+    # the part of the page to keep (\includegraphics' clip): ("viewport", llx, lly, urx,
+    # ury) from the page's lower-left corner or ("trim", left, bottom, right, top), in bp
+    clip: tuple[str, float, float, float, float] | None = None
+
+    @property
+    def file_path(self) -> str:
+        """The file inside the package (``figure_path`` without its ``#page=N``)."""
+        suffix = f"#page={self.page}"
+        if self.page > 1 and self.figure_path.endswith(suffix):
+            return self.figure_path[:-len(suffix)]
+        return self.figure_path
 
 
 @dataclass

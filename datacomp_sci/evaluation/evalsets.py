@@ -25,6 +25,7 @@ from pathlib import Path
 
 from datacomp_sci.core.evaldata import verify_task
 from datacomp_sci.core.suites import DEFAULT_BASE_URL, Suite, TaskSpec, load_suite
+from datacomp_sci.core.tables import format_table
 from datacomp_sci.evaluation.evaluate import (
     shard_paths,
 )
@@ -48,9 +49,8 @@ class DownloadSummary:
 
     def table(self) -> str:
         rows = [(t.key, t.status, str(t.samples), str(t.files_fetched), t.message) for t in self.tasks]
-        rows.insert(0, ("task", "status", "samples", "fetched", "note"))
-        w = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines = ["  ".join([*(c.ljust(x) for c, x in zip(r[:4], w, strict=True)), r[4]]).rstrip() for r in rows]
+        lines = format_table(("task", "status", "samples", "fetched", "note"), rows,
+                             separator=False).split("\n")
         lines.append(
             f"{self.count('ok')} verified, {self.count('skipped')} skipped, {self.count('failed')} failed "
             f"in {self.data_dir}"

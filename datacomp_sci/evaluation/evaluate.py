@@ -39,6 +39,7 @@ from datacomp_sci.core.evaldata import (
 )
 from datacomp_sci.core.outdir import fingerprint_diff, read_record
 from datacomp_sci.core.suites import Suite, TaskSpec, load_suite
+from datacomp_sci.core.tables import format_table
 from datacomp_sci.core.util import (
     atomic_write_json,
     atomic_write_text,
@@ -112,7 +113,7 @@ class EvalSummary:
 
     def table(self) -> str:
         """One-screen table: task, main metric, value, random chance, status."""
-        rows = [("task", "main metric", "value", "chance", "status")]
+        rows = []
         for r in self.results:
             v = r.main_metric
             rs = self.random_scores.get(r.key)
@@ -124,9 +125,7 @@ class EvalSummary:
         for status, problems in (("MISSING", self.missing), ("FAILED", self.failed)):
             for p in problems:
                 rows.append((p.dataset, self.main_metric_names.get(p.key) or "-", "-", "-", status))
-        widths = [max(len(row[i]) for row in rows) for i in range(5)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines = format_table(("task", "main metric", "value", "chance", "status"), rows).split("\n")
         avg = self.average
         n_scored = sum(r.main_metric is not None for r in self.results)
         lines.append(
@@ -165,7 +164,7 @@ def load_model(arch: str, checkpoint: str | Path, device: str | None) -> LoadedM
     import open_clip
     import torch
 
-    from datacomp_sci.training.models import register_models
+    from datacomp_sci.core.models import register_models
 
     register_models()
     checkpoint = Path(checkpoint)

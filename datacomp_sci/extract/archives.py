@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import fsspec
 
+from datacomp_sci.extract.tarwalk import Damage, Member, Source, StreamError, walk
+
 ARXIV_NEW_ID = re.compile(r"^\d{4}\.\d{4,5}(v\d+)?$")
 ARXIV_OLD_ID = re.compile(r"^([a-z][a-z\-]*(?:\.[A-Za-z]{2})?)(\d{7})(v\d+)?$")
 _PAPER_SUFFIXES = (".tar.gz", ".tgz", ".gz", ".tar", ".pdf")
@@ -40,7 +42,8 @@ class ArchiveLimits:
 
     max_paper_bytes: int = 1 << 30  # decompressed size of one paper's package
     max_member_bytes: int = 256 << 20  # one file inside it
-    max_members: int = 20_000  # files inside one package
+    max_members: int = 20_000  # files inside one package (the rest: too_many_members)
+    max_archive_bytes: int = 16 << 30  # bytes read (inflated) from one bulk tar
 
 
 @dataclass(frozen=True)
@@ -158,52 +161,55 @@ def _legacy_tar(data: bytes) -> bool:
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tf:
             return tf.next() is not None
-    except (tarfile.TarError, EOFError, ValueError):
+    except Exception:  # hostile header fields make tarfile raise almost anything
         return False
 
 
 def read_tar_bytes(data: bytes, paper: Paper, limits: ArchiveLimits, prefix_strip: bool = False) -> None:
-    """Read every regular member of an in-memory tar into ``paper.files`` (bounded)."""
+    """Read every regular member of an in-memory tar into ``paper.files`` (bounded).
+
+    Damaged headers are passed over (:mod:`~datacomp_sci.extract.tarwalk`): the members
+    before and after them are read, and each damaged range is a counted member skip.
+    Raises ArchiveError("corrupt_tar") when not one member header could be read.
+    """
     total = 0
-    try:
-        tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:")
-    except (tarfile.TarError, EOFError) as e:
-        raise ArchiveError("corrupt_tar", str(e)) from e
-    with tf:
-        while True:
-            try:
-                member = tf.next()
-            except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-                paper.skip_member("truncated_archive", "<rest of archive>", str(e))
-                break
-            if member is None:
-                break
-            if len(paper.files) >= limits.max_members:
-                paper.skip_member("too_many_members", member.name, f"limit {limits.max_members}")
-                break
-            name = safe_member_name(member.name)
-            if member.isdir():
-                continue
-            if name is None:
-                paper.skip_member("unsafe_path", member.name)
-                continue
-            if not member.isfile():
-                paper.skip_member("link_or_special_member", member.name)
-                continue
-            if member.size > limits.max_member_bytes or total + member.size > limits.max_paper_bytes:
-                paper.skip_member("member_too_large", name, f"{member.size} bytes")
-                continue
-            f = tf.extractfile(member)
-            try:
-                content = f.read() if f is not None else b""
-            except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-                paper.skip_member("truncated_archive", name, str(e))
-                break
-            if len(content) != member.size:
-                paper.skip_member("truncated_archive", name, "member shorter than its header says")
-                break
-            total += len(content)
-            paper.files[name] = content
+    seen = 0
+
+    def want(m: Member) -> bool:
+        return m.size <= limits.max_member_bytes and total + m.size <= limits.max_paper_bytes
+
+    for ev in walk(Source(data=data), want, skip_budget=limits.max_paper_bytes):
+        if isinstance(ev, Damage):
+            if seen == 0 and ev.offset == 0 and ev.end is None:
+                raise ArchiveError("corrupt_tar", f"no readable tar header ({ev.reason})")
+            reason = "truncated_archive" if ev.reason in ("truncated", "unreadable_stream") \
+                else "archive_damage"
+            paper.skip_member(reason, ev.name or f"<bytes {ev.offset}-{_end(ev)}>",
+                              f"{ev.reason}: {ev.detail}")
+            continue
+        seen += 1
+        if ev.kind == "dir":
+            continue
+        if len(paper.files) >= limits.max_members:
+            paper.skip_member("too_many_members", ev.name,
+                              f"limit {limits.max_members}: this member and the rest not read")
+            break
+        name = safe_member_name(ev.name)
+        if name is None:
+            paper.skip_member("unsafe_path", ev.name)
+            continue
+        if ev.kind != "file":
+            paper.skip_member("link_or_special_member", ev.name)
+            continue
+        if ev.data is None:
+            paper.skip_member("member_too_large", name, f"{ev.size} bytes")
+            continue
+        total += len(ev.data)
+        paper.files[name] = ev.data
+
+
+def _end(d: Damage) -> str:
+    return "end" if d.end is None else str(d.end)
 
 
 # --- arXiv ----------------------------------------------------------------------------------
@@ -280,48 +286,62 @@ def _is_regular(fs, path: str) -> bool:
     return True
 
 
+# a member of an arXiv bulk tar: [YYMM/]<new- or old-style id>.gz|.pdf
+BULK_MEMBER = re.compile(r"^(?:\./)?(?:\d{4}/)?(?:\d{4}\.\d{4,5}(?:v\d+)?|"
+                         r"[a-z][a-z\-]*(?:\.[A-Za-z]{2})?\d{7}(?:v\d+)?)\.(?:gz|pdf)$")
+
+
+def _bulk_header(ti: tarfile.TarInfo) -> bool:
+    """A header the bulk-tar walk may resume at: a regular file named like a bulk member."""
+    return ti.type in (tarfile.REGTYPE, tarfile.AREGTYPE) and BULK_MEMBER.match(ti.name) is not None
+
+
+def _damaged_paper(d: Damage) -> Paper:
+    where = f"bytes {d.offset}-{_end(d)}"
+    paper_id = arxiv_id_from_name(d.name) if d.name else f"<damaged header at byte {d.offset}>"
+    rest = "; reading resumed at the next valid member header" if d.end is not None \
+        else "; the rest of the archive could not be read"
+    return Paper(paper_id, kind="other", skip_reason="archive_damage",
+                 detail=f"{d.reason} ({where}): {d.detail}{rest}")
+
+
 def iter_bulk_tar(unit: Unit, limits: ArchiveLimits) -> Iterator[Paper]:
-    """Stream an arXiv bulk tar: one paper per member, never seeking (works over HTTP/S3)."""
+    """Stream an arXiv bulk tar (plain or gzip-compressed): one paper per member.
+
+    Over HTTP/S3 it reads sequentially; a local or ranged file is seeked past members it
+    skips. Each damaged region is one paper with skip reason ``archive_damage`` (its
+    byte range in the detail), and reading resumes at the next valid member header.
+    """
     try:
         fobj = _open(unit.url)
-    except (OSError, ValueError) as e:
-        raise ArchiveError("unreadable_input", str(e)) from e
+    except Exception as e:
+        raise ArchiveError("unreadable_input", f"{type(e).__name__}: {e}") from e
     with fobj:
         try:
-            tf = tarfile.open(fileobj=fobj, mode="r|*")
-        except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-            raise ArchiveError("corrupt_tar", str(e)) from e
-        with tf:
-            while True:
-                try:
-                    member = tf.next()
-                except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-                    raise ArchiveError("truncated_archive", str(e)) from e
-                if member is None:
-                    return
-                if member.isdir():
-                    continue
-                paper_id = arxiv_id_from_name(member.name)
-                if safe_member_name(member.name) is None or not member.isfile():
-                    p = Paper(paper_id, kind="other", skip_reason="unsafe_member",
-                              detail=member.name)
-                    yield p
-                    continue
-                if member.size > limits.max_paper_bytes:
-                    yield Paper(paper_id, kind="other", skip_reason="member_too_large",
-                                detail=f"{member.size} bytes")
-                    continue
-                f = tf.extractfile(member)
-                try:
-                    raw = f.read() if f is not None else b""
-                except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-                    raise ArchiveError("truncated_archive", f"{member.name}: {e}") from e
-                if len(raw) != member.size:
-                    raise ArchiveError("truncated_archive", f"{member.name}: short member")
-                if member.name.lower().endswith(".pdf"):
-                    yield Paper(paper_id, kind="pdf", skip_reason="pdf_only")
-                    continue
-                yield arxiv_paper_from_bytes(paper_id, raw, limits)
+            src = Source(fobj=fobj, max_bytes=limits.max_archive_bytes)
+        except StreamError as e:
+            raise ArchiveError(e.reason, e.detail) from e
+        events = walk(src, want=lambda m: m.size <= limits.max_paper_bytes, accept=_bulk_header,
+                      scan_member_data=True, skip_budget=limits.max_paper_bytes)
+        for ev in events:
+            if isinstance(ev, Damage):
+                yield _damaged_paper(ev)
+                continue
+            if ev.kind == "dir" and not BULK_MEMBER.match(ev.name):
+                continue  # a YYMM/ folder entry; a "paper" typed as a folder is reported
+            paper_id = arxiv_id_from_name(ev.name)
+            if safe_member_name(ev.name) is None or ev.kind != "file":
+                yield Paper(paper_id, kind="other", skip_reason="unsafe_member",
+                            detail=f"{ev.name} ({ev.kind})")
+                continue
+            if ev.data is None:
+                yield Paper(paper_id, kind="other", skip_reason="member_too_large",
+                            detail=f"{ev.size} bytes")
+                continue
+            if ev.name.lower().endswith(".pdf"):
+                yield Paper(paper_id, kind="pdf", skip_reason="pdf_only")
+                continue
+            yield arxiv_paper_from_bytes(paper_id, ev.data, limits)
 
 
 def iter_unit_papers(unit: Unit, limits: ArchiveLimits) -> Iterator[Paper]:
@@ -374,7 +394,7 @@ def _classify_file(path: str, source: str) -> str | None:
     low = path.lower()
     if source == "pmc":
         return "pmc_package" if low.endswith((".tar.gz", ".tgz", ".tar")) else None
-    if low.endswith(".tar") and not low.endswith(".tar.gz"):
+    if low.endswith(".tar") or re.match(r"arxiv_src_\d{4}_\d+\.tar\.gz$", posixpath.basename(low)):
         return "bulk_tar" if _looks_bulk(path) else "paper_file"
     if low.endswith(_PAPER_SUFFIXES):
         return "paper_file"
@@ -383,7 +403,7 @@ def _classify_file(path: str, source: str) -> str | None:
 
 def _looks_bulk(path: str) -> bool:
     """A plain .tar is an arXiv bulk tar when its first file member is a .gz or .pdf."""
-    if re.match(r"arXiv_src_\d{4}_\d+\.tar$", posixpath.basename(path)):
+    if re.match(r"arXiv_src_\d{4}_\d+\.tar(\.gz)?$", posixpath.basename(path)):
         return True
     try:
         with fsspec.open(path, "rb", **storage_options(path)) as f, \
@@ -391,7 +411,7 @@ def _looks_bulk(path: str) -> bool:
             for member in tf:
                 if member.isfile():
                     return member.name.lower().endswith((".gz", ".pdf"))
-    except (tarfile.TarError, EOFError, OSError):
+    except Exception:  # any damage (e.g. OverflowError from a huge size field)
         return True  # let the unit report the corrupt archive
     return False
 

@@ -304,9 +304,10 @@ def _prepare_raster(data: bytes, fmt: str, image_size: int, limits: ImageLimits
 
 # --- PDF ------------------------------------------------------------------------------
 
-def _render_pdf(data: bytes, image_size: int, limits: ImageLimits
-                ) -> tuple[Image.Image, tuple[float, float]]:
-    """First page rendered to RGB on white; returns the image and the page size in pt."""
+def _render_pdf(data: bytes, image_size: int, limits: ImageLimits, page_no: int = 1,
+                clip: tuple | None = None) -> tuple[Image.Image, tuple[float, float]]:
+    """Page ``page_no`` (1-based; the first by default) rendered to RGB on white, cut to
+    ``clip`` when given (see :func:`clip_region`); returns the image and its size in pt."""
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
 
@@ -314,22 +315,46 @@ def _render_pdf(data: bytes, image_size: int, limits: ImageLimits
     try:
         if len(pdf) < 1:
             raise ImageSkipped("pdf_error", "PDF has no pages")
-        page = pdf[0]
+        if page_no > len(pdf):
+            raise ImageSkipped("pdf_error", f"no page {page_no}: the PDF has {len(pdf)}")
+        page = pdf[page_no - 1]
         _check_media_box(page.get_mediabox(fallback_ok=False))
-        width_pt, height_pt = page.get_size()
-        _check_page_points(width_pt, height_pt)
-        width, height = _scaled(width_pt, height_pt, _vector_scale(
-            width_pt, height_pt, image_size, limits.vector_dpi_max))
+        page_w, page_h = page.get_size()
+        _check_page_points(page_w, page_h)
+        x0, y0, x1, y1 = clip_region(clip, page_w, page_h)
+        width_pt, height_pt = x1 - x0, y1 - y0
+        scale = _vector_scale(width_pt, height_pt, image_size, limits.vector_dpi_max)
+        width, height = _scaled(width_pt, height_pt, scale)
+        full_w, full_h = _scaled(page_w, page_h, scale)
         bitmap = pdfium.PdfBitmap.new_native(width, height, pdfium_c.FPDFBitmap_BGR,
                                              rev_byteorder=True)
         bitmap.fill_rect((255, 255, 255, 255), 0, 0, width, height)
         flags = pdfium_c.FPDF_ANNOT | pdfium_c.FPDF_REVERSE_BYTE_ORDER
-        pdfium_c.FPDF_RenderPageBitmap(bitmap, page, 0, 0, width, height, 0, flags)
+        # the whole page at this scale, shifted so the clip region lands on the bitmap
+        pdfium_c.FPDF_RenderPageBitmap(bitmap, page, -round(x0 * scale),
+                                       -round((page_h - y1) * scale), full_w, full_h, 0, flags)
         image = bitmap.to_pil()  # an RGB copy of the buffer
         page.close()
     finally:
         pdf.close()
     return image, (width_pt, height_pt)
+
+
+def clip_region(clip: tuple | None, page_w: float, page_h: float
+                ) -> tuple[float, float, float, float]:
+    """The part of a page to render, ``(x0, y0, x1, y1)`` in pt from its lower-left corner:
+    the whole page, ``("viewport", llx, lly, urx, ury)`` or ``("trim", left, bottom,
+    right, top)`` (graphicx's keys), limited to the page."""
+    if not clip:
+        return 0.0, 0.0, page_w, page_h
+    kind, a, b, c, d = clip
+    box = (a, b, c, d) if kind == "viewport" else (a, b, page_w - c, page_h - d)
+    x0, y0 = max(0.0, box[0]), max(0.0, box[1])
+    x1, y1 = min(page_w, box[2]), min(page_h, box[3])
+    if not (x1 > x0 and y1 > y0):
+        raise ImageSkipped("zero_size", f"{kind} {a:g} {b:g} {c:g} {d:g} leaves nothing of a "
+                                        f"{page_w:g}x{page_h:g} pt page")
+    return x0, y0, x1, y1
 
 
 def _check_media_box(box: tuple[float, float, float, float] | None) -> None:
@@ -349,11 +374,12 @@ def _check_page_points(width_pt: float, height_pt: float) -> None:
                          f"{MAX_PAGE_POINTS:.0f} pt (PDF's largest page)")
 
 
-def _prepare_pdf(data: bytes, image_size: int, limits: ImageLimits) -> PreparedImage:
+def _prepare_pdf(data: bytes, image_size: int, limits: ImageLimits, page: int = 1,
+                 clip: tuple | None = None) -> PreparedImage:
     import pypdfium2 as pdfium
 
     try:
-        image, (width_pt, height_pt) = _render_pdf(data, image_size, limits)
+        image, (width_pt, height_pt) = _render_pdf(data, image_size, limits, page, clip)
     except ImageSkipped:
         raise
     except pdfium.PdfiumError as err:
@@ -550,18 +576,21 @@ def _checked_format(data: bytes, name: str) -> str:
 
 
 def prepare_image(data: bytes, name: str, image_size: int = 512,
-                  limits: ImageLimits = ImageLimits()) -> PreparedImage:
-    """Decode or rasterise one figure file and encode it as a bounded RGB JPEG.
+                  limits: ImageLimits = ImageLimits(), page: int = 1,
+                  clip: tuple | None = None) -> PreparedImage:
+    r"""Decode or rasterise one figure file and encode it as a bounded RGB JPEG.
 
     ``name`` is only used for its extension (when the magic bytes say nothing) and in
-    messages. Raises :class:`ImageSkipped` for every input problem.
+    messages. ``page`` (1-based) and ``clip`` (:func:`clip_region`) apply to PDF figures
+    (``\includegraphics[page=2,viewport=...,clip]``); other formats ignore them. Raises
+    :class:`ImageSkipped` for every input problem.
     """
     if image_size < 1:
         raise ValueError(f"image_size must be a positive number of pixels, got {image_size}")
     _check_bytes(data, limits)
     fmt = _checked_format(data, name)
     if fmt == "pdf":
-        return _prepare_pdf(data, image_size, limits)
+        return _prepare_pdf(data, image_size, limits, page, clip)
     if fmt in ("eps", "ps"):
         return _prepare_postscript(data, fmt, image_size, limits)
     return _prepare_raster(data, fmt, image_size, limits)

@@ -33,11 +33,12 @@ import posixpath
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from lxml import etree
 
 from datacomp_sci.core.schema import FigurePair, PaperPairs
+from datacomp_sci.extract.sentences import split_sentences
 
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -54,12 +55,15 @@ NON_FIGURE_TYPES: frozenset[str] = frozenset({
 
 # Image files a <graphic> may resolve to, best first (PMC's full-size JPEG beats the GIF
 # thumbnail PMC ships beside it). jpg/jpeg share a rank, as do tif/tiff.
+# Formats the image stage decodes but PMC rarely ships as the figure file (WebP, BMP,
+# PDF, EPS, PS) come last: they are pairs when nothing better is packaged.
 IMAGE_EXT_RANK: dict[str, int] = {
-    ".jpg": 0, ".jpeg": 0, ".png": 1, ".tif": 2, ".tiff": 2, ".gif": 3,
+    ".jpg": 0, ".jpeg": 0, ".png": 1, ".tif": 2, ".tiff": 2, ".gif": 3, ".webp": 4,
+    ".bmp": 5, ".pdf": 6, ".eps": 7, ".ps": 8,
 }
 # Extensions stripped from an href before matching (PMC hrefs name .gif/.eps/.tif
 # originals while the package holds the converted .jpg).
-_HREF_EXTS = frozenset(IMAGE_EXT_RANK) | {".eps", ".ps", ".pdf", ".svg", ".bmp"}
+_HREF_EXTS = frozenset(IMAGE_EXT_RANK) | {".svg"}
 
 _PMCID_RE = re.compile(r"^\s*(?:PMC)?(\d+)\s*$", re.IGNORECASE)
 _PMCID_TYPES = ("pmcid", "pmc", "pmc-uid", "accession")
@@ -87,18 +91,6 @@ _BODY_SKIP = frozenset({
     "fig", "fig-group", "table-wrap", "table-wrap-group", "caption", "supplementary-material",
     "fn", "fn-group", "ref-list", "boxed-text", "disp-formula",
 })
-
-# Abbreviations after which a period does not end a sentence (compared lower-case,
-# without the final period).
-_ABBREVIATIONS = frozenset({
-    "fig", "figs", "eq", "eqs", "eqn", "eqns", "ref", "refs", "al", "e.g", "i.e", "etc",
-    "vs", "cf", "approx", "ca", "resp", "viz", "no", "nos", "vol", "pp", "suppl", "sect",
-    "sec", "tab", "dr", "prof", "mr", "mrs", "ms", "st", "inc", "ltd", "co", "corp", "jr",
-    "sr", "sp", "spp", "ssp", "subsp", "cv", "var", "aff", "incl", "nov", "ph.d", "et", "ext",
-    "chap", "ch", "p",
-})
-_SENT_END_RE = re.compile(r"[.!?][\"'\u201d\u2019)\]]*(?=\s+[\"'\u201c\u2018(\[]*[A-Z0-9])")
-
 
 class _XmlRejected(Exception):
     """The article's XML cannot be used; ``reason`` is the skip reason."""
@@ -422,35 +414,6 @@ def caption_text(caption: etree._Element) -> str:
 
 # --- sentences and mentions ----------------------------------------------------------------
 
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Sentence spans ``(start, end)`` of plain text. A period ends a sentence only when
-    followed by space and an upper-case letter, digit or opening bracket/quote, and not
-    after an abbreviation ("Fig.", "et al.", "e.g.", "i.e.", ...) or a single initial."""
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for m in _SENT_END_RE.finditer(text):
-        if m.group(0)[0] == "." and _is_abbreviation(text, m.start()):
-            continue
-        end = m.end()
-        spans.append((start, end))
-        start = end
-        while start < len(text) and text[start] == " ":
-            start += 1
-    if start < len(text):
-        spans.append((start, len(text)))
-    return spans
-
-
-def _is_abbreviation(text: str, dot: int) -> bool:
-    i = dot
-    while i > 0 and not text[i - 1].isspace():
-        i -= 1
-    word = text[i:dot].lstrip("([\"'\u201c")
-    if word.lower() in _ABBREVIATIONS:
-        return True
-    return len(word) == 1 and word.isupper()  # an initial: "J. Smith"
-
-
 @dataclass
 class _Mentions:
     """id -> [(sentence number, sentence)] over the body, in document order."""
@@ -531,12 +494,25 @@ class _ImageIndex:
         """(files key, "") or (None, why not)."""
         if not href:
             return None, "graphic has no xlink:href"
-        if "://" in href or href.startswith(("/", "\\")):
+        if "://" in href:  # publisher XML: the file ships under the URL's base name
+            name = posixpath.basename(unquote(urlsplit(href).path))
+            if name in ("", ".", "..") or "\\" in name:
+                return None, f"href {href!r} points outside the package"
+            key, _ = self._lookup(posixpath.join(base_dir, name) if base_dir not in ("", ".")
+                                  else name, href)
+            if key is None:
+                return None, (f"href {href!r} is a URL and no packaged image has its base "
+                              f"name {name!r} (URLs are never fetched)")
+            return key, ""
+        if href.startswith(("/", "\\")):
             return None, f"href {href!r} points outside the package"
         path = posixpath.normpath(posixpath.join(base_dir, href.replace("\\", "/")))
         inside = base_dir in ("", ".") or path.startswith(base_dir + "/")
         if not inside or path == ".." or path.startswith("../"):
             return None, f"href {href!r} leaves the article's folder"
+        return self._lookup(path, href)
+
+    def _lookup(self, path: str, href: str) -> tuple[str | None, str]:
         stem, ext = posixpath.splitext(path)
         if ext.lower() not in _HREF_EXTS:
             stem = path

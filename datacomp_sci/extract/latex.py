@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from datacomp_sci.core.schema import FigurePair, PaperPairs
+from datacomp_sci.extract.sentences import PUNCT_END, is_sentence_end
 
 __all__ = ["LatexOptions", "extract_latex", "latex_to_text", "strip_comments", "decode_tex",
            "GRAPHIC_EXTENSIONS", "IMAGE_FORMATS"]
@@ -62,9 +63,12 @@ class LatexOptions:
     keep_multi_panel: bool = False  # multi-graphic figure w/o sub-captions: keep each panel
     ref_token: str = "<ref>"
     cit_token: str = "<cit.>"
-    max_tex_bytes: int = 20_000_000  # bound on total expanded source (and on any one file)
+    max_tex_bytes: int = 20_000_000  # bound on expanded source per paper (and on any one file)
     max_expansions: int = 100_000  # user-macro expansions per main file
     max_depth: int = 200  # nested macro / input frames
+    max_expansion_bytes: int = 50_000_000  # macro text produced by expansions, per main file
+    max_inputs: int = 2_000  # \input/\include splices per main file
+    max_main_files: int = 100  # main files (\documentclass, not input by another) per paper
 
 
 REF_MACROS = ("ref", "autoref", "cref", "Cref", "eqref", "pageref", "subref", "vref", "Vref",
@@ -308,6 +312,8 @@ class _Project:
     options: LatexOptions
     result: PaperPairs
     texts: dict[str, str | None] = field(default_factory=dict)
+    expanded: int = 0  # characters of expanded source produced so far (all main files)
+    lower: dict[str, list[str]] | None = None  # case-insensitive path index, built on demand
 
     def tex(self, path: str) -> str | None:
         """Comment-stripped text of a .tex file (None when too large: counted once)."""
@@ -365,8 +371,9 @@ class _Expander:
         self.macros: dict[str, _Macro] = {}
         self.envs: dict[str, _Env] = {}
         self.out: list[str] = []
-        self.size = 0
         self.expansions = 0
+        self.work = 0  # characters of macro text produced by expansions
+        self.inputs = 0
         self.limit_hit = False
         self.sty_mode = False
         self.loaded_sty: set[str] = set()
@@ -374,8 +381,8 @@ class _Expander:
 
     # -- output ----------------------------------------------------------------
     def emit(self, s: str) -> None:
-        self.size += len(s)
-        if self.size > self.opt.max_tex_bytes:
+        self.p.expanded += len(s)
+        if self.p.expanded > self.opt.max_tex_bytes:
             raise _Budget
         self.out.append(s)
 
@@ -473,6 +480,13 @@ class _Expander:
         if len(self.frames) >= self.opt.max_depth:
             self.p.result.skip("input_too_deep", path)
             return
+        if self.inputs >= self.opt.max_inputs:
+            if self.inputs == self.opt.max_inputs:  # counted once per main file
+                self.p.result.skip("input_limit", self.frames[0].file,
+                                   f"more than {self.opt.max_inputs} inputs spliced")
+            self.inputs = self.opt.max_inputs + 1
+            return
+        self.inputs += 1
         body = self.p.tex(path)
         if body is None:
             return
@@ -640,7 +654,23 @@ class _Expander:
         args = self._read_args(mac.nargs, mac.default)
         if args is None:
             return
-        self._push(_substitute(mac.body, args))
+        if self._work_ok(mac.body, args):
+            self._push(_substitute(mac.body, args))
+
+    def _work_ok(self, body: str, args: list[str]) -> bool:
+        """Charge the size of a substitution before making it: argument-doubling recursion
+        (``\\def\\x#1{\\x{#1#1}}``) grows exponentially within the expansion count."""
+        size = len(body)
+        if args and "#" in body:
+            size += sum(len(args[int(k) - 1]) for k in _PARAM_NUM.findall(body)
+                        if int(k) <= len(args))
+        self.work += size
+        if self.work <= self.opt.max_expansion_bytes:
+            return True
+        self.limit_hit = True
+        self.p.result.skip("macro_expansion_limit", self.frames[0].file,
+                           f"expansions produced over {self.opt.max_expansion_bytes} characters")
+        return False
 
     def _push(self, text: str) -> None:
         if not text:
@@ -656,14 +686,17 @@ class _Expander:
             return
         fr.pos = g[1]
         if which == "end":
-            self._push(env.end + " ")
+            if self._work_ok(env.end, []):
+                self._push(env.end + " ")
             return
-        args = self._read_args(env.nargs, env.default)
-        self._push(_substitute(env.begin, args or []) + " ")
+        args = self._read_args(env.nargs, env.default) or []
+        if self._work_ok(env.begin, args):
+            self._push(_substitute(env.begin, args) + " ")
 
 
 _SPACES_AFTER_WORD = re.compile(r"[ \t]*(?:\n[ \t]*)?")
 _PARAM = re.compile(r"##|#([1-9])")
+_PARAM_NUM = re.compile(r"(?<!#)#([1-9])")
 
 
 def _substitute(body: str, args: list[str]) -> str:
@@ -764,6 +797,66 @@ class _Graphic:
     pos: int
     name: str
     import_dir: str | None
+    options: str = ""  # the [key=value] list of \includegraphics
+    star: bool = False  # \includegraphics*: clip
+
+
+# graphicx lengths in PostScript points (bp), the unit of viewport/trim without one
+_UNITS = {"bp": 1.0, "pt": 72 / 72.27, "in": 72.0, "cm": 72 / 2.54, "mm": 72 / 25.4,
+          "pc": 12 * 72 / 72.27, "dd": 1238 / 1157 * 72 / 72.27, "sp": 72 / 72.27 / 65536}
+_LENGTH = re.compile(r"^\s*(-?(?:\d+\.?\d*|\.\d+))\s*([a-z]{2})?\s*$")
+
+
+def _keyvals(options: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    depth, cur = 0, []
+    parts: list[str] = []
+    for c in options:  # commas inside braces do not split
+        if c == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+            continue
+        depth += (c == "{") - (c == "}")
+        cur.append(c)
+    parts.append("".join(cur))
+    for part in parts:
+        key, _, value = part.partition("=")
+        if key.strip():
+            out[key.strip()] = value.strip().strip("{}").strip()
+    return out
+
+
+def _four_lengths(value: str) -> tuple[float, float, float, float] | None:
+    fields = value.split()
+    if len(fields) != 4:
+        return None
+    out = []
+    for f in fields:
+        m = _LENGTH.match(f)
+        if m is None or (m.group(2) and m.group(2) not in _UNITS):
+            return None
+        out.append(float(m.group(1)) * _UNITS[m.group(2) or "bp"])
+    return out[0], out[1], out[2], out[3]
+
+
+def graphic_page_and_clip(options: str, star: bool = False
+                          ) -> tuple[int, tuple[str, float, float, float, float] | None]:
+    r"""``page=`` (1-based) and the clip of an ``\includegraphics`` option list.
+
+    The clip is ``("viewport", llx, lly, urx, ury)`` (from the page's lower-left corner) or
+    ``("trim", left, bottom, right, top)``, in bp, and only with ``clip``/``clip=true`` or
+    the star form: without clip graphicx shrinks the box but still prints the whole page.
+    """
+    kv = _keyvals(options)
+    page = 1
+    if "page" in kv and kv["page"].isdigit():
+        page = max(1, int(kv["page"]))
+    clip = star or ("clip" in kv and kv["clip"].lower() in ("", "true"))
+    for key in ("viewport", "trim"):
+        if clip and key in kv:
+            box = _four_lengths(kv[key])
+            return page, ((key, *box) if box else None)
+    return page, None
 
 
 @dataclass
@@ -836,7 +929,14 @@ class _Scanner:
         text, name, p = self.text, m.group(1), m.end()
         p = _star(text, p) if name not in ("label", "DCSIMPORTDIR") else p
         if name in ("includegraphics", "epsfbox", "epsffile", "plotone", "plottwo"):
-            p = _skip_optionals(text, p, end)
+            star = text.startswith("*", _skip_ws(text, m.end()))
+            options = []
+            for _ in range(2):
+                o = _read_optional(text, p, end)
+                if o is None:
+                    break
+                options.append(o[0])
+                p = o[1]
             g = _read_group(text, p, end)
             if g is None:
                 return p
@@ -847,7 +947,8 @@ class _Scanner:
                 if g2 is not None:
                     names.append(g2[0])
                     p = g2[1]
-            out.extend(_Graphic(m.start(), n, self.import_dir(m.start())) for n in names)
+            out.extend(_Graphic(m.start(), n, self.import_dir(m.start()),
+                                options[-1] if options else "", star) for n in names)
             return p
         if name in ("epsfig", "psfig"):
             g = _read_group(text, p, end)
@@ -1098,11 +1199,7 @@ class _GraphicsContext:
     main_dir: str
     paths: list[tuple[int, list[str]]]  # (position, \graphicspath entries)
     extensions: list[tuple[int, tuple[str, ...]]]
-    lower: dict[str, list[str]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for p in sorted(self.files):
-            self.lower.setdefault(p.lower(), []).append(p)
+    lower: dict[str, list[str]]  # lower-cased path -> paths (built once per project)
 
     def _at(self, seq: list, pos: int, default):
         found = default
@@ -1145,7 +1242,14 @@ class _GraphicsContext:
         return None, False
 
 
-def _graphics_context(files: Mapping[str, bytes], main: str, text: str) -> _GraphicsContext:
+def _lower_index(files: Mapping[str, bytes]) -> dict[str, list[str]]:
+    lower: dict[str, list[str]] = {}
+    for p in sorted(files):
+        lower.setdefault(p.lower(), []).append(p)
+    return lower
+
+
+def _graphics_context(project: _Project, main: str, text: str) -> _GraphicsContext:
     paths = []
     for m in re.finditer(r"\\graphicspath\s*\{", text):
         g = _read_group(text, m.end() - 1)
@@ -1158,7 +1262,9 @@ def _graphics_context(files: Mapping[str, bytes], main: str, text: str) -> _Grap
         found = tuple(e.strip() for e in m.group(1).split(",") if e.strip().startswith("."))
         if found:
             exts.append((m.start(), found))
-    return _GraphicsContext(files, posixpath.dirname(main), paths, exts)
+    if project.lower is None:
+        project.lower = _lower_index(project.files)
+    return _GraphicsContext(project.files, posixpath.dirname(main), paths, exts, project.lower)
 
 
 def _dir_entry(e: str) -> str:
@@ -1224,13 +1330,9 @@ def latex_to_text(latex: str, ref_token: str = "<ref>", cit_token: str = "<cit.>
     return " ".join(text.split())
 
 
-_BOUNDARY = re.compile(r"([.!?])[\"'’”)]*\s+|\n[ \t]*\n\s*|\\(?:sub)*section\*?|\\paragraph\*?|\\item(?![A-Za-z])")
-_ABBREV = frozenset({"fig", "figs", "eq", "eqs", "sec", "secs", "ref", "refs", "e.g", "i.e",
-                     "al", "vs", "cf", "tab", "app", "ch", "no", "resp", "approx", "dr", "mr",
-                     "ms", "prof", "st", "vol", "pp", "ed", "eds", "fn", "eqn", "viz",
-                     "etc.", "c.f", "w.r.t", "lit", "sect", "chap", "thm", "def", "prop", "lem"})
+_BOUNDARY = re.compile(PUNCT_END + r"|\n[ \t]*\n\s*|\\(?:sub)*section\*?|\\paragraph\*?|"
+                       r"\\item(?![A-Za-z])")
 _REF_IN = re.compile(r"\\(?:" + "|".join(REF_MACROS) + r")\*?\s*\{([^{}]*)\}")
-_WORD_BEFORE = re.compile(r"([A-Za-z.]+)$")
 
 
 def _sentences(text: str, start: int, end: int, holes: list[tuple[int, int]]) -> list[str]:
@@ -1245,26 +1347,13 @@ def _sentences(text: str, start: int, end: int, holes: list[tuple[int, int]]) ->
     body = " \n\n ".join(parts)
     out, pos = [], 0
     for m in _BOUNDARY.finditer(body):
-        if m.group(1) is not None and not _real_end(body, m):
+        if m.group(1) is not None and not is_sentence_end(body, m.start(1), m.end()):
             continue
         cut = m.end(1) if m.group(1) is not None else m.start()
         out.append(body[pos:cut])
         pos = m.end() if m.group(1) is not None or m.group(0).startswith("\n") else _skip_heading(body, m.end())
     out.append(body[pos:])
     return [s for s in out if "ref" in s]
-
-
-def _real_end(body: str, m: re.Match) -> bool:
-    nxt = body[m.end():m.end() + 1]
-    if nxt and nxt.islower():
-        return False
-    if m.group(1) != ".":
-        return True
-    w = _WORD_BEFORE.search(body, max(0, m.start() - 12), m.start())
-    if w is None:
-        return True
-    word = w.group(1).lower().rstrip(".")
-    return not (word in _ABBREV or (len(w.group(1)) == 1 and w.group(1).isupper()))
 
 
 def _skip_heading(body: str, pos: int) -> int:
@@ -1318,7 +1407,7 @@ def _process_main(project: _Project, main: str, seen: set[str]) -> None:
     units, spans = _figure_units(scanner, root, text)
     labels = {lab for u in units for lab in [u.label] + [s.label for s in u.subs] if lab}
     index = _mentions_index(text, start, end, _merge(spans), labels, opt) if labels else {}
-    doc = _Document(text, _graphics_context(project.files, main, text), index)
+    doc = _Document(text, _graphics_context(project, main, text), index)
     for unit in units:
         result.figures_found += 1
         _unit_pairs(doc, unit, project, seen)
@@ -1390,12 +1479,17 @@ def _emit(doc: _Document, g: _Graphic, caption: str, label: str | None,
     if posixpath.splitext(path)[1].lower() not in IMAGE_FORMATS:
         result.skip("unsupported_graphic_format", path)
         return
-    if path in seen:
-        result.skip("duplicate_figure_path", path)
+    page, region = graphic_page_and_clip(g.options, g.star)
+    if not path.lower().endswith(".pdf"):
+        page, region = 1, None  # pages and viewports are applied to PDF figures only
+    figure_path = path if page == 1 else f"{path}#page={page}"
+    if figure_path in seen:
+        result.skip("duplicate_figure_path", figure_path)
         return
-    seen.add(path)
-    result.pairs.append(FigurePair(figure_path=path, caption=caption, label=label,
-                                   parent_caption=parent, mentions=mentions))
+    seen.add(figure_path)
+    result.pairs.append(FigurePair(figure_path=figure_path, caption=caption, label=label,
+                                   parent_caption=parent, mentions=mentions, page=page,
+                                   clip=region))
 
 
 def extract_latex(files: Mapping[str, bytes], paper_id: str,
@@ -1407,7 +1501,13 @@ def extract_latex(files: Mapping[str, bytes], paper_id: str,
     if not mains:
         result.skip("no_main_tex", paper_id, "no .tex file with \\documentclass")
         return result
+    if len(mains) > options.max_main_files:
+        result.skip("too_many_main_files", paper_id,
+                    f"{len(mains)} main files; the first {options.max_main_files} are read")
+        mains = mains[:options.max_main_files]
     seen: set[str] = set()
     for main in mains:
+        if project.expanded > options.max_tex_bytes:
+            break
         _process_main(project, main, seen)
     return result

@@ -16,6 +16,7 @@ rewritten, and the result equals an uninterrupted run.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -24,9 +25,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import pyarrow as pa
@@ -45,6 +44,7 @@ from datacomp_sci.core.util import (
     package_versions,
     sha256_bytes,
 )
+from datacomp_sci.engines import Engine, EngineOptions, TaskFailed, engine_session
 from datacomp_sci.extract.archives import (
     ArchiveError,
     ArchiveLimits,
@@ -152,8 +152,8 @@ def _extract(paper: Paper, opts: BuildOptions) -> PaperPairs:
 
 
 def _figure_url(opts: BuildOptions, paper_id: str, pair) -> str:
-    if opts.source == "arxiv":
-        return f"https://arxiv.org/e-print/{paper_id}#{pair.figure_path}"
+    if opts.source == "arxiv":  # one '#' only: a page suffix's own is escaped
+        return f"https://arxiv.org/e-print/{paper_id}#{pair.figure_path.replace('#', '%23')}"
     from datacomp_sci.extract.jats import pmc_figure_url
 
     return pmc_figure_url(paper_id, pair.anchor)
@@ -175,10 +175,19 @@ class _UnitRun:
                            "reason": reason, "item": item, "detail": detail})
 
 
+# a paper skipped for one of these was damaged, not merely without pairs
+DAMAGE_REASONS = frozenset({"archive_damage", "corrupt_gzip", "corrupt_tar",
+                            "truncated_archive", "unreadable_input"})
+
+
 def _paper_rows(paper: Paper, opts: BuildOptions, run: _UnitRun) -> list[dict]:
     run.counts["papers_seen"] += 1
     for item in paper.member_skip_items:
         run.skip("archive", item["reason"], paper.paper_id, item["item"], item["detail"])
+    if paper.skip_reason in DAMAGE_REASONS:
+        run.counts["papers_lost_to_damage"] += 1
+    else:
+        run.counts["papers_read"] += 1
     if paper.skip_reason:
         run.skip("paper", paper.skip_reason, paper.paper_id, None, paper.detail)
         return []
@@ -200,12 +209,13 @@ def _paper_rows(paper: Paper, opts: BuildOptions, run: _UnitRun) -> list[dict]:
     limits = opts.image_limits()
     rows = []
     for pair in found.pairs:
-        data = paper.files.get(pair.figure_path)
+        data = paper.files.get(pair.file_path)
         if data is None:
             run.skip("image", "graphic_not_in_package", paper_id, pair.figure_path, None)
             continue
         try:
-            img = prepare_image(data, pair.figure_path, opts.image_size, limits)
+            img = prepare_image(data, pair.file_path, opts.image_size, limits, page=pair.page,
+                                clip=pair.clip)
         except ImageSkipped as e:
             run.skip("image", e.reason, paper_id, pair.figure_path, e.detail)
             continue
@@ -269,16 +279,14 @@ def process_unit(unit: Unit, opts: BuildOptions, work: Path) -> dict:
             rows.extend(_paper_rows(paper, opts, run))
     except ArchiveError as e:
         run.skip("unit", e.reason, None, unit.url, e.detail)
+    except Exception as e:  # hostile bytes can make any reader raise: count it, go on
+        run.skip("unit", "corrupt_tar", None, unit.url, f"{type(e).__name__}: {e}")
     _write_unit_table(data_path, pa.Table.from_pylist(rows, schema=UNIT_SCHEMA))
     summary = {"unit": unit.url, "index": unit.index, "rows": len(rows),
                "counts": dict(run.counts), "skips": dict(run.skips), "skipped_items": run.items}
     with atomic_open(summary_path, "w", fsync=False) as f:
         f.write(dumps_stable(summary))
     return summary
-
-
-def _process_unit_star(args: tuple) -> dict:
-    return process_unit(*args)
 
 
 # --- writing shards -----------------------------------------------------------------------
@@ -380,37 +388,38 @@ def _prepare_output(out: Path, state: dict, overwrite: bool) -> bool:
     return False
 
 
-def _run_units(units: list[Unit], opts: BuildOptions, work: Path, workers: int) -> Iterator[dict]:
-    """Process units (in parallel when workers > 1), yielding summaries in unit order."""
-    if workers <= 1 or len(units) <= 1:
-        for u in units:
-            yield process_unit(u, opts, work)
-        return
-    ctx = get_context("spawn")  # no fork: safe with threads, same behaviour everywhere
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        window = max(2 * workers, 4)  # bounded look-ahead keeps memory flat
-        futures = []
-        it = iter(units)
-        for u in it:
-            futures.append(pool.submit(_process_unit_star, (u, opts, work)))
-            if len(futures) >= window:
-                break
-        while futures:
-            f = futures.pop(0)
-            yield f.result()
-            nxt = next(it, None)
-            if nxt is not None:
-                futures.append(pool.submit(_process_unit_star, (nxt, opts, work)))
+def _failed_unit(unit: Unit, failed: TaskFailed) -> dict:
+    """The summary of a unit whose task failed on every attempt: skipped and counted, like
+    an unreadable archive; nothing is saved for it, so a resumed run tries it again."""
+    item = {"unit": unit.url, "paper_id": None, "stage": "unit", "reason": "task_failed",
+            "item": unit.url, "detail": f"{failed.error} (after {failed.attempts} attempts)"}
+    return {"unit": unit.url, "index": unit.index, "rows": 0, "counts": {},
+            "skips": {"unit/task_failed": 1}, "skipped_items": [item], "failed": True}
+
+
+def _run_units(units: list[Unit], opts: BuildOptions, work: Path,
+               engine: Engine) -> Iterator[dict]:
+    """Process units on the engine (in parallel, retried), yielding summaries in unit order."""
+    task = functools.partial(process_unit, opts=opts, work=work)
+    for pos, outcome in engine.map(task, units, ordered=True, name="build-pool unit"):
+        if isinstance(outcome, TaskFailed) and isinstance(outcome.exception, PermissionError):
+            raise outcome.exception  # the output is not writable: no unit can succeed
+        yield _failed_unit(units[pos], outcome) if isinstance(outcome, TaskFailed) else outcome
 
 
 def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
                workers: int | None = None, overwrite: bool = False, keep_work: bool = False,
                progress: Callable[[int, dict], None] | None = None,
-               on_units: Callable[[list[Unit]], None] | None = None) -> BuildResult:
+               on_units: Callable[[list[Unit]], None] | None = None,
+               engine: EngineOptions | None = None,
+               on_resume: Callable[[int, int], None] | None = None) -> BuildResult:
     """Build a pool from paper packages. See the module docstring for the data flow.
 
     ``progress(n_units_done, totals)`` is called after each unit; ``on_units(units)`` once
-    the inputs are listed (the CLI uses both for its progress bar).
+    the inputs are listed (the CLI uses both for its progress bar); ``on_resume(done,
+    total)`` when an interrupted build resumes with ``done`` of ``total`` units finished.
+    ``engine`` says where units run (default: this machine's processes, ``workers`` of
+    them); the pool is the same bytes on any engine.
     """
     t0 = time.time()
     out = Path(output)
@@ -423,10 +432,12 @@ def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
     if _prepare_output(out, state, overwrite):
         report = json.loads((out / "build_report.json").read_text())
         return BuildResult(out, report, already_complete=True, elapsed_s=time.time() - t0)
-    if on_units:
-        on_units(units)
     work = out / "_work" / "units"
     work.mkdir(parents=True, exist_ok=True)
+    if on_resume and (done := sum(unit_result_paths(work, u)[1].exists() for u in units)):
+        on_resume(done, len(units))
+    if on_units:
+        on_units(units)
     cutter = ShardCutter(out, opts)
     counts: Counter = Counter()
     skips: Counter = Counter()
@@ -435,15 +446,13 @@ def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
                          for p in problems]
     for p in problems:
         skips[f"input/{p['reason']}"] += 1
-    workers = workers or os.cpu_count() or 1
-    for done, summary in enumerate(_run_units(units, opts, work, workers), start=1):
-        data_path = work / f"{summary['index']:06d}.arrow"
-        cutter.add_unit(read_unit_table(data_path))
-        counts.update(summary["counts"])
-        skips.update(summary["skips"])
-        items.extend(summary["skipped_items"])
-        if progress:
-            progress(done, {"papers": counts["papers_seen"], "pairs": cutter.written + len(cutter.pending)})
+    engine = engine or EngineOptions(workers=workers)
+    with engine_session(engine) as running:
+        for done, summary in enumerate(_run_units(units, opts, work, running), start=1):
+            _add_summary(summary, work, cutter, counts, skips, items)
+            if progress:
+                progress(done, {"papers": counts["papers_seen"],
+                                "pairs": cutter.written + len(cutter.pending)})
     cutter.finish()
     for d in cutter.duplicates:
         skips["write/duplicate_uid"] += 1
@@ -466,6 +475,28 @@ def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
     return BuildResult(out, report, elapsed_s=time.time() - t0)
 
 
+def build_outcome(report: dict) -> str:
+    """``pairs`` (the pool holds samples), ``empty`` (papers were read, none gave a pair: a
+    valid, empty pool, e.g. PDF-only papers) or ``unreadable`` (inputs were given but not
+    one paper in them could be read: every archive damaged, truncated or not an archive).
+    The command line exits 0, 0 with a note, and 1 respectively."""
+    if report.get("pairs_written", 0) > 0:
+        return "pairs"
+    read = report.get("papers_read")
+    if read is None:  # a report written before papers_read was counted
+        read = report.get("papers_seen", 0) - report.get("papers_lost_to_damage", 0)
+    return "empty" if read > 0 else "unreadable"
+
+
+def _add_summary(summary: dict, work: Path, cutter: ShardCutter, counts: Counter,
+                 skips: Counter, items: list[dict]) -> None:
+    if not summary.get("failed"):
+        cutter.add_unit(read_unit_table(work / f"{summary['index']:06d}.arrow"))
+    counts.update(summary["counts"])
+    skips.update(summary["skips"])
+    items.extend(summary["skipped_items"])
+
+
 def _report(units: list[Unit], counts: Counter, skips: Counter, cutter: ShardCutter) -> dict:
     by_stage: dict[str, dict[str, int]] = {}
     for key, n in sorted(skips.items()):
@@ -474,6 +505,8 @@ def _report(units: list[Unit], counts: Counter, skips: Counter, cutter: ShardCut
     return {
         "units": len(units),
         "papers_seen": counts["papers_seen"],
+        "papers_read": counts["papers_read"],
+        "papers_lost_to_damage": counts["papers_lost_to_damage"],
         "papers_with_latex": counts["papers_with_latex"],
         "papers_with_nxml": counts["papers_with_nxml"],
         "figures_found": counts["figures_found"],

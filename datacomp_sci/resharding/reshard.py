@@ -51,7 +51,6 @@ import shutil
 import tarfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -77,6 +76,7 @@ from datacomp_sci.core.util import (
     dumps_stable,
     sha256_file,
 )
+from datacomp_sci.engines import Engine, EngineOptions, TaskFailed, engine_session
 from datacomp_sci.resharding.index import default_index_cache, tar_index_cached
 from datacomp_sci.resharding.inputs import (
     OUTPUT_SHARD_FORMAT,
@@ -100,6 +100,10 @@ class ReshardOptions:
     text_from: str | None = None  # "kg_captions" (beside the subset) or a sidecar path
     text_mix: float = 0.5  # share of the uids with KG texts whose caption is replaced
     seed: int = 0  # seed of the per-uid text draws
+    engine: EngineOptions | None = None  # None: this machine's processes, ``workers`` of them
+
+    def engine_options(self) -> EngineOptions:
+        return self.engine or EngineOptions(workers=self.workers)
 
 
 @dataclass
@@ -401,21 +405,23 @@ def _write_output_shard(out_dir: Path, work: Path, n: int, runs: list[_Run], cou
     atomic_write_json(out_dir / f"{Path(name).stem}_stats.json", {"count": count, "successes": count})
 
 
-def _run_phase2(out: Path, work: Path, results: list[ShardResult], opts: ReshardOptions) -> int:
+def _write_output_shard_task(args: tuple) -> None:
+    _write_output_shard(*args)
+
+
+def _run_phase2(out: Path, work: Path, results: list[ShardResult], engine: Engine,
+                shard_size: int) -> int:
     """Write every output shard not written yet; returns the number of output shards."""
     todo = []
     n_out = 0
-    for n, (runs, count) in enumerate(_output_plan(work, results, opts.shard_size)):
+    for n, (runs, count) in enumerate(_output_plan(work, results, shard_size)):
         if not (out / f"{n:08d}_stats.json").exists():
             todo.append((out, work, n, runs, count))
         n_out = n + 1
-    if opts.workers <= 1 or len(todo) <= 1:
-        for args in todo:
-            _write_output_shard(*args)
-    else:
-        with ProcessPoolExecutor(max_workers=min(opts.workers, len(todo))) as pool:
-            for fut in [pool.submit(_write_output_shard, *args) for args in todo]:
-                fut.result()
+    for pos, outcome in engine.map(_write_output_shard_task, todo, ordered=False,
+                                   name="reshard write"):
+        if isinstance(outcome, TaskFailed):
+            outcome.raise_error(f"writing output shard {todo[pos][2]:08d}")
     return n_out
 
 
@@ -449,7 +455,11 @@ def _completed(out: Path, fingerprint: dict) -> dict | None:
     return outdir.finished(out, "meta.json", "fingerprint", fingerprint, "a reshard")
 
 
-def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, workers: int,
+def _filter_shard_task(args: tuple) -> ShardResult:
+    return filter_shard(*args)
+
+
+def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, engine: Engine,
                 progress: Callable[[ShardResult], None],
                 index_cache: Path | None = None, reader: str = "auto",
                 texts_path: str | None = None) -> list[ShardResult]:
@@ -463,19 +473,13 @@ def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, workers: 
             results[s.index] = done
             progress(done)
     cache = str(index_cache) if index_cache is not None else None
-    if workers <= 1 or len(todo) <= 1:
-        for s in todo:
-            results[s.index] = filter_shard(s, str(keys_path), str(work), cache, reader,
-                                            texts_path)
-            progress(results[s.index])
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(filter_shard, s, str(keys_path), str(work), cache, reader,
-                                   texts_path) for s in todo]
-            for fut in futures:
-                r = fut.result()
-                results[r.index] = r
-                progress(r)
+    tasks = [(s, str(keys_path), str(work), cache, reader, texts_path) for s in todo]
+    for pos, outcome in engine.map(_filter_shard_task, tasks, ordered=False,
+                                   name="reshard index"):
+        if isinstance(outcome, TaskFailed):
+            outcome.raise_error(f"indexing input shard {todo[pos].url}")
+        results[outcome.index] = outcome
+        progress(outcome)
     return [results[s.index] for s in inputs]
 
 
@@ -501,8 +505,11 @@ def _missing_and_duplicates(work: Path, results: list[ShardResult], keys: np.nda
 
 def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.PathLike,
             opts: ReshardOptions = ReshardOptions(),
-            progress: Callable[[int, int, dict], None] | None = None) -> ReshardResult:
-    """Write the samples of ``inputs`` whose uid is in the subset to ``output`` (see module doc)."""
+            progress: Callable[[int, int, dict], None] | None = None,
+            on_resume: Callable[[int, int], None] | None = None) -> ReshardResult:
+    """Write the samples of ``inputs`` whose uid is in the subset to ``output`` (see module
+    doc). ``on_resume(done, total)``: an interrupted run resumes with ``done`` of ``total``
+    input shards finished."""
     if opts.shard_size < 1:
         raise ValueError("--shard-size must be at least 1")
     if opts.index_cache is not None and not opts.use_index_cache:
@@ -525,6 +532,9 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
         report = json.loads((out / "reshard_report.json").read_text())
         return ReshardResult(str(out), meta, report, already_complete=True)
     work = _prepare_output(out, fingerprint, opts)
+    if on_resume and (done := sum(_load_result(work, s.index) is not None
+                                  for s in resolved.shards)):
+        on_resume(done, len(resolved.shards))
     subset = load_subset(subset_path)
     keys = _subset_keys(subset)
     keys_path = work / "subset_keys.npy"
@@ -548,9 +558,10 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
         texts_path = work / "text_choices.npz"
         text_stats = save_choices(texts_path, text_src)  # cheap: recomputed on resume
     cache = _index_cache_dir(opts)
-    results = _run_phase1(resolved.shards, keys_path, work, opts.workers, step, cache, reader,
-                          str(texts_path) if texts_path else None)
-    n_out = _run_phase2(out, work, results, opts)
+    with engine_session(opts.engine_options()) as engine:
+        results = _run_phase1(resolved.shards, keys_path, work, engine, step, cache, reader,
+                              str(texts_path) if texts_path else None)
+        n_out = _run_phase2(out, work, results, engine, opts.shard_size)
     missing, dup_in_input = _missing_and_duplicates(work, results, keys)
     captions = None
     if text_src is not None:

@@ -53,7 +53,8 @@ from datacomp_sci.subsets.duplicates import load_dedup_input
 from datacomp_sci.subsets.langid import ensure_lang_sidecars
 from datacomp_sci.subsets.options import RunOptions
 
-BASELINES = ("no_filter", "basic_filter", "clip_score", "laion2b", "dedup", "decontaminate")
+BASELINES = ("no_filter", "basic_filter", "clip_score", "laion2b", "image_based",
+             "image_based_intersect_clip_score", "text_based", "dedup", "decontaminate")
 SCORE_COLUMNS = {"b32": "clip_b32_similarity_score", "l14": "clip_l14_similarity_score"}
 LAION2B_THRESHOLD = 0.28
 _BATCH_ROWS = 1 << 20
@@ -89,6 +90,13 @@ class FilterSpec:
     radius: int = DEFAULT_RADIUS  # dedup, decontaminate
     evalsets: str | None = None  # decontaminate: the folder download-evalsets wrote
     suite: str = "datacomp38"  # decontaminate: whose tasks' test images
+    method: str = "phash"  # decontaminate: phash | isc
+    isc_weights: str | None = None  # decontaminate --method isc: checkpoint file
+    isc_threshold: float = 0.604169  # decontaminate --method isc: DataComp's
+    imagenet_features: str | None = None  # image_based*, text_based: filter assets folder
+    centroids: str | None = None  # image_based*: given centroids instead of k-means
+    clusters: int = 100_000  # image_based*: k-means clusters (capped at the rows)
+    wordnet: str | None = None  # text_based: WordNet database folder
     and_files: list[str] = field(default_factory=list)
     not_files: list[str] = field(default_factory=list)
 
@@ -242,27 +250,55 @@ def _basic_filter(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Sele
     return sel
 
 
+def clip_threshold(pools: list[Pool], arch: str, fraction: float, opts: RunOptions
+                   ) -> tuple[float | None, dict[str, Any]]:
+    """DataComp's ``get_threshold`` over all the pools together: with N rows (NULL scores
+    included), the score at 0-based rank ``int(N * fraction)`` of the descending sort,
+    NULL and NaN last (numpy's order). None when that rank holds no score (upstream's
+    threshold is NaN then and selects nothing) or lies past the end (fraction 1: every
+    scored row is kept)."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"--fraction must be in (0, 1] (got {fraction})")
+    col = SCORE_COLUMNS[arch]
+    total, scored = _scalar(pools, f"SELECT count(*), count_if({col} IS NOT NULL "
+                                   f"AND NOT isnan({col})) FROM pools", opts)
+    n = int(int(total) * fraction)
+    stats = {"rows": int(total), "rows_null_score": int(total - scored), "rank": n}
+    if n >= int(total):
+        value = _scalar(pools, f"SELECT min({col}) FROM pools WHERE NOT isnan({col})", opts)[0]
+    elif n >= int(scored):
+        value = None
+    else:
+        value = _scalar(pools, f"""SELECT {col} FROM pools
+            WHERE {col} IS NOT NULL AND NOT isnan({col})
+            ORDER BY {col} DESC LIMIT 1 OFFSET getvariable('n')""", opts, {"n": n})[0]
+    stats["threshold"] = None if value is None else float(value)
+    return stats["threshold"], stats
+
+
+def _score_sql(col: str) -> str:
+    return (f"SELECT uid FROM pools WHERE {col} >= CAST(getvariable('threshold') AS FLOAT) "
+            f"AND NOT isnan({col})")
+
+
 def _clip_score(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
     if spec.arch not in SCORE_COLUMNS:
         raise ValueError(f"--arch must be b32 or l14 (got {spec.arch!r})")
     if (spec.fraction is None) == (spec.threshold is None):
         raise ValueError("clip_score needs exactly one of --fraction (top share) or --threshold")
     col = SCORE_COLUMNS[spec.arch]
-    total, scored = _scalar(pools, f"SELECT count(*), count({col}) FROM pools", opts)
-    stats = {"rows": int(total), "rows_null_score": int(total - scored)}
     params: dict[str, Any] = {"arch": spec.arch}
+    sql = _score_sql(col)
     if spec.threshold is not None:
+        total, scored = _scalar(pools, f"SELECT count(*), count({col}) FROM pools", opts)
+        stats = {"rows": int(total), "rows_null_score": int(total - scored)}
         params["threshold"] = spec.threshold
-        sql = f"SELECT uid FROM pools WHERE {col} >= CAST(getvariable('threshold') AS FLOAT)"
         uids = _run_sql(pools, sql, params, opts)
     else:
-        if not 0.0 < spec.fraction <= 1.0:  # type: ignore[operator]
-            raise ValueError(f"--fraction must be in (0, 1] (got {spec.fraction})")
-        keep = int(scored * spec.fraction)  # type: ignore[operator]
-        params.update(fraction=spec.fraction, keep=keep)
-        sql = (f"SELECT uid FROM pools WHERE {col} IS NOT NULL "
-               f"ORDER BY {col} DESC, uid ASC LIMIT getvariable('keep')")
-        uids = _run_sql(pools, sql, params, opts)
+        threshold, stats = clip_threshold(pools, spec.arch, spec.fraction, opts)  # type: ignore[arg-type]
+        params["fraction"] = spec.fraction
+        uids = _run_sql(pools, sql, {"threshold": threshold}, opts) if threshold is not None \
+            else np.empty(0, dtype=SUBSET_DTYPE)
     return Selection(uids, "clip_score", sql, params, stats)
 
 
@@ -293,12 +329,65 @@ def _dedup(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
 
 
 
+def _torch_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available (use --device cpu)")
+    return device
+
+
+def _decontaminate_isc(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
+    from datacomp_sci.annotate.isc import load_isc
+    from datacomp_sci.subsets import decontam_isc as di
+
+    device = _torch_device(opts.device)
+    isc = load_isc(spec.isc_weights, device)
+    workers = opts.workers if opts.workers > 1 else 0
+    ev = di.evalset_descriptors(spec.evalsets, spec.suite, isc, opts.batch_size, workers,
+                                device, on_images=opts.on_images)
+    pd_ = di.pool_descriptors(pools, isc, opts.batch_size, workers, device, opts.on_images)
+    rows, j, sim = di.match(pd_, ev, spec.isc_threshold)
+    named = np.array([u is not None for u in pd_.uids], bool)  # a NULL uid cannot be kept
+    uids = uids_to_u8u8(pa.array([u or "0" * 32 for u in pd_.uids], pa.string()))
+    keep = named.copy()
+    keep[rows] = False
+    by_task = np.bincount(ev.task[j], minlength=len(ev.tasks))
+    stats = {
+        "rows": len(uids), "checked": int(len(pd_.rows)),
+        "unchecked_no_image": pd_.no_image, "unchecked_undecodable": pd_.undecodable,
+        "removed": int(len(rows)),
+        "removed_by_task": {t: int(n) for t, n in zip(ev.tasks, by_task, strict=True) if n},
+        "eval_images": int(len(ev.desc)), "eval_images_by_task": ev.images,
+        "eval_undecodable_images": ev.errors, "eval_damaged_shards": ev.damaged,
+        "eval_tasks_missing": ev.missing,
+        "eval_shards_described": ev.shards_described, "eval_shards_cached": ev.shards_cached,
+    }
+    matches = pa.table({
+        "uid": pa.array(u8u8_to_uids(uids[rows]), pa.string()),
+        "task": pa.array([ev.tasks[t] for t in ev.task[j]], pa.string()),
+        "eval_shard": pa.array([ev.shard[k] for k in j], pa.string()),
+        "eval_member": pa.array([ev.member[k] for k in j], pa.string()),
+        "similarity": pa.array(sim, pa.float32()),
+    }).sort_by([("uid", "ascending")])
+    params = {"method": "isc", "threshold": spec.isc_threshold, "suite": spec.suite,
+              "evalsets": str(Path(spec.evalsets).expanduser().resolve()),  # type: ignore[arg-type]
+              "descriptor": isc.identity}
+    return Selection(uids[keep], "decontaminate", None, params, stats, matches)
+
+
 def _decontaminate(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
     from datacomp_sci.subsets.decontam import cross_pairs, evalset_hashes, nearest_matches
 
     if not spec.evalsets:
         raise ValueError("--name decontaminate needs --evalsets DIR: the folder "
                          "`datacomp-sci download-evalsets DIR --suite SUITE` fills")
+    if spec.method not in ("phash", "isc"):
+        raise ValueError(f"--method must be phash or isc (got {spec.method!r})")
+    if spec.method == "isc":
+        return _decontaminate_isc(pools, spec, opts)
     ph = ensure_phash_sidecars(pools, workers=opts.workers, on_shard=opts.on_shard)
     ev = evalset_hashes(spec.evalsets, spec.suite, workers=opts.workers, on_tar=opts.on_eval_tar)
     uids, data, sql = load_dedup_input(pools, opts)
@@ -331,14 +420,85 @@ def _decontaminate(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Sel
     return Selection(uids[keep], "decontaminate", sql, params, stats, matches)
 
 
+def _image_based(pools: list[Pool], spec: FilterSpec, opts: RunOptions,
+                 with_clip: bool = False) -> Selection:
+    from datacomp_sci.subsets import model_filters as mf
+
+    if not spec.imagenet_features:
+        raise ValueError("image_based needs --imagenet-features DIR (the ImageNet-1k L/14 "
+                         "features: `datacomp-sci download-filter-assets DIR`)")
+    if spec.clusters < 1:
+        raise ValueError(f"--clusters must be at least 1 (got {spec.clusters})")
+    imagenet = mf.load_imagenet_features(spec.imagenet_features)
+    centroids = mf.load_centroids(spec.centroids) if spec.centroids else None
+    rows = mf.load_rows(pools, opts.workers, opts.on_lang_file)
+    emb = mf.load_l14_img(rows)
+    params: dict[str, Any] = {"clusters": spec.clusters, "kmeans_iterations": mf.KMEANS_ITERATIONS,
+                              "kmeans_seed": mf.KMEANS_SEED,
+                              "imagenet_features": str(Path(spec.imagenet_features).resolve()),
+                              "centroids": str(Path(spec.centroids).resolve())
+                              if spec.centroids else None}
+    candidates = np.ones(len(emb), bool)
+    extra: dict[str, Any] = {}
+    label = "image_based"
+    if with_clip:
+        label = "image_based_intersect_clip_score"
+        if spec.arch not in SCORE_COLUMNS:
+            raise ValueError(f"--arch must be b32 or l14 (got {spec.arch!r})")
+        if (spec.fraction is None) == (spec.threshold is None):
+            raise ValueError(f"{label} needs exactly one of --fraction or --threshold")
+        if spec.threshold is not None:
+            threshold: float | None = spec.threshold
+        else:
+            threshold, extra = clip_threshold(pools, spec.arch, spec.fraction, opts)  # type: ignore[arg-type]
+        col = SCORE_COLUMNS[spec.arch]
+        scores = np.concatenate([
+            pq.read_table(meta, columns=[col]).column(col).cast(pa.float32())
+            .fill_null(np.nan).to_numpy(zero_copy_only=False) for _p, meta, _n in rows.files])
+        candidates = (scores >= np.float32(threshold)) if threshold is not None \
+            else np.zeros(len(scores), bool)
+        params.update(arch=spec.arch, fraction=spec.fraction, threshold=threshold)
+    keep, stats = mf.image_based_mask(rows, emb, candidates, imagenet, centroids, spec.clusters)
+    stats.update({f"clip_{k}": v for k, v in extra.items()})
+    return Selection(uids_to_u8u8(mf.selected_uids(rows, keep)), label, None, params, stats)
+
+
+def _image_based_clip(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
+    return _image_based(pools, spec, opts, with_clip=True)
+
+
+def _text_based(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
+    from datacomp_sci.subsets import model_filters as mf
+
+    if not spec.imagenet_features or not spec.wordnet:
+        raise ValueError("text_based needs --imagenet-features DIR (holding "
+                         f"{mf.IN21K_IDS}, from `datacomp-sci download-filter-assets DIR`) "
+                         "and --wordnet DIR (a WordNet 3.0 database folder)")
+    ids_file = Path(spec.imagenet_features).expanduser() / mf.IN21K_IDS
+    entity = mf.load_in21k_ids(ids_file)
+    wn = mf.wordnet_reader(spec.wordnet)
+    rows = mf.load_rows(pools, opts.workers, opts.on_lang_file)
+    keep = mf.text_based_mask(rows.texts, rows.english, wn, entity)
+    stats = {"rows": len(rows.uids), "english": int(rows.english.sum()),
+             "in21k_ids": len(entity), "kept": int(keep.sum())}
+    params = {"in21k_ids": str(ids_file.resolve()),
+              "wordnet": str(Path(spec.wordnet).expanduser().resolve())}
+    return Selection(uids_to_u8u8(mf.selected_uids(rows, keep)), "text_based", None, params,
+                      stats)
+
+
 _NAMED: dict[str, Callable[[list[Pool], FilterSpec, RunOptions], Selection]] = {
     "no_filter": _no_filter,
     "basic_filter": _basic_filter,
     "clip_score": _clip_score,
     "laion2b": _laion2b,
+    "image_based": _image_based,
+    "image_based_intersect_clip_score": _image_based_clip,
+    "text_based": _text_based,
     "dedup": _dedup,
     "decontaminate": _decontaminate,
 }
+NAMED_FILTERS = tuple(_NAMED)  # what `--name` (and an experiment's `filters.P.name`) accepts
 
 
 def select(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:

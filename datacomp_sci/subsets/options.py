@@ -22,3 +22,6 @@ class RunOptions:
     on_shard: Callable[[ShardHashes], None] | None = None
     on_eval_tar: Callable[[Any], None] | None = None  # decontam.EvalTarHashes
     on_rows: Callable[[int], None] | None = None
+    device: str = "auto"  # models (decontaminate --method isc)
+    batch_size: int = 64
+    on_images: Callable[[int], None] | None = None  # images through a model

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 from tqdm import tqdm
 
+from datacomp_sci.core.tables import format_table
+
 
 class BuildProgress:
     """A bar over input archives showing papers and pairs, with rate and ETA."""
@@ -37,7 +39,9 @@ def print_build_summary(result) -> None:
         f"pool        {result.output}",
         f"archives    {r['units']}",
         f"papers      {r['papers_seen']} seen, "
-        f"{r.get('papers_with_latex') or r.get('papers_with_nxml') or 0} with LaTeX/JATS",
+        f"{r.get('papers_with_latex') or r.get('papers_with_nxml') or 0} with LaTeX/JATS"
+        + (f", {r['papers_lost_to_damage']} lost to archive damage"
+           if r.get("papers_lost_to_damage") else ""),
         f"figures     {r['figures_found']} found, {r['pairs_extracted']} pairs extracted",
         f"written     {r['pairs_written']} pairs in {r['shards']} shards",
         f"skipped     {r['skipped_total']} (details: skipped.jsonl)",
@@ -51,10 +55,5 @@ def print_build_summary(result) -> None:
 
 
 def print_table(columns: list[str], rows: list[tuple]) -> None:
-    """A plain aligned text table."""
-    cells = [[str(c) for c in columns]] + [["" if v is None else str(v) for v in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    for j, row in enumerate(cells):
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-        if j == 0:
-            click.echo("  ".join("-" * w for w in widths))
+    """A plain aligned text table (:func:`datacomp_sci.core.tables.format_table`)."""
+    click.echo(format_table(columns, rows))
