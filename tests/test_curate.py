@@ -362,7 +362,7 @@ name: t
 workdir: {work}
 scale: tiny
 suite: tiny
-eval_data: {work}/evalsets
+evalsets: {work}/evalsets
 pools:
   arxiv: {{path: {a}}}
   cp: {{path: {b}}}
