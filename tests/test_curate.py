@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from datacomp_sci.cli import main
-from datacomp_sci.core.uids import SUBSET_DTYPE, pair_uid, u8u8_to_uids, uids_to_u8u8
+from datacomp_sci.core.uids import SUBSET_DTYPE, pair_uid, u8u8_to_uids
 from datacomp_sci.curation.balance import balance, keep_probability
 from datacomp_sci.curation.curate import (
     ConceptSource,
@@ -317,11 +317,11 @@ def test_curated_subset_feeds_reshard_unchanged(tmp_path: Path, shard_factory):
     assert res.outputs[0].result.count == len(want) == sum(
         json.loads(p.read_text())["successes"] for p in (tmp_path / "resharded").glob("*_stats.json"))
     assert meta_json
+    from datacomp_sci.resharding.mix import mix_sources
 
-
-def test_uids_roundtrip_helper_sanity():
-    arr = uids_to_u8u8([uid(1), uid(2)])
-    assert u8u8_to_uids(arr) == [uid(1), uid(2)]
+    spec = mix_sources([f"curated={tmp_path / 'resharded'}"], "natural", samples_seen=1000,
+                       output=tmp_path / "mix.json")
+    assert spec.total_samples == len(want)
 
 
 # --- experiments ------------------------------------------------------------------------------
@@ -362,7 +362,7 @@ name: t
 workdir: {work}
 scale: tiny
 suite: tiny
-eval_data: {work}/evalsets
+evalsets: {work}/evalsets
 pools:
   arxiv: {{path: {a}}}
   cp: {{path: {b}}}
@@ -420,3 +420,31 @@ def test_missing_pyahocorasick_names_the_extra_to_install(tmp_path: Path, monkey
     r = CliRunner().invoke(main, ["curate", "metaclip", str(pool), "--metadata", str(meta),
                                   "-o", str(tmp_path / "x.npy"), "--no-progress", "-j", "1"])
     assert r.exit_code == 1 and "pip install 'datacomp-sci[curate]'" in r.output, r.output
+
+
+def test_rerun_after_an_interrupted_run_gives_the_uninterrupted_result(tmp_path: Path):
+    rows = random_rows(300, 31)
+    meta = metadata_file(tmp_path)
+    clean = write_meta(tmp_path / "clean" / "pool", rows, files=3)
+    curate([clean], tmp_path / "clean.npy", meta, t="4", plot=False)
+    # interrupted: one file's match sidecar done, a killed writer's temp file left behind
+    pool = write_meta(tmp_path / "killed" / "pool", rows, files=3)
+    first = curate([pool], tmp_path / "first.npy", meta, t="4", plot=False)
+    sidecars = sorted((pool / "sidecars").glob("*.match-*.npz"))
+    assert len(sidecars) == 3 and first.stats["match_sidecars_computed"] == 3
+    for s in sidecars[1:]:
+        s.unlink()
+    stale = sidecars[1].with_name(f".{sidecars[1].name}.tmp-999999999")
+    stale.write_bytes(b"half a file")
+    res = curate([pool], tmp_path / "resumed.npy", meta, t="4", plot=False)
+    assert res.stats["match_sidecars_reused"] == 1 and res.stats["match_sidecars_computed"] == 2
+    assert not stale.exists()
+    assert (tmp_path / "resumed.npy").read_bytes() == (tmp_path / "clean.npy").read_bytes()
+    assert (tmp_path / "resumed.entry_counts.parquet").read_bytes() == \
+        (tmp_path / "clean.entry_counts.parquet").read_bytes()
+
+
+def test_bad_uid_names_the_metadata_file(tmp_path: Path):
+    pool = write_meta(tmp_path / "pool", [{"uid": "not-a-uid", "text": "cell", "mentions": []}])
+    with pytest.raises(ValueError, match=r"00000000\.parquet: .*32 hex"):
+        curate([pool], tmp_path / "x.npy", metadata_file(tmp_path), plot=False)

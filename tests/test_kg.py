@@ -149,6 +149,18 @@ def test_entities_file_errors_are_one_clear_line(tmp_path: Path):
             load_entities(bad)
 
 
+def test_shipped_examples_are_found_by_name(tmp_path: Path):
+    pool, _rows = write_pool(tmp_path / "pool", 12)
+    for cmd, opt, name in (("entities", "--kg", "sci_concepts"), ("metaclip", "--metadata", "sci_terms")):
+        r = CliRunner().invoke(main, ["curate", cmd, str(pool), opt, name, "--no-plot",
+                                      "-o", str(tmp_path / f"{cmd}.npy"), "--no-progress", "-j", "1"])
+        assert r.exit_code == 0, r.output
+        side = json.loads((tmp_path / f"{cmd}.json").read_text())
+        assert side["parameters"]["source"].endswith(str(Path("resources", "kg", name)) +
+                                                     (".jsonl" if cmd == "entities" else ".txt"))
+        assert side["stats"]["rows_matched"] > 0
+
+
 def test_shipped_example_kg_loads_and_is_a_few_hundred_scientific_concepts():
     path = resource_path("kg", "sci_concepts.jsonl")
     ents = load_entities(path)
@@ -382,3 +394,33 @@ def test_submit_filtering_track_refuses_shards_with_rewritten_captions(tmp_path,
     with pytest.raises(ValueError, match="rewritten captions.*--track byod"):
         validate_submission(req(run_dir("t1", tmp_path / "kgtext")))
     validate_submission(req(run_dir("t2", tmp_path / "plain")))  # no problem
+
+
+def test_kg_fetch_cli_writes_entities_and_a_refused_query_is_one_line(tmp_path: Path):
+    with sparql_server() as (url, _state):
+        r = CliRunner().invoke(main, ["kg", "fetch", "--root", "Q200", "--endpoint", url,
+                                      "-o", str(tmp_path / "kg.jsonl"), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "fetched     2 entities" in r.output
+    assert [e.id for e in load_entities(tmp_path / "kg.jsonl")] == ["Q1003", "Q2000"]
+
+    class Refuse(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.send_response(400)
+            self.end_headers()
+            self.wfile.write(b"MalformedQueryException: bad\n")
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        r = CliRunner().invoke(main, ["kg", "fetch", "--root", "Q1", "--no-progress", "-o",
+                                      str(tmp_path / "x.jsonl"), "--endpoint",
+                                      f"http://127.0.0.1:{srv.server_address[1]}/sparql"])
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert r.exit_code == 1 and "refused the query: HTTP 400" in r.output
+    assert "MalformedQueryException" in r.output and "Traceback" not in r.output

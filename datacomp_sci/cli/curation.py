@@ -16,8 +16,9 @@ def _common(fn):
                           "OUTPUT.json, OUTPUT.entry_counts.parquet and OUTPUT.counts.png beside "
                           "it; with several --t, one OUTPUT_t<T>.npy (and files) per threshold."),
         click.option("--t", "t", default="20000", show_default=True, metavar="T[,T...]",
-                     help="Balancing threshold: each concept keeps at most about T pairs "
-                          "(p = T / max(count, T)); a comma list sweeps several at once."),
+                     help="Balancing threshold: a concept matched by more than T pairs keeps each "
+                          "with p = T / max(count, T), about T of them; a comma list sweeps "
+                          "several at once."),
         click.option("--seed", type=int, default=0, show_default=True,
                      help="Seed of the per-uid draws (same seed, same subset, for any workers, "
                           "order or split of the pools)."),
@@ -106,9 +107,9 @@ def curate_group() -> None:
 
 @curate_group.command("metaclip")
 @_POOLS_ARG
-@click.option("--metadata", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--metadata", required=True, metavar="FILE|NAME",
               help="MetaCLIP metadata: a JSON list of strings (metadata.json) or a text file "
-                   "with one entry per line.")
+                   "with one entry per line; or a name in kg/ (shipped: sci_terms).")
 @_common
 def metaclip_cmd(pools, metadata, output, t, seed, text_columns, counts_file, and_files,
                  not_files, plot, workers, progress):
@@ -120,21 +121,22 @@ def metaclip_cmd(pools, metadata, output, t, seed, text_columns, counts_file, an
       datacomp-sci curate metaclip commonpool pools/arxiv pools/pmc --metadata metadata.json
       --t 20000 -o metaclip.npy
 
-      datacomp-sci curate metaclip pools/arxiv --metadata terms.txt --text-columns text,mentions
+      datacomp-sci curate metaclip pools/arxiv --metadata sci_terms --text-columns text,mentions
       --t 50,100,200 -o sweep.npy
     """
-    from datacomp_sci.curation.curate import ConceptSource
+    from datacomp_sci.curation.curate import ConceptSource, resolve_source
 
+    metadata = run_library(resolve_source, metadata, "metaclip")
     _run(pools, output, ConceptSource("metaclip", metadata), t, seed, text_columns, counts_file,
          and_files, not_files, plot, workers, progress)
 
 
 @curate_group.command("entities")
 @_POOLS_ARG
-@click.option("--kg", required=True, type=click.Path(exists=True, dir_okay=False),
-              metavar="ENTITIES",
+@click.option("--kg", required=True, metavar="FILE|NAME",
               help="Knowledge-graph entities, JSON lines (id, label, aliases, description, "
-                   "types, sitelinks), e.g. from `kg fetch` or the shipped kg/sci_concepts.jsonl.")
+                   "types, sitelinks), e.g. from `kg fetch`; or a name in kg/ (shipped: "
+                   "sci_concepts).")
 @click.option("--casefold/--no-casefold", default=True, show_default=True,
               help="Match names case-insensitively (KG labels are lower-case, captions not).")
 @click.option("--min-sitelinks", type=int, default=None,
@@ -152,11 +154,12 @@ def entities_cmd(pools, kg, casefold, min_sitelinks, types, kg_captions, output,
 
     Example:
 
-      datacomp-sci curate entities pools/arxiv pools/pmc --kg kg/sci_concepts.jsonl --t 100
+      datacomp-sci curate entities pools/arxiv pools/pmc --kg sci_concepts --t 100
       --kg-captions -o entities.npy
     """
-    from datacomp_sci.curation.curate import ConceptSource
+    from datacomp_sci.curation.curate import ConceptSource, resolve_source
 
+    kg = run_library(resolve_source, kg, "entities")
     type_list = tuple(x.strip() for x in (types or "").split(",") if x.strip())
     src = ConceptSource("entities", kg, casefold=casefold, min_sitelinks=min_sitelinks,
                         types=type_list)

@@ -32,7 +32,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from datacomp_sci.core.uids import SUBSET_DTYPE, uids_to_u8u8
-from datacomp_sci.core.util import atomic_open, parallel_map, sha256_file, user_cache_dir
+from datacomp_sci.core.util import (
+    atomic_open,
+    parallel_map,
+    remove_stale_temps,
+    sha256_file,
+    user_cache_dir,
+)
 from datacomp_sci.curation.balance import (
     balance,
     entry_probabilities,
@@ -69,6 +75,25 @@ class Concepts:
     keys: list[str]  # strings matched as " key "
     key_concepts: list[list[int]] | None  # key -> concepts (None: key i is concept i)
     stats: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_source(value: str, kind: str) -> str:
+    """A metadata or entities file by path, or by the name of a file in ``kg/`` (the
+    current directory's, then the one shipped with the package: ``sci_terms``,
+    ``sci_concepts``)."""
+    from datacomp_sci.core.resources import project_file
+
+    if Path(value).exists():
+        return value
+    suffixes = (".jsonl",) if kind == "entities" else (".txt", ".json")
+    for suffix in suffixes:
+        try:
+            return str(project_file("kg", value, suffix))
+        except FileNotFoundError:
+            continue
+    what = "entities" if kind == "entities" else "metadata"
+    raise FileNotFoundError(f"{what} file {value!r} does not exist (give a path, or a name in "
+                            "kg/: sci_terms, sci_concepts)")
 
 
 def load_concepts(src: ConceptSource) -> Concepts:
@@ -176,7 +201,10 @@ def match_file(unit: MatchUnit) -> FileMatches:
         counts = np.bincount(row, minlength=batch.num_rows)[keep_rows]
         if not valid.all():
             concept = concept[valid[row]]
-        arr = uids_to_u8u8(uid.filter(pa.array(valid)))
+        try:
+            arr = uids_to_u8u8(uid.filter(pa.array(valid)))
+        except ValueError as e:
+            raise ValueError(f"{unit.metadata_file}: {e}") from e
         his.append(arr["f0"])
         los.append(arr["f1"])
         lens.append(counts)
@@ -366,6 +394,8 @@ def run_curation(pool_paths: list[str | Path], output: str | Path, spec: CurateS
     given_counts = read_counts(spec.counts_file, concepts.ids) if spec.counts_file else None
     key = concepts_key(concepts, spec.src.casefold, spec.text_columns)
     units = _units(pools, spec, key)
+    for folder in sorted({u.sidecar.parent for u in units}):
+        remove_stale_temps(folder)  # left by a killed run: the rerun ends as an unbroken one
     pool_of = [p.name for p in pools for _f in p.metadata_files]
 
     rows = cached = 0

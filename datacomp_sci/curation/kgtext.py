@@ -21,6 +21,7 @@ The sidecar ``OUTPUT.kg_captions.parquet`` has one row per candidate: ``uid``,
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ MAX_PER_ENTITY = 8  # candidates of one kind per entity (bounds hostile alias li
 _DELIM = r"[ \t\n\r,.;:?!`]"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _name_pattern(name: str, casefold: bool) -> re.Pattern:
     flags = re.IGNORECASE if casefold else 0
     return re.compile(rf"(?:^|(?<={_DELIM})){re.escape(name)}(?={_DELIM}|$)", flags)
@@ -79,22 +81,22 @@ def write_kg_captions(path: Path, kept: list[tuple[MatchUnit, np.ndarray]], src:
     from datacomp_sci.curation.entities import load_entities, select_entities
 
     chosen = select_entities(load_entities(src.path), src.min_sitelinks, src.types)
-    rows: dict[str, list] = {k: [] for k in KG_CAPTIONS_SCHEMA.names}
+    tables: list[pa.Table] = []  # one per metadata file: Python objects for one file at a time
     pairs_without = 0
     for unit, keep in kept:
         m = read_sidecar(unit)
         if m is None or not keep.any():
             continue
         column = unit.text_columns[0]
-        table = pq.read_table(unit.metadata_file, columns=["uid", column]) \
-            if column in pq.read_schema(unit.metadata_file).names else None
-        if table is None:
+        if column not in pq.read_schema(unit.metadata_file).names:
             pairs_without += int(keep.sum())
             continue
+        table = pq.read_table(unit.metadata_file, columns=["uid", column])
         table = table.filter(pa.array(table.column("uid").is_valid()))
         captions = table.column(column)
         kept_rows = np.flatnonzero(keep)
         uids = u8u8_to_uids(_u8u8(m.uid_hi[kept_rows], m.uid_lo[kept_rows]))
+        rows: dict[str, list] = {k: [] for k in KG_CAPTIONS_SCHEMA.names}
         for uid, r in zip(uids, kept_rows, strict=True):
             caption = captions[int(r)].as_py()
             if not isinstance(caption, str):
@@ -110,7 +112,8 @@ def write_kg_captions(path: Path, kept: list[tuple[MatchUnit, np.ndarray]], src:
                     rows["text"].append(text)
                     made += 1
             pairs_without += made == 0
-    out = pa.table(rows, schema=KG_CAPTIONS_SCHEMA).sort_by(
+        tables.append(pa.table(rows, schema=KG_CAPTIONS_SCHEMA))
+    out = (pa.concat_tables(tables) if tables else KG_CAPTIONS_SCHEMA.empty_table()).sort_by(
         [("uid", "ascending"), ("kind", "ascending"), ("entity", "ascending"),
          ("text", "ascending")])
     with atomic_open(path) as f:
