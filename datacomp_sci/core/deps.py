@@ -18,6 +18,10 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "matplotlib": ("matplotlib", "report"),
     "img2dataset": ("img2dataset", "download"),
     "huggingface_hub": ("huggingface_hub", "download"),
+    "timm": ("timm", "embed"),
+    "faiss": ("faiss-cpu", "embed"),
+    "nltk": ("nltk", "embed"),
+    "cv2": ("opencv-python-headless", "embed"),
     "s3fs": ("s3fs", "s3"),
     "gcsfs": ("gcsfs", "s3"),
 }
