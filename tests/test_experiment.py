@@ -180,7 +180,14 @@ def test_shipped_experiments_load():
     assert paper.runs == {"commonpool": ("commonpool",), "arxiv_pmc": ("arxiv", "pmc"),
                           "commonpool_arxiv_pmc": ("commonpool", "arxiv", "pmc")}
     demo = load_experiment("demo_tiny", workdir="/tmp/x")
-    assert demo.scale == "tiny" and demo.runs == paper.runs
+    assert demo.scale == "tiny"
+    assert demo.runs == {**paper.runs,
+                         "clip_score_mix": ("commonpool_clip", "arxiv_clip", "pmc_clip")}
+    assert demo.embed is not None and demo.embed.archs["l14"] == "datacomp-sci-tiny"
+    assert demo.filters["arxiv_clip"].over == ("commonpool_clip", "pmc_clip")
+    assert paper.filters["arxiv"].options == {"method": "isc"}
+    mixed = load_experiment("clip_score_mixed", workdir="/tmp/x")
+    assert mixed.filters["pmc_clip"].options == {"arch": "l14", "fraction": 0.3}
     assert demo.pools["arxiv"].inputs[0].endswith("datacomp_sci/resources/samples/arxiv")
     assert str(demo.workdir) == "/tmp/x"
 

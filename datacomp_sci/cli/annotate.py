@@ -1,5 +1,6 @@
 """Commands of the annotate stage: embed (CLIP embeddings and scores),
-download-filter-assets (the files of DataComp's image- and text-based baselines)."""
+download-filter-assets (the files of DataComp's image- and text-based baselines),
+blur (faces, as img2dataset blurs them)."""
 
 from __future__ import annotations
 
@@ -115,3 +116,28 @@ def download_filter_assets_cmd(output, scales, base_url, verify_only, timeout):
     click.echo(f"{len(res) - len(bad)} of {len(res)} files ready in {folder}")
     if bad:
         sys.exit(3)
+
+
+@main.command("blur")
+@click.argument("pool", type=click.Path(exists=True, file_okay=False))
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Show a progress bar over shards.")
+def blur_cmd(pool, progress):
+    """Blur the faces listed in POOL's face_bboxes column, in its shards, exactly as
+    img2dataset's blurrer does at download time (its Resizer and BoundingBoxBlurrer, JPEG
+    quality 95). Resumable per shard; a rerun changes nothing."""
+    from tqdm import tqdm
+
+    from datacomp_sci.annotate.blur import blur_pool
+
+    bar = tqdm(desc="blur", unit="shard", disable=not progress, dynamic_ncols=True)
+    try:
+        res = run_library(blur_pool, pool, on_shard=lambda _s: bar.update(1))
+    finally:
+        bar.close()
+    click.echo(f"shards      {res.shards_rewritten} rewritten, {res.shards_done_before} done "
+               f"before; {res.images_blurred} images with {res.boxes} boxes blurred")
+    for e in res.errors:
+        click.echo(f"error       {e}", err=True)
+    if res.errors:
+        raise SystemExit(3)

@@ -8,7 +8,9 @@
    filter (arXiv and PMC decontaminated against the tiny suite's images, ``basic_filter``
    on CommonPool), reshard, mix at natural proportions, train
    three tiny CLIP models with OpenCLIP, evaluate them on the generated tiny suite in
-   clip_benchmark's layout, and write the report (Table 3/4 and a figure).
+   clip_benchmark's layout, and write the report (Table 3/4 and a figure). The pools are
+   embedded first (``embed`` with the tiny model's randomly initialised weights), and a
+   fourth run trains on the mix filtered by ``clip_score`` over all three pools together.
 3. A DuckDB summary of the pools (the paper's Table 1: pairs and caption lengths per
    source) is printed with the report.
 4. The three runs become submissions (``submit``'s validation, on the tiny suite), are
@@ -118,6 +120,28 @@ def publish_leaderboard(out: Path, experiment, log: Callable[[str], None]) -> tu
     return store.folder, site.output
 
 
+TINY_WEIGHTS = "tiny_clip_init.pt"
+
+
+def write_tiny_weights(path: Path) -> Path:
+    """Randomly initialised weights (seed 0) of the tiny model, for the demo's `embed` step:
+    the path real weights take, without a download."""
+    if path.exists():
+        return path
+    import open_clip
+    import torch
+
+    from datacomp_sci.core.models import TINY_MODEL, register_models
+    from datacomp_sci.core.util import atomic_open
+
+    register_models()
+    torch.manual_seed(0)
+    model = open_clip.create_model(TINY_MODEL)
+    with atomic_open(path) as f:
+        torch.save(model.state_dict(), f)
+    return path
+
+
 def run_demo(output: str | Path, workers: int | None = None,
              log: Callable[[str], None] = print, progress: bool = True) -> DemoResult:
     """Run the demo into ``output``; ``workers`` overrides the experiment file's, and
@@ -128,6 +152,7 @@ def run_demo(output: str | Path, workers: int | None = None,
     out.mkdir(parents=True, exist_ok=True)
     result = DemoResult(out)
     result.coverage = make_commonpool(out, log)
+    write_tiny_weights(out / TINY_WEIGHTS)
     # OpenCLIP's console shows warnings only: each run's out.log has its full log
     exp = run_experiment(EXPERIMENT, workdir=str(out), log=log, workers=workers,
                          act=make_actions(progress=progress, quiet=True))

@@ -17,6 +17,7 @@ that names the input and the YAML key to fix (``keep_going`` runs every step tha
 run instead). Layout under ``workdir``::
 
     pools/<pool>/            build-pool output (pools with `build:`)
+    embeddings/<pool>.json   embed summary (the npz and scores go into the pool itself)
     subsets/<pool>.npy       filter output (+ .json sidecar)
     subsets/curate_<c>.npy   curate output over the pools of curation <c> (+ sidecars)
     subsets/<c>_<pool>.npy   the pool's filter AND the curated subset (a derived pool)
@@ -177,6 +178,9 @@ class FilterDecl:
     evalsets: str | None = None        # decontaminate: set from the experiment's eval_data
     suite: str | None = None           # decontaminate: set from the experiment's suite
     and_files: tuple[str, ...] = ()    # derived pools: the curated subset
+    options: dict[str, Any] = field(default_factory=dict)  # FILTER_OPTIONS given in the file
+    over: tuple[str, ...] = ()         # rank/cluster over these pools too (clip_score, image_based)
+    over_dirs: tuple[str, ...] = ()    # their folders (set when the steps are made)
 
 
 @dataclass(frozen=True)
@@ -198,6 +202,23 @@ class CurateDecl:
         return f"{self.name}_{pool}"
 
 
+
+# filter keys an experiment may set (FilterSpec fields of the same name)
+FILTER_OPTIONS = ("arch", "fraction", "threshold", "method", "isc_weights", "isc_threshold",
+                  "imagenet_features", "centroids", "clusters", "wordnet")
+
+
+@dataclass(frozen=True)
+class EmbedDecl:
+    """``embed:``: which pools get CLIP embeddings and scores before they are filtered."""
+
+    pools: tuple[str, ...]
+    models: tuple[str, ...] = ("b32", "l14")
+    archs: dict[str, str] = field(default_factory=dict)       # slot -> OpenCLIP model name
+    pretrained: dict[str, str] = field(default_factory=dict)  # slot -> tag or file
+    device: str = "auto"
+
+
 @dataclass(frozen=True)
 class Experiment:
     name: str
@@ -213,6 +234,7 @@ class Experiment:
     workers: int | None = None
     proportions: dict[str, str] = field(default_factory=dict)  # run -> "natural" | "a=0.8,b=0.2"
     curations: dict[str, CurateDecl] = field(default_factory=dict)
+    embed: EmbedDecl | None = None
 
 
 def resolve_path(value: str, base: Path | None = None) -> str:
@@ -247,7 +269,8 @@ def _pool_decl(name: str, raw: Any, where: str, base: Path, problems: list[str])
                     inputs=tuple(resolve_path(str(i), base) for i in inputs), config=b.get("config"))
 
 
-def _filter_decl(pool: str, raw: Any, where: str, problems: list[str]) -> FilterDecl:
+def _filter_decl(pool: str, raw: Any, where: str, problems: list[str],
+                 base: Path | None = None) -> FilterDecl:
     at = f"{where}: filters.{pool}"
     raw = raw or {"name": "no_filter"}
     if not isinstance(raw, dict) or ("name" in raw) == ("sql" in raw):
@@ -261,7 +284,42 @@ def _filter_decl(pool: str, raw: Any, where: str, problems: list[str]) -> Filter
     radius = raw.get("radius")
     if radius is not None and not isinstance(radius, int):
         radius = None  # reported by check_keys
-    return FilterDecl(raw.get("name"), raw.get("sql"), dict(raw.get("params") or {}), radius)
+    options = {k: raw[k] for k in FILTER_OPTIONS if k in raw}
+    for k in ("isc_weights", "imagenet_features", "centroids", "wordnet"):
+        if k in options:
+            options[k] = resolve_path(str(options[k]), base)
+    over = raw.get("over") or ()
+    over = (over,) if isinstance(over, str) else tuple(str(o) for o in over)
+    return FilterDecl(raw.get("name"), raw.get("sql"), dict(raw.get("params") or {}), radius,
+                      options=options, over=over)
+
+
+_WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".tar")
+
+
+def _embed_decl(raw: Any, where: str, pools: dict, base: Path,
+                problems: list[str]) -> EmbedDecl | None:
+    at = f"{where}: embed"
+    if not isinstance(raw, dict) or not raw.get("pools"):
+        problems.append(f"{at} needs `pools:` (a list of declared pools)")
+        return None
+    raw = check_keys("embed", raw, at, problems)
+    names = tuple(str(p) for p in raw["pools"])
+    bad = [n for n in names if n not in pools]
+    if bad:
+        problems.append(f"{at}.pools lists unknown pools {bad}"
+                        + "".join(did_you_mean(n, pools) for n in bad))
+        return None
+    models = raw.get("models") or ["b32", "l14"]
+    models = tuple(m.strip() for m in (models.split(",") if isinstance(models, str) else models))
+    archs = {s: str(raw[f"{s}_model"]) for s in ("b32", "l14") if f"{s}_model" in raw}
+    pretrained = {}
+    for s in ("b32", "l14"):
+        if f"{s}_pretrained" in raw:
+            v = str(raw[f"{s}_pretrained"])
+            is_file = "/" in v or v.startswith(PACKAGE_PREFIX) or v.endswith(_WEIGHT_SUFFIXES)
+            pretrained[s] = resolve_path(v, base) if is_file else v  # else an OpenCLIP tag
+    return EmbedDecl(names, models, archs, pretrained, str(raw.get("device") or "auto"))
 
 
 def _run_decl(run: str, raw: Any, pools: dict, where: str,
@@ -355,7 +413,7 @@ def load_experiment(name_or_path: str, workdir: str | None = None,
     for unknown in sorted(set(filters_raw) - set(decls)):
         problems.append(f"{where}: filters.{unknown}: no pool {unknown!r}"
                         f"{did_you_mean(unknown, decls)}")
-    filters = {n: _filter_decl(n, filters_raw.get(n), where, problems) for n in pools}
+    filters = {n: _filter_decl(n, filters_raw.get(n), where, problems, wdir) for n in pools}
     curate_raw = doc.get("curate") or {}
     curations = {}
     for n, r in (curate_raw.items() if isinstance(curate_raw, dict) else ()):
@@ -366,6 +424,11 @@ def load_experiment(name_or_path: str, workdir: str | None = None,
     clash = sorted(derived & set(decls))
     if clash:
         problems.append(f"{where}: curated pools {clash} clash with declared pool names")
+    for n, f in filters.items():
+        bad = [x for x in f.over if x not in decls]
+        if bad:
+            problems.append(f"{where}: filters.{n}.over lists unknown pools {bad}")
+    embed = _embed_decl(doc["embed"], where, decls, wdir, problems) if doc.get("embed") else None
     runs: dict[str, tuple[str, ...]] = {}
     proportions: dict[str, str] = {}
     for run, raw in (doc["runs"] or {}).items():
@@ -388,7 +451,7 @@ def load_experiment(name_or_path: str, workdir: str | None = None,
         name=name, path=path, workdir=wdir, scale=str(doc["scale"]), suite=suite,
         eval_data=resolve_path(str(doc["evalsets"]), wdir), pools=pools, filters=filters,
         runs=runs, baseline=baseline, workers=doc.get("workers"), proportions=proportions,
-        curations=curations)
+        curations=curations, embed=embed)
 
 
 # --- actions: the other stages' public functions ------------------------------------------------
@@ -406,6 +469,7 @@ class Actions:
     evaluate: Callable[[Path, str, str], Any]
     report: Callable[[list[str], str | None, str, Path], Any]
     curate: Callable[[list[str], CurateDecl, Path, int | None], Any] | None = None
+    embed: Callable[[str, EmbedDecl, Path, int | None], Any] | None = None  # None: _embed
 
 
 def _build(pool: PoolDecl, out: Path, workers: int | None, progress: bool = False) -> Any:
@@ -427,18 +491,31 @@ def _filter(pool: str, f: FilterDecl, out: Path, workers: int | None,
     from datacomp_sci.core.bars import subset_hooks
     from datacomp_sci.subsets.filters import FilterSpec, RunOptions, run_filter
 
-    given = {"radius": f.radius, "evalsets": f.evalsets, "suite": f.suite}
+    given = {"radius": f.radius, "evalsets": f.evalsets, "suite": f.suite, **f.options}
     spec = FilterSpec(name=f.name, sql_file=f.sql, params=dict(f.params),
                       and_files=list(f.and_files),
                       **{k: v for k, v in given.items() if v is not None})
     hooks, bars = subset_hooks(progress)
     try:
-        res = run_filter([pool], out, spec, RunOptions(workers=workers or 1, **hooks))
+        res = run_filter([pool, *f.over_dirs], out, spec, RunOptions(workers=workers or 1, **hooks))
     finally:
         for b in bars.values():
             b.close()
     for w in res.warnings:
         print(f"WARNING: {w}", file=sys.stderr)
+    return res
+
+
+def _embed(pool: str, decl: EmbedDecl, marker: Path, workers: int | None) -> Any:
+    from datacomp_sci.annotate.embed import DEFAULT_ARCH, EmbedOptions, embed_pools
+    from datacomp_sci.core.util import atomic_write_json
+
+    opts = EmbedOptions(models=decl.models, archs={**DEFAULT_ARCH, **decl.archs},
+                        pretrained={"b32": "openai", "l14": "openai", **decl.pretrained},
+                        device=decl.device, workers=min(workers or 1, 4) if workers else 0)
+    res = embed_pools([pool], opts)
+    atomic_write_json(marker, {"pool": pool, "models": res.models, "images": res.images,
+                               "files": [dataclasses.asdict(f) for f in res.files]})
     return res
 
 
@@ -540,7 +617,18 @@ def _pool_steps(exp: Experiment, pool: PoolDecl, act: Actions,
     if pool.source:
         steps.append(Step(f"build:{pool.name}", pool.inputs, (str(Path(pdir) / "pool.json"),),
                           lambda: act.build(pool, Path(pdir), exp.workers), help=fix))
-    pool_marker = str(Path(pdir) / "pool.json") if pool.source else pdir
+    pool_marker = _pool_marker(exp, pool)
+    embedded = exp.embed.pools if exp.embed else ()
+    if pool.name in embedded:
+        marker = _embed_marker(exp, pool.name)
+        embed = act.embed or _embed
+        steps.append(Step(f"embed:{pool.name}", (pool_marker,), (marker,),
+                          lambda: embed(pdir, exp.embed, Path(marker), exp.workers), help=fix))
+    if f.over:  # ranked (clip_score) or clustered (image_based) together with other pools
+        others = [exp.pools[o] for o in f.over if o != pool.name]
+        f = dataclasses.replace(f, over_dirs=tuple(_pool_dir(exp, o) for o in others))
+        needs = (*needs, *(_pool_marker(exp, o) for o in others))
+    needs = (*needs, *(_embed_marker(exp, n) for n in (pool.name, *f.over) if n in embedded))
     steps.append(Step(f"filter:{pool.name}", (pool_marker, *needs), (str(subset),),
                       lambda: act.filter(pdir, f, subset, exp.workers), help=fix))
     steps.append(Step(f"reshard:{pool.name}", (pool_marker, str(subset)),
@@ -576,6 +664,19 @@ def _curate_steps(exp: Experiment, c: CurateDecl, act: Actions,
                           functools.partial(act.reshard, pdir, subset, shards, exp.workers),
                           help=fix))
     return steps
+
+
+def _pool_marker(exp: Experiment, pool: PoolDecl) -> str:
+    """What proves a pool exists: its pool.json when a step builds it (here, or under
+    another name whose build folder it names), else its folder."""
+    pdir = _pool_dir(exp, pool)
+    builders = [q for q in exp.pools.values()
+                if q.source and os.path.abspath(_pool_dir(exp, q)) == os.path.abspath(pdir)]
+    return str(Path(pdir) / "pool.json") if pool.source or builders else pdir
+
+
+def _embed_marker(exp: Experiment, pool: str) -> str:
+    return str(exp.workdir / "embeddings" / f"{pool}.json")
 
 
 def _eval_complete(run_dir: Path) -> Callable[[], bool]:
