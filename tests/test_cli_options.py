@@ -16,9 +16,9 @@ from datacomp_sci.cli.options import (
     output_option,
 )
 
-# commands that write nothing a user names: prune-index-cache only deletes, embed fills the
-# pools it is given, the leaderboard's admin commands change the board named by --db
-NO_OUTPUT = {"prune-index-cache", "embed", "leaderboard hide", "leaderboard unhide",
+# commands that write nothing a user names: prune-index-cache only deletes, embed and blur
+# change the pools they are given, the leaderboard's admin commands change the board named by --db
+NO_OUTPUT = {"prune-index-cache", "embed", "blur", "leaderboard hide", "leaderboard unhide",
              "leaderboard import", "leaderboard serve", "leaderboard token add",
              "leaderboard token list", "leaderboard token remove"}
 LONG = {"build-pool", "filter", "dedup", "reshard", "evaluate", "download-evalsets",

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from datacomp_sci.core.tars import tar_end, tar_member_bytes
 from datacomp_sci.core.util import atomic_path, atomic_write_json, sha256_file
 from datacomp_sci.pool.pools import discover_pool
-from datacomp_sci.resharding.reshard import tar_end, tar_member_bytes
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 QUALITY = 95  # img2dataset's default encode_quality

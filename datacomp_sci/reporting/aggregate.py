@@ -60,6 +60,13 @@ def load_suite(name_or_path: str | os.PathLike | None = None) -> Suite:
     return suites.load_suite(str(name_or_path or DEFAULT_SUITE))
 
 
+def datacomp_domain(key: str | None, name: str | None) -> str:
+    """The image domain of one of DataComp's tasks (by key, else display name), from the
+    shipped ``datacomp38`` suite; "" for a task it does not list."""
+    spec = load_suite().lookup(key, name)
+    return spec.domain if spec else ""
+
+
 # --- results files ------------------------------------------------------------------------
 
 @dataclass(frozen=True)

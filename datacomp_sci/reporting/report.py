@@ -30,10 +30,10 @@ from datacomp_sci.reporting.aggregate import (
     RunAggregate,
     Suite,
     aggregate,
+    datacomp_domain,
     load_results,
     load_suite,
 )
-from datacomp_sci.reporting.aggregate import _domain as datacomp_domain
 
 FORMATS = ("md", "latex", "csv")
 _EXT = {"md": "md", "latex": "tex", "csv": "csv"}
