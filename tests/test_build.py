@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from helpers import dead_pid
 from loopback import http_server  # noqa: F401  (fixture)
 from PIL import Image
 
@@ -239,11 +240,13 @@ def test_interrupted_build_resumes_to_identical_bytes(pmc_pool, tmp_path):
         build_pool([str(SAMPLES / "pmc")], out, opts, workers=1, progress=stop_after_five)
     assert (out / "_work" / "units").is_dir() and not (out / "pool.json").exists()
     assert len(list((out / "_work" / "units").glob("*.json"))) == 5
-    # a half-written temp file from the killed process is ignored and replaced
-    (out / "shards" / ".00000009.tar.tmp-1").write_bytes(b"junk")
-    (out / "shards" / ".00000009.tar.tmp-1").unlink()
+    # a half-written temp file of a killed writer (its pid no longer runs) is removed
+    junk = out / "shards" / f".00000009.tar.tmp-{dead_pid()}"
+    junk.parent.mkdir(parents=True, exist_ok=True)
+    junk.write_bytes(b"junk")
     result = build_pool([str(SAMPLES / "pmc")], out, opts, workers=2)
     assert not result.already_complete
+    assert not junk.exists()
     assert tree_digest(out) == tree_digest(pool)
     again = build_pool([str(SAMPLES / "pmc")], out, opts, workers=2)
     assert again.already_complete

@@ -10,14 +10,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from conftest import make_shards
+from helpers import loaded, make_shards, write_pool
 from PIL import Image
-from test_filter import loaded
-from test_query import write_pool
 
 from datacomp_sci.cli import main
 from datacomp_sci.core.schema import COMMONPOOL_SCHEMA
-from datacomp_sci.evaluation.evalsets import make_tiny_suite
+from datacomp_sci.evaluation.tinysuite import make_tiny_suite
 from datacomp_sci.subsets import decontam
 from datacomp_sci.subsets.filters import FilterSpec, run_filter
 

@@ -9,10 +9,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from conftest import make_shards
+from helpers import loaded, make_shards, write_pool
 from PIL import Image
-from test_filter import loaded
-from test_query import write_pool
 
 from datacomp_sci.cli import main
 from datacomp_sci.core.schema import COMMONPOOL_SCHEMA
@@ -134,7 +132,7 @@ def test_dedup_filter_and_command(tmp_path):
     q = run_query([pool], "SELECT count(phash) FROM dups")
     assert q.rows == [(4,)]
     groups = tmp_path / "groups.parquet"
-    r = CliRunner().invoke(main, ["dedup", str(pool), "--groups", str(groups), "--no-progress"])
+    r = CliRunner().invoke(main, ["dedup", str(pool), "-o", str(groups), "--no-progress"])
     assert r.exit_code == 0, r.output
     assert "removed_near" in r.output and "cached: dups" in r.output
     table = pq.read_table(groups).to_pylist()

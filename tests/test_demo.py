@@ -15,7 +15,11 @@ from datacomp_sci.samplegen import commonpool as cp
 def test_commonpool_like_pool_downloads_with_exact_coverage(tmp_path, monkeypatch):
     real = cp.write_commonpool_source
     monkeypatch.setattr(cp, "write_commonpool_source", lambda root: real(root, n=45))
+    served: list[str] = []  # the loopback server's request log, over both calls
+    real_serve = cp.serve
+    monkeypatch.setattr(cp, "serve", lambda folder: real_serve(folder, served))
     coverage = make_commonpool(tmp_path, log=lambda s: None)
+    assert len(served) >= 45  # every row's URL was requested (the broken one included)
     # row 11 is a broken URL (i % 41 == 11); every other image downloads
     assert (coverage.rows, coverage.downloaded, coverage.failed_to_download) == (45, 44, 1)
     pool = tmp_path / "commonpool_tiny"
@@ -26,13 +30,9 @@ def test_commonpool_like_pool_downloads_with_exact_coverage(tmp_path, monkeypatc
     res = run_query([pool], "SELECT pool, count(*) AS n FROM pools GROUP BY pool")
     assert res.rows == [("commonpool_tiny", 45)]
     # a second call finds the finished download and does not fetch again
+    before = len(served)
     again = make_commonpool(tmp_path, log=lambda s: None)
     assert again.downloaded == 44
+    assert len(served) == before
 
 
-def test_commonpool_source_is_deterministic(tmp_path):
-    a = cp.write_commonpool_source(tmp_path / "a", n=20)
-    b = cp.write_commonpool_source(tmp_path / "b", n=20)
-    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
-    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
-    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)

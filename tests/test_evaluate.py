@@ -3,6 +3,7 @@ the loopback downloader, and the WILDS / fairness / WinoGAViL metric definitions
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import json
 import shutil
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from datacomp_sci.core.util import serve_folder
-from datacomp_sci.evaluation.evalsets import download_evalsets, make_tiny_suite
+from datacomp_sci.evaluation.evalsets import download_evalsets
 from datacomp_sci.evaluation.evaluate import (
     evaluate_model,
     evaluate_train_output,
@@ -32,6 +33,7 @@ from datacomp_sci.evaluation.metrics import (
     winogavil_metrics,
     winogavil_prompt,
 )
+from datacomp_sci.evaluation.tinysuite import make_tiny_suite
 
 ARCH = "datacomp-sci-tiny"
 
@@ -43,7 +45,7 @@ def world(tmp_path_factory):
     data = make_tiny_suite(root / "data")
     import open_clip
 
-    from datacomp_sci.training.models import register_models
+    from datacomp_sci.core.models import register_models
 
     register_models()
     torch.manual_seed(0)
@@ -110,7 +112,7 @@ def test_tiny_suite_is_complete_and_in_datacomp_format(world):
     assert lines[0]["dataset"] == "ImageNet 1k"
     meta = json.loads((world["out"] / "eval_meta.json").read_text())
     assert meta["status"] == "complete"
-    assert meta["versions"]["clip-benchmark"] == "1.6.2"
+    assert meta["versions"]["clip-benchmark"] == importlib.metadata.version("clip-benchmark")
     assert set(meta["versions"]) >= {"open_clip_torch", "torch"}
     assert len(meta["checkpoint_sha256"]) == 64 and len(meta["suite_sha256"]) == 64
     assert sorted(meta["tasks"]) == sorted(x["key"] for x in lines)

@@ -22,7 +22,7 @@ name: t
 workdir: {work}
 scale: tiny
 suite: tiny
-eval_data: {work}/evalsets
+evalsets: {work}/evalsets
 pools:
   arxiv: {{build: {{source: arxiv, inputs: ["{src}/*.tar"]}}}}
   commonpool: {{path: {cp}}}
@@ -167,7 +167,7 @@ def test_experiment_file_validation(tmp_path):
     f = tmp_path / "bad.yaml"
     f.write_text("name: b\nscale: tiny\neval_data: e\npools: {p: {path: x}}\n"
                  "runs: {r: {pools: [q]}}\n")
-    with pytest.raises(ValueError, match=r"runs.r.pools must list declared pools \(unknown: \['q'\]\)"):
+    with pytest.raises(ValueError, match=r"runs.r.pools must list declared pools \(p\); unknown 'q'"):
         load_experiment(str(f))
     f.write_text("name: b\nscale: tiny\neval_data: e\npools: {p: {build: {source: arxiv}}}\nruns: {}\n")
     with pytest.raises(ValueError, match="pools.p.build needs source"):
@@ -212,6 +212,63 @@ def test_decontaminate_filter_runs_after_evalsets_against_them(tmp_path):
     assert names.index("evalsets") < names.index("filter:arxiv")
     run_steps(steps, log=lambda s: None)
     assert ("decontaminate", 2, str(exp.eval_data), "tiny") in seen
-    with pytest.raises(ValueError, match="radius must be an integer"):
+    with pytest.raises(ValueError, match="`radius` must be an integer"):
         f.write_text(f.read_text().replace("radius: 2", "radius: two"))
         load_experiment(str(f))
+
+
+BAD_EXPERIMENT = """
+name: bad
+scale: huge
+suite: tiny
+evalsets: e
+pools:
+  p: {path: x}
+filters:
+  p: {name: decontaminat}
+runs:
+  r: {pools: [p], propotions: natural}
+"""
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_experiment_file_is_validated_whole_before_any_step(tmp_path, dry_run):
+    f = tmp_path / "bad.yaml"
+    f.write_text(BAD_EXPERIMENT)
+    calls = []
+    act = Actions(*[lambda *a, **k: calls.append(a)] * 8)
+    with pytest.raises(ValueError) as e:
+        run_experiment(str(f), workdir=str(tmp_path / "w"), dry_run=dry_run, act=act,
+                       log=lambda s: None)
+    msg = str(e.value)
+    assert msg.startswith("3 problems")
+    assert "unknown scale 'huge'" in msg and "tiny" in msg
+    assert "unknown filter 'decontaminat' (did you mean 'decontaminate'?)" in msg
+    assert "runs.r: unknown key `propotions` (did you mean 'proportions'?)" in msg
+    assert calls == [] and not (tmp_path / "w").exists()
+
+
+def test_experiment_names_checked_against_what_exists(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("scale: tiny\nsuite: nosuch\nevalsets: e\nworkdr: w\n"
+                 "pools: {p: {build: {source: arxiv, inputs: [a], config: nosuch}}}\n"
+                 "filters: {p: {sql: nosuch_filter}, q: {name: dedup}}\n"
+                 "runs: {r: {pools: [p], proportions: 'p=0.5,x=0.5'}}\nreport: {baseline: rr}\n")
+    with pytest.raises(ValueError) as e:
+        load_experiment(str(f))
+    msg = str(e.value)
+    for part in ("unknown key `workdr` (did you mean 'workdir'?)", "unknown suite 'nosuch'",
+                 "unknown pool config 'nosuch'", "unknown sql filter 'nosuch_filter'",
+                 "filters.q: no pool 'q'", "runs.r.proportions", "report.baseline 'rr'",
+                 "(did you mean 'r'?)"):
+        assert part in msg, part
+
+
+def test_deprecated_eval_data_key_still_loads_with_a_warning(tmp_path):
+    f = tmp_path / "old.yaml"
+    f.write_text("scale: tiny\nsuite: tiny\neval_data: e\npools: {p: {path: x}}\n"
+                 "runs: {r: {pools: [p]}}\n")
+    lines = []
+    run_experiment(str(f), workdir=str(tmp_path), dry_run=True, log=lines.append)
+    assert any("`eval_data` is deprecated" in line and "`evalsets`" in line for line in lines)
+    assert load_experiment(str(f), workdir=str(tmp_path)).eval_data == str(tmp_path / "e")

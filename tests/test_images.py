@@ -7,13 +7,12 @@ import os
 import pickle
 import struct
 import tempfile
-import time
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import pdf_pages
+from helpers import hang_guard, pdf_pages
 from PIL import Image, ImageStat, JpegImagePlugin
 
 from datacomp_sci.extract import images
@@ -305,13 +304,12 @@ def test_skip_reasons_for_bad_bytes():
 
 
 def test_decompression_bombs_skipped_before_decoding():
-    start = time.perf_counter()
-    assert _skip_reason(figures.png_bomb(), "bomb.png").reason == "decompression_bomb"
+    with hang_guard():
+        assert _skip_reason(figures.png_bomb(), "bomb.png").reason == "decompression_bomb"
     # below Pillow's own limit but above ours: our limit decides, not Pillow's global one
     small = _skip_reason(figures.png_bomb(2000, 2000), "bomb.png",
                          limits=ImageLimits(max_pixels=1_000_000))
     assert small.reason == "decompression_bomb" and "4000000" in small.detail
-    assert time.perf_counter() - start < 2.0
 
 
 def test_pdf_errors():
@@ -344,11 +342,10 @@ def private_tmp(tmp_path, monkeypatch):
 
 
 def test_looping_eps_killed_within_timeout(private_tmp):
-    start = time.perf_counter()
-    err = _skip_reason(figures.looping_eps(), "loop.eps",
-                       limits=ImageLimits(converter_timeout_s=1.0))
+    with hang_guard(30):  # the EPS loops forever: only the 1 s converter timeout ends it
+        err = _skip_reason(figures.looping_eps(), "loop.eps",
+                           limits=ImageLimits(converter_timeout_s=1.0))
     assert err.reason == "converter_timeout"
-    assert time.perf_counter() - start < 4.0
     assert list(private_tmp.iterdir()) == []
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import http.server
 import threading
-import time
 from dataclasses import asdict
 
 import pytest
+from helpers import hang_guard
 
 from datacomp_sci.extract.jats import extract_jats, pmc_figure_url, split_sentences
 from datacomp_sci.samplegen.pmc import EXTERNAL_DTD_URL, SampleArticle, pmc_samples
@@ -32,13 +32,6 @@ _FIG = ('<body><fig id="F1"><label>Figure 1</label><caption><p>A caption.</p></c
 
 # --- the sample corpus ---------------------------------------------------------------------------
 
-def test_sample_corpus_covers_about_twenty_articles_plus_hostile_ones():
-    assert len(SAMPLES) == 27
-    assert [a.pmcid for a in SAMPLES] == [f"PMC90000{i:02d}" for i in range(1, 28)]
-    assert sum(len(v) for a in SAMPLES for v in a.files.values()) < 1_000_000
-    assert sum(len(a.expected) for a in SAMPLES) == 49
-
-
 @pytest.mark.parametrize("article", SAMPLES, ids=[a.pmcid for a in SAMPLES])
 def test_sample_article_gives_exactly_its_expected_pairs(article: SampleArticle):
     result = extract_jats(article.files, article.pmcid)
@@ -51,15 +44,6 @@ def test_sample_article_gives_exactly_its_expected_pairs(article: SampleArticle)
         assert pair.figure_path in article.files
 
 
-def test_samples_are_byte_identical_across_builds():
-    from datacomp_sci.samplegen import pmc
-
-    first = {k: v for a in pmc.pmc_samples() for k, v in a.files.items()}
-    pmc._build_all.cache_clear()
-    second = {k: v for a in pmc.pmc_samples() for k, v in a.files.items()}
-    assert first == second
-
-
 def test_extraction_is_deterministic():
     art = BY_ID["PMC9000016"]
     assert _pairs(extract_jats(art.files, art.pmcid)) == _pairs(extract_jats(dict(
@@ -70,9 +54,8 @@ def test_extraction_is_deterministic():
 
 def test_billion_laughs_is_refused_fast_and_never_expanded():
     art = BY_ID["PMC9000021"]
-    start = time.perf_counter()
-    result = extract_jats(art.files, art.pmcid)
-    assert time.perf_counter() - start < 1.0
+    with hang_guard():
+        result = extract_jats(art.files, art.pmcid)
     assert result.skipped == {"xml_unsafe": 1} and result.pairs == []
     assert "lollol" not in repr(result)
 
@@ -202,8 +185,9 @@ def test_pmc_figure_url():
         pmc_figure_url("arXiv:2101.00001", "F1")
 
 
-def test_typical_200kb_article_gives_every_figure_and_its_mention():
-    """Its speed is measured by benchmarks/hostile_input.py, not asserted here."""
+def typical_article() -> dict[str, bytes]:
+    """A 200 kB article: 1,200 paragraphs citing 20 figures (its extraction is timed by
+    ``benchmarks/extract.py``)."""
     para = ('<p>Cells were counted in each well (<xref ref-type="fig" rid="F{n}">Fig. {n}</xref>). '
             'The mean was 4.2 per field, e.g. in controls. Counts rose with dose.</p>\n')
     figs = "".join(_FIG[len("<body>"):-len("</body>")].replace('"F1"', f'"F{n}"')
@@ -211,6 +195,11 @@ def test_typical_200kb_article_gives_every_figure_and_its_mention():
     body = "<body>" + "".join(para.format(n=i % 20) for i in range(1200)) + figs + "</body>"
     files = _article(body)
     files.update({f"PMC1/f{n}.jpg": b"x" for n in range(20)})
+    return files
+
+
+def test_typical_200kb_article_extracts_every_figure_and_mention():
+    files = typical_article()
     assert 190_000 < len(files["PMC1/PMC1.nxml"]) < 260_000
     result = extract_jats(files, "PMC1")
     assert len(result.pairs) == 20 and len(result.pairs[3].mentions) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from helpers import hang_guard
 
 from datacomp_sci.extract.latex import (
     LatexOptions,
@@ -32,20 +33,6 @@ def samples():
 
 
 # --- the sample corpus ------------------------------------------------------------------
-
-def test_sample_corpus_shape(samples):
-    ids = [s.paper_id for s in samples]
-    assert len(samples) == 24 and len(set(ids)) == 24
-    assert "hep-th/9901001" in ids
-    assert sum(s.single_tex for s in samples) == 1
-    small = sum(len(b) for s in samples for b in s.files.values() if len(b) < 1_000_000)
-    assert small < 1_000_000
-
-
-def test_sample_corpus_is_deterministic(samples):
-    again = arxiv_samples()
-    assert [s.files for s in again] == [s.files for s in samples]
-
 
 def test_every_sample_project_gives_exactly_the_expected_pairs_and_skips(samples):
     for s in samples:
@@ -140,7 +127,8 @@ def test_user_macros_cannot_redefine_what_the_extractor_needs():
 def test_self_reproducing_macros_are_bounded():
     pre = r"\def\a{\a\a}\def\b{x\b}"
     body = r"\a \b \begin{figure}\includegraphics{a}\caption{Fine}\end{figure}"
-    result = extract_latex({"m.tex": doc(body, pre), "a.png": PNG}, "x")
+    with hang_guard():
+        result = extract_latex({"m.tex": doc(body, pre), "a.png": PNG}, "x")
     assert result.skipped == {"macro_expansion_limit": 1}
     assert [p.caption for p in result.pairs] == ["Fine"]
 
@@ -232,7 +220,8 @@ def test_mentions_are_sentences_in_order_deduplicated_and_outside_floats():
 
 def test_oversized_tex_is_skipped_unread():
     big = doc("x" * 3_000_000)
-    result = extract_latex({"m.tex": big}, "x", LatexOptions(max_tex_bytes=1_000_000))
+    with hang_guard():
+        result = extract_latex({"m.tex": big}, "x", LatexOptions(max_tex_bytes=1_000_000))
     assert result.skipped == {"tex_too_large": 1, "no_main_tex": 1}
 
 
@@ -245,22 +234,26 @@ def test_expansion_beyond_max_tex_bytes_is_cut_and_counted():
     assert [p.figure_path for p in result.pairs] == ["a.png"]
 
 
-@pytest.mark.parametrize("body, paths, skipped", [
+@pytest.mark.parametrize(("body", "want_pairs", "want_skips"), [
+    # unbalanced braces: the caption runs to the end of the file, the figure still counts
     ("{" * 20000 + r"\begin{figure}\includegraphics{a}\caption{" + "{" * 5000 + "x}",
-     ["a.png"], {}),
+     [("a.png", "x")], {}),
+    # stray closing braces and \end{figure}s; the one real figure has no caption
     ("}" * 20000 + r"\end{figure}\end{figure}\begin{figure}\includegraphics{a}",
      [], {"no_caption": 1}),
+    # thousands of figure environments, none with a graphic (counted once per paper)
     (r"\begin{figure}\caption" * 5000, [], {"no_graphic": 1}),
+    # definitions and inputs without arguments: nothing to expand or read
     (r"\newcommand" * 3000 + r"\def" * 3000 + r"\input" * 3000, [], {}),
     ("\\" * 100001, [], {}),
+    # an optional argument that never closes: no graphic is found
     (r"\begin{figure}\includegraphics[" + "[" * 50000, [], {"no_graphic": 1}),
 ])
-def test_hostile_input_gives_exactly_what_survives(body, paths, skipped):
-    """Malformed sources stay local: the figures that survive them are found, the rest is
-    counted (how fast is measured by benchmarks/hostile_input.py, not asserted here)."""
-    result = extract_latex({"m.tex": doc(body), "a.png": PNG}, "x")
-    assert [p.figure_path for p in result.pairs] == paths
-    assert result.skipped == skipped
+def test_hostile_input_finishes_without_crashing(body, want_pairs, want_skips):
+    with hang_guard():
+        result = extract_latex({"m.tex": doc(body), "a.png": PNG}, "x")
+    assert [(p.figure_path, p.caption) for p in result.pairs] == want_pairs
+    assert result.skipped == want_skips
 
 
 def test_output_is_deterministic(samples):

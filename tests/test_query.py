@@ -6,37 +6,16 @@ import json
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from helpers import make_rows, uid_of, write_pool
 
 from datacomp_sci.cli import main
-from datacomp_sci.core.schema import COMMONPOOL_SCHEMA, METADATA_SCHEMA
+from datacomp_sci.core.schema import COMMONPOOL_SCHEMA
 from datacomp_sci.core.util import sha256_bytes
 from datacomp_sci.pool.pools import discover_pool, discover_pools, manifest_sha256
 from datacomp_sci.pool.query import parse_params, run_query
-
-
-def uid_of(i: int, prefix: str = "") -> str:
-    return sha256_bytes(f"{prefix}{i}".encode())[:32]
-
-
-def make_rows(schema: pa.Schema, rows: list[dict]) -> pa.Table:
-    return pa.table({n: [r.get(n) for r in rows] for n in schema.names}, schema=schema)
-
-
-def write_pool(root: Path, rows: list[dict], name: str | None = None, files: int = 1,
-               schema: pa.Schema = METADATA_SCHEMA) -> Path:
-    """A pool folder: metadata/{N:08d}.parquet (rows split over files) [+ pool.json]."""
-    (root / "metadata").mkdir(parents=True, exist_ok=True)
-    per = -(-len(rows) // files)
-    for n in range(files):
-        pq.write_table(make_rows(schema, rows[n * per:(n + 1) * per]),
-                       root / "metadata" / f"{n:08d}.parquet")
-    if name is not None:
-        (root / "pool.json").write_text(json.dumps({"name": name, "source": "arxiv"}))
-    return root
 
 
 def sci_rows(n: int, source: str, prefix: str) -> list[dict]:

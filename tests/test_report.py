@@ -5,17 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import write_eval_results
 
 from datacomp_sci.cli import main
 from datacomp_sci.reporting import paper
 from datacomp_sci.reporting.aggregate import (
-    BUILTIN_SUITE,
     DATACOMP_GROUPS,
-    DATACOMP_TASKS,
     DIST_SHIFTS,
     IMAGENET,
     RETRIEVAL,
@@ -27,24 +25,10 @@ from datacomp_sci.reporting.aggregate import (
 )
 from datacomp_sci.reporting.report import build_report, render_tables, write_report
 
-
-def write_results(path: Path, values: dict[str, float] | None = None, drop: tuple[str, ...] = (),
-                  extra_lines: tuple[str, ...] = ()) -> Path:
-    """DataComp's eval_results.jsonl: task i (tasklist order) scores (i+1)/100 by default."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = []
-    for i, t in enumerate(DATACOMP_TASKS):
-        if t.name in drop:
-            continue
-        v = (values or {}).get(t.name, (i + 1) / 100)
-        metrics = {"acc1": v, "main_metric": v if t.main_metric else None}
-        lines.append(json.dumps({"key": t.key, "dataset": t.name, "metrics": metrics}))
-    path.write_text("\n".join([*lines, *extra_lines]) + "\n")
-    return path
+write_results = write_eval_results
 
 
 def test_group_membership_from_suite_file_equals_datacomp_lists():
-    assert groups_by_name(BUILTIN_SUITE) == DATACOMP_GROUPS
     suite = load_suite("datacomp38")
     assert suite.source.endswith("datacomp38.yaml")
     assert groups_by_name(suite) == DATACOMP_GROUPS
@@ -142,7 +126,7 @@ def test_paper_tables_equal_contracts():
         ("CLEVR Counts", 0.1465, 0.1437), ("KITTI Vehicle Distance", 0.3459, 0.3150),
         ("PatchCamelyon", 0.6004, 0.4057), ("SVHN", 0.1127, 0.0852),
         ("Camelyon17", 0.7120, 0.3970)]
-    keys = {t.key for t in DATACOMP_TASKS}
+    keys = {t.key for t in load_suite("datacomp38").tasks}
     assert all(g.task_key in keys for g in paper.TABLE4)
 
 

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import datacomp_sci.resharding.index as rx
 import datacomp_sci.resharding.reshard as rs
+from datacomp_sci.core import tars
 from datacomp_sci.core.uids import load_subset, save_subset, u8u8_to_uids, uids_to_u8u8
 from datacomp_sci.resharding.shardsets import resolve_shards
 
@@ -26,7 +28,7 @@ def xdg_cache(tmp_path, monkeypatch) -> Path:
 
 
 def _no_uid(shard: int, index: int) -> str | None:
-    from conftest import default_uid
+    from helpers import default_uid
 
     return None if (shard, index) == (1, 3) else default_uid(shard, index)
 
@@ -229,8 +231,8 @@ def _tarfile_member(name: str, data: bytes) -> bytes:
 @pytest.mark.parametrize("size", [0, 1, 511, 512, 513, 56_789])
 def test_templated_headers_equal_tarfile_headers(name, size):
     data = bytes(range(256)) * (size // 256) + bytes(size % 256)
-    assert rs.tar_member_bytes(name, data) == _tarfile_member(name, data)
-    with tarfile.open(fileobj=io.BytesIO(rs.tar_member_bytes(name, data) + rs.tar_end(0))) as tf:
+    assert tars.tar_member_bytes(name, data) == _tarfile_member(name, data)
+    with tarfile.open(fileobj=io.BytesIO(tars.tar_member_bytes(name, data) + tars.tar_end(0))) as tf:
         m = tf.next()
         assert (m.name, m.size, m.mode, m.mtime, m.uname) == (name, size, 0o444, 0, "bigdata")
         assert tf.extractfile(m).read() == data
@@ -286,13 +288,13 @@ OTHER_PICKS = {(0, 1): 2, (0, 4): 1, (1, 2): 1, (2, 0): 1, (2, 3): 3}
 def _walks(monkeypatch) -> list[str]:
     """Record every tar walk (the only place reshard reads local tars)."""
     calls: list[str] = []
-    real = rs.walk_tar_index
+    real = rx.walk_tar_index
 
     def walk(path, reader="auto"):
         calls.append(Path(path).name)
         return real(path, reader)
 
-    monkeypatch.setattr(rs, "walk_tar_index", walk)
+    monkeypatch.setattr(rx, "walk_tar_index", walk)
     return calls
 
 
@@ -300,8 +302,8 @@ def _forbid_tar_walks(monkeypatch) -> None:
     def fail(*args):
         raise AssertionError("walked a tar although its index is cached")
 
-    monkeypatch.setattr(rs, "walk_tar_index", fail)
-    monkeypatch.setattr(rs, "iter_local_samples", fail)
+    monkeypatch.setattr(rx, "walk_tar_index", fail)
+    monkeypatch.setattr(rx, "iter_local_samples", fail)
 
 
 def test_index_cache_is_reused_for_another_subset(pool, tmp_path, xdg_cache, monkeypatch):
@@ -354,19 +356,19 @@ def test_corrupt_or_lying_index_is_rebuilt(pool, tmp_path, monkeypatch):
     opts = rs.ReshardOptions(shard_size=4, index_cache=cache)
     clean = _all_bytes(Path(rs.reshard([str(folder)], subset, tmp_path / "a", opts).output))
     tars = [str(folder / f"{i:08d}.tar") for i in range(3)]
-    files = {t: rs._index_file(cache, t, os.stat(t).st_size, os.stat(t).st_mtime_ns) for t in tars}
+    files = {t: rx._index_file(cache, t, os.stat(t).st_size, os.stat(t).st_mtime_ns) for t in tars}
     raw = files[tars[0]].read_bytes()
     files[tars[0]].write_bytes(raw[:-7])  # torn write
     raw = bytearray(files[tars[1]].read_bytes())
     raw[-20] ^= 0xFF  # one flipped bit of member data: checksum mismatch
     files[tars[1]].write_bytes(bytes(raw))
-    lying = rs.walk_tar_index(tars[2])  # well-formed, but points past the end of the tar
+    lying = rx.walk_tar_index(tars[2])  # well-formed, but points past the end of the tar
     lying.members = lying.members.copy()
     lying.members["offset"][-1] = os.stat(tars[2]).st_size
-    rs.save_tar_index(files[tars[2]], tars[2], lying)
+    rx.save_tar_index(files[tars[2]], tars[2], lying)
     for t in tars:
         with pytest.raises(ValueError, match="truncated|checksum|outside the tar"):
-            rs.load_tar_index(files[t], t, os.stat(t))
+            rx.load_tar_index(files[t], t, os.stat(t))
 
     walked = _walks(monkeypatch)
     res = rs.reshard([str(folder)], subset, tmp_path / "b", opts)
@@ -413,10 +415,10 @@ def test_unwritable_index_cache_is_a_warning(pool, tmp_path):
 
 def test_default_index_cache_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert rs.default_index_cache() == tmp_path / "datacomp-sci" / "tar-index"
+    assert rx.default_index_cache() == tmp_path / "datacomp-sci" / "tar-index"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert rs.default_index_cache() == tmp_path / "home" / ".cache" / "datacomp-sci" / "tar-index"
+    assert rx.default_index_cache() == tmp_path / "home" / ".cache" / "datacomp-sci" / "tar-index"
 
 
 def test_prune_index_cache_keeps_only_readable_indexes(shard_factory, tmp_path):
@@ -439,7 +441,7 @@ def test_prune_index_cache_keeps_only_readable_indexes(shard_factory, tmp_path):
         header_len = int.from_bytes(f.read_bytes()[8:16], "little")
         by_tar[Path(json.loads(f.read_bytes()[16:16 + header_len])["path"]).name] = f
     older = by_tar["00000002.tar"]  # written by an older index format
-    older.write_bytes(older.read_bytes().replace(rs.INDEX_FORMAT.encode(), b"datacomp-sci/tar-index/1"))
+    older.write_bytes(older.read_bytes().replace(rx.INDEX_FORMAT.encode(), b"datacomp-sci/tar-index/1"))
     (cache / "junk.idx").write_bytes(b"not an index")
     stale_tmp = cache / ".abc.idx.tmp-999999"
     stale_tmp.write_bytes(b"x" * 10)
@@ -448,7 +450,7 @@ def test_prune_index_cache_keeps_only_readable_indexes(shard_factory, tmp_path):
     fresh_tmp.write_bytes(b"y")
     (cache / "README").write_text("not ours")
 
-    dry = rs.prune_index_cache(cache, dry_run=True)
+    dry = rx.prune_index_cache(cache, dry_run=True)
     assert dry["removed"] == 5 and len(list(cache.iterdir())) == 8
     r = CliRunner().invoke(main, ["prune-index-cache", "--index-cache", str(cache)])
     assert r.exit_code == 0, r.output
@@ -462,7 +464,7 @@ def test_prune_index_cache_keeps_only_readable_indexes(shard_factory, tmp_path):
     res = rs.reshard([str(folder / "00000003.tar")], subset, tmp_path / "o2",
                      rs.ReshardOptions(index_cache=cache))
     assert res.index_cache["reused"] == 1
-    assert rs.prune_index_cache(tmp_path / "nothing_here")["removed"] == 0
+    assert rx.prune_index_cache(tmp_path / "nothing_here")["removed"] == 0
 
 
 def test_samples_are_grouped_by_webdatasets_group_by_keys(tmp_path):

@@ -10,46 +10,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from helpers import make_train_output, uid_file
 
 from datacomp_sci.cli import main
-from datacomp_sci.core.uids import SUBSET_DTYPE, save_subset, uids_to_u8u8
-from datacomp_sci.core.util import sha256_file
-from datacomp_sci.reporting.aggregate import DATACOMP_TASKS
+from datacomp_sci.core.uids import SUBSET_DTYPE
 from datacomp_sci.reporting.submission import (
     SubmissionRequest,
     prepare_submission,
     validate_submission,
 )
-
-
-def write_results(path: Path, drop: tuple[str, ...] = ()) -> None:
-    """DataComp's eval_results.jsonl; task i (tasklist order) scores (i+1)/100."""
-    lines = []
-    for i, t in enumerate(DATACOMP_TASKS):
-        if t.name not in drop:
-            v = (i + 1) / 100
-            metrics = {"acc1": v, "main_metric": v if t.main_metric else None}
-            lines.append(json.dumps({"key": t.key, "dataset": t.name, "metrics": metrics}) + "\n")
-    path.write_text("".join(lines))
-
-
-def make_train_output(root: Path, scale: str = "small", drop: tuple[str, ...] = ()) -> Path:
-    run = root / "train" / f"{scale}_scale"
-    (run / "checkpoints").mkdir(parents=True)
-    ckpt = run / "checkpoints" / "epoch_5.pt"
-    ckpt.write_bytes(b"not really a checkpoint")
-    info = {"model": "ViT-B-32", "checkpoint": "checkpoints/epoch_5.pt",
-            "checkpoint_sha256": sha256_file(ckpt), "scale": scale,
-            "scale_config": {"model": "ViT-B-32", "batch_size": 4096, "learning_rate": 5e-4}}
-    (run / "info.json").write_text(json.dumps(info))
-    write_results(run / "eval_results.jsonl", drop=drop)
-    return run
-
-
-def uid_file(path: Path, n: int, dup: int = 0) -> Path:
-    uids = [f"{i:032x}" for i in range(n)] + [f"{0:032x}"] * dup
-    save_subset(path, uids_to_u8u8(uids))
-    return path
 
 
 def request(tmp_path: Path, run: Path, samples: tuple[Path, ...], track: str = "filtering",

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import datacomp_sci.resharding.reshard as rs
+import datacomp_sci.resharding.index as rx
 from datacomp_sci.core import tarscan
 from datacomp_sci.core.uids import save_subset, uids_to_u8u8
 
@@ -53,11 +53,11 @@ def _tar(path: Path, members, fmt=tarfile.PAX_FORMAT, float_mtime=True, extra=No
     return path
 
 
-def _both(path: Path) -> tuple[rs.TarIndex, rs.TarIndex]:
-    return rs.walk_tar_index(path, "libarchive"), rs.walk_tar_index(path, "tarfile")
+def _both(path: Path) -> tuple[rx.TarIndex, rx.TarIndex]:
+    return rx.walk_tar_index(path, "libarchive"), rx.walk_tar_index(path, "tarfile")
 
 
-def _assert_same(fast: rs.TarIndex, ref: rs.TarIndex) -> None:
+def _assert_same(fast: rx.TarIndex, ref: rx.TarIndex) -> None:
     assert ref.reader == "tarfile"
     assert fast.samples.tobytes() == ref.samples.tobytes()
     assert fast.members.tobytes() == ref.members.tobytes()
@@ -251,7 +251,7 @@ def test_corrupt_header_mid_archive_is_an_error_not_the_end(tmp_path):
     _corrupt(path, _header_offset(path, "000000002.jpg") + 148, b"0000000\0")
     with tarfile.open(path) as tf:
         assert len(tf.getmembers()) < 12  # what tarfile does on its own: no error
-    index = rs.walk_tar_index(path, "tarfile")
+    index = rx.walk_tar_index(path, "tarfile")
     assert len(index.samples) == 1  # sample 1 may be incomplete: held back
     assert "damaged archive: no valid tar header at byte" in index.error
 
@@ -271,7 +271,7 @@ def test_reader_choice_and_missing_libarchive(monkeypatch, tmp_path):
         tarscan.resolve_reader("libarchive")
     path = _tar(tmp_path / "a.tar", _members(2))
     assert tarscan.scan_regular_members(os.open(path, os.O_RDONLY)) is None
-    assert rs.walk_tar_index(path, "auto").reader == "tarfile"
+    assert rx.walk_tar_index(path, "auto").reader == "tarfile"
 
 
 @needs_libarchive

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from helpers import dead_pid
 
 from datacomp_sci.core.util import atomic_open, atomic_path, link_or_copy
 
@@ -43,13 +44,9 @@ def test_link_or_copy_gives_the_same_bytes(tmp_path):
 
 
 def test_remove_stale_temps_removes_only_dead_writers_files(tmp_path):
-    import subprocess
-    import sys
-
     from datacomp_sci.core.util import remove_stale_temps
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    dead = dead_pid()
     (tmp_path / "sub").mkdir()
     stale = [tmp_path / f".a.tar.tmp-{dead}", tmp_path / "sub" / f".b.parquet.tmp-{dead}",
              tmp_path / f".c.duckdb.tmp-{dead}.wal"]

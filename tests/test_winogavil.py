@@ -164,7 +164,7 @@ def test_evaluate_reads_converted_layout_with_hand_computed_jaccard(tmp_path, up
     assert download_evalsets(dest, _suite(tmp_path), base_url=upstream, progress=False).ok
     import open_clip
 
-    from datacomp_sci.training.models import register_models
+    from datacomp_sci.core.models import register_models
 
     register_models()
     torch.manual_seed(0)

@@ -9,13 +9,15 @@ import click
 
 from datacomp_sci import __version__
 from datacomp_sci.core.deps import missing_extra_message
+from datacomp_sci.engines import TaskError
 
 
 class UserError(click.ClickException):
     """An error the user can fix; printed without a traceback."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100,
+                                "show_default": True})
 @click.version_option(__version__, prog_name="datacomp-sci")
 def main() -> None:
     """Scientific figure-caption pairs for DataComp: build pools from arXiv and PubMed
@@ -37,8 +39,18 @@ def run_library(fn, *args, **kwargs):
         raise UserError(message) from e
     except (FileNotFoundError, ValueError, FileExistsError, PermissionError) as e:
         raise UserError(str(e)) from e
+    except TaskError as e:  # a task failed on every attempt; the message says what to do
+        raise UserError(str(e)) from e
     except KeyboardInterrupt:
-        click.echo("\ninterrupted: rerun the same command to resume", err=True)
+        # one line; on a terminal, after the ^C the terminal echoed (workers print nothing:
+        # core.util.worker_pool)
+        lead = "\n" if sys.stderr.isatty() else ""
+        click.echo(f"{lead}interrupted: rerun the same command to resume", err=True)
         sys.exit(130)
+
+
+def resuming(what: str):
+    """``on_resume`` callback printing ``resuming: 12 of 40 units done`` on stderr."""
+    return lambda done, total: click.echo(f"resuming: {done} of {total} {what} done", err=True)
 
 

@@ -4,21 +4,32 @@ from __future__ import annotations
 
 import click
 
-from datacomp_sci.cli.app import UserError, main, run_library
-from datacomp_sci.cli.options import _MEMORY_OPT, _POOLS_ARG, _THREADS_OPT
+from datacomp_sci.cli.app import UserError, main, resuming, run_library
+from datacomp_sci.cli.options import (
+    _MEMORY_OPT,
+    _POOLS_ARG,
+    _THREADS_OPT,
+    VocabOption,
+    deprecated_alias,
+    engine_from_options,
+    engine_options,
+    output_option,
+    progress_option,
+    workers_option,
+)
 
 
 @main.command("build-pool")
 @click.argument("source", type=click.Choice(["arxiv", "pmc"]))
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False),
-              help="Pool folder to write (shards/, metadata/, pool.json, build_report.json).")
+@output_option("Pool folder to write (shards/, metadata/, pool.json, build_report.json).",
+               file_okay=False)
 @click.option("--config", default=None, metavar="NAME|PATH",
               help="Pool definition: pools/NAME.yaml or a path. Default: pools/SOURCE.yaml.")
 @click.option("--name", default=None, help="Pool name recorded in pool.json (default: the config's).")
-@click.option("--workers", "-j", type=int, default=None,
-              help="Parallel worker processes, one input archive each. Default: all cores. "
-                   "The output is identical for any value.")
+@workers_option("Parallel worker processes (--engine ray: tasks in flight), one input archive "
+                "each. Default: all cores (the cluster's CPUs). The output is identical for "
+                "any value.")
 @click.option("--shard-size", type=int, default=None,
               help="Samples per shard (default 10000, as DataComp/img2dataset).")
 @click.option("--image-size", type=int, default=None,
@@ -32,9 +43,11 @@ from datacomp_sci.cli.options import _MEMORY_OPT, _POOLS_ARG, _THREADS_OPT
 @click.option("--overwrite", is_flag=True, help="Delete an existing OUTPUT and build again.")
 @click.option("--keep-work", is_flag=True,
               help="Keep OUTPUT/_work (per-archive intermediate results) after a successful build.")
-@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@progress_option("Show a progress bar.")
+@engine_options()
 def build_pool_cmd(source, inputs, output, config, name, workers, shard_size, image_size,
-                   keep_multi_panel, converter_timeout, overwrite, keep_work, progress):
+                   keep_multi_panel, converter_timeout, overwrite, keep_work, progress, engine,
+                   ray_address, task_retries):
     """Turn arXiv LaTeX packages or PMC Open Access packages into a DataComp pool.
 
     INPUT is a file, a folder or an fsspec URL (https://..., s3://... with globs): arXiv
@@ -46,17 +59,19 @@ def build_pool_cmd(source, inputs, output, config, name, workers, shard_size, im
     OUTPUT/build_report.json and OUTPUT/skipped.jsonl (every skipped item and why).
     Interrupt it at any time: rerunning the same command resumes and gives the same bytes.
     """
-    from datacomp_sci.core.progress import BuildProgress, print_build_summary
+    from datacomp_sci.cli.progress import BuildProgress, print_build_summary
     from datacomp_sci.pool.build import build_pool, options_from_config
 
     opts = run_library(options_from_config, source, config, name=name, shard_size=shard_size,
                        image_size=image_size, keep_multi_panel=keep_multi_panel,
                        converter_timeout_s=converter_timeout)
+    engine_opts = run_library(engine_from_options, engine, ray_address, task_retries, workers)
     bar = BuildProgress(enabled=progress)
     try:
         result = run_library(build_pool, list(inputs), output, opts, workers=workers,
                              overwrite=overwrite, keep_work=keep_work, progress=bar.update,
-                             on_units=bar.start)
+                             on_units=bar.start, on_resume=resuming("units"),
+                             engine=engine_opts)
     finally:
         bar.close()
     print_build_summary(result)
@@ -90,8 +105,8 @@ def _exit_on_outcome(result) -> None:
               default="table", show_default=True,
               help="table prints to the terminal; csv, json (one object per line) and parquet "
                    "write --output.")
-@click.option("--output", "-o", default=None, type=click.Path(dir_okay=False),
-              help="File for --format csv|json|parquet (written atomically).")
+@output_option("File for --format csv|json|parquet (written atomically).", required=False,
+               dir_okay=False)
 @click.option("--db", default=None, type=click.Path(dir_okay=False),
               help="Also save the views in a DuckDB database FILE.duckdb (absolute paths) to "
                    "open with the duckdb CLI or duckdb.connect().")
@@ -129,18 +144,19 @@ def query_cmd(pools, sql, fmt, output, db, params, max_rows, threads, memory_lim
 
 
 @main.command("download-pool")
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False),
-              help="Pool folder: OUTPUT/metadata/*.parquet, OUTPUT/shards/, coverage.json, "
-                   "failed_uids.npy.")
+@output_option("Pool folder: OUTPUT/metadata/*.parquet, OUTPUT/shards/, coverage.json, "
+               "failed_uids.npy.", file_okay=False)
 @click.option("--metadata-dir", type=click.Path(file_okay=False), default=None,
               help="Local metadata parquets (columns url, text; uid and face_bboxes when present).")
 @click.option("--scale", type=click.Choice(["small", "medium", "large", "xlarge", "datacomp_1b"]),
               default=None, help="Fetch DataComp's CommonPool metadata for this scale "
                                  "(Hugging Face dataset mlfoundations/datacomp_pools; network).")
-@click.option("--processes", type=int, default=16, show_default=True,
-              help="img2dataset processes (DataComp's default).")
-@click.option("--threads", type=int, default=128, show_default=True,
+@workers_option("img2dataset processes (DataComp's default).", default=16)
+@deprecated_alias("--processes", "workers", "-j/--workers", type=click.IntRange(min=1))
+@click.option("--download-threads", type=click.IntRange(min=1), default=128, cls=VocabOption,
               help="img2dataset download threads per process (DataComp's default).")
+@deprecated_alias("--threads", "download_threads", "--download-threads",
+                  type=click.IntRange(min=1))
 @click.option("--shard-size", type=int, default=10000, show_default=True,
               help="Samples per shard; keep 10000 to match DataComp.")
 @click.option("--retries", type=int, default=2, show_default=True,
@@ -151,8 +167,9 @@ def query_cmd(pools, sql, fmt, output, db, params, max_rows, threads, memory_lim
               help="Do not blur the face boxes of the face_bboxes column (DataComp blurs them).")
 @click.option("--coverage-only", is_flag=True,
               help="Download nothing: only recount coverage.json / failed_uids.npy from the shards.")
-def download_pool_cmd(output, metadata_dir, scale, processes, threads, shard_size, retries, timeout,
-                      skip_bbox_blurring, coverage_only):
+@engine_options(task_retries=False)
+def download_pool_cmd(output, metadata_dir, scale, workers, download_threads, shard_size, retries,
+                      timeout, skip_bbox_blurring, coverage_only, engine, ray_address):
     """Download a URL-based pool into webdataset shards with img2dataset and DataComp's
     parameters (512 px keep_ratio_largest, only if bigger, jpg, 10000/shard, 8-digit shard
     names, uid saved, faces blurred), then report coverage. img2dataset shows its own
@@ -160,10 +177,11 @@ def download_pool_cmd(output, metadata_dir, scale, processes, threads, shard_siz
     """
     from datacomp_sci.pool.download import DownloadOptions, download_pool
 
-    opts = DownloadOptions(processes=processes, threads=threads, shard_size=shard_size,
+    opts = DownloadOptions(processes=workers, threads=download_threads, shard_size=shard_size,
                            retries=retries, timeout=timeout, blur_faces=not skip_bbox_blurring)
+    engine_opts = run_library(engine_from_options, engine, ray_address)
     res = run_library(download_pool, output, metadata_dir=metadata_dir, scale=scale, opts=opts,
-                      skip_shards=coverage_only)
+                      skip_shards=coverage_only, engine=engine_opts)
     c = res.coverage
     click.echo(f"pool        {res.output}")
     click.echo(f"rows        {c.rows:,} in metadata; {c.attempted:,} attempted in "

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from datacomp_sci.cli.app import main, run_library
+from datacomp_sci.cli.app import main, resuming, run_library
+from datacomp_sci.cli.options import (
+    engine_from_options,
+    engine_options,
+    output_option,
+    progress_option,
+    workers_option,
+)
 from datacomp_sci.core import tarscan
 
 
@@ -14,12 +21,13 @@ from datacomp_sci.core import tarscan
                    "local or an fsspec URL. Repeat to combine several pools.")
 @click.option("--subset", required=True, type=click.Path(dir_okay=False),
               help="DataComp subset file (.npy of u8,u8 uids; a uid listed k times is written k times).")
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False),
-              help="Output folder ({N:08d}.tar, _stats.json, meta.json, sample_ids.npy, missing_uids.npy).")
+@output_option("Output folder ({N:08d}.tar, _stats.json, meta.json, sample_ids.npy, "
+               "missing_uids.npy).", file_okay=False)
 @click.option("--shard-size", type=int, default=10000, show_default=True,
               help="Samples per output shard.")
-@click.option("--workers", "-j", type=int, default=None,
-              help="Processes reading input shards (default: all cores). Output bytes do not depend on it.")
+@workers_option("Processes reading input shards and writing output shards (--engine ray: "
+                "tasks in flight). Default: all cores (the cluster's CPUs). Output bytes do "
+                "not depend on it.")
 @click.option("--overwrite", is_flag=True, help="Delete OUTPUT first.")
 @click.option("--keep-work", is_flag=True, help="Keep OUTPUT/_work (per-input-shard results).")
 @click.option("--index-cache", type=click.Path(file_okay=False), default=None, metavar="DIR",
@@ -33,32 +41,39 @@ from datacomp_sci.core import tarscan
                    "for tars it reads exactly as tarfile does, others go to tarfile), or Python's "
                    "tarfile. auto: libarchive if its shared library is installed. Output bytes do "
                    "not depend on it. [default: $DATACOMP_SCI_TAR_READER, else auto]")
-@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@click.option("--text-from", default=None, metavar="kg_captions|PATH",
+              help="Replace the .txt of some samples by KG-derived texts: kg_captions reads "
+                   "SUBSET.kg_captions.parquet (`curate entities --kg-captions`), or give its path. "
+                   "Such shards are bring-your-own-data (submit --track filtering refuses them).")
+@click.option("--text-mix", type=float, default=0.5, show_default=True,
+              help="With --text-from: share of the uids with KG texts whose caption is replaced "
+                   "(EntityNet: 0.5).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="With --text-from: seed of the per-uid text draws.")
+@progress_option("Show a progress bar.")
+@engine_options()
 def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_work, index_cache,
-                no_index_cache, tar_reader, progress):
+                no_index_cache, tar_reader, text_from, text_mix, seed, progress, engine,
+                ray_address, task_retries):
     """Keep the samples whose uid is in SUBSET and write them as new shards, with DataComp's
     resharder semantics (keys {uid}-{j}, members copied unchanged, meta.json). Deterministic
     for any --workers; rerun the same command to resume after an interruption.
     """
     import os
 
-    from tqdm import tqdm
-
+    from datacomp_sci.core.bars import ReshardBar
     from datacomp_sci.resharding.reshard import ReshardOptions, reshard
 
+    engine_opts = run_library(engine_from_options, engine, ray_address, task_retries, workers)
     opts = ReshardOptions(shard_size=shard_size, workers=workers or os.cpu_count() or 1,
                           overwrite=overwrite, keep_work=keep_work, index_cache=index_cache,
-                          use_index_cache=not no_index_cache, tar_reader=tar_reader)
-    bar = tqdm(unit="shard", desc="reshard", disable=not progress, dynamic_ncols=True)
-
-    def update(done: int, total: int, totals: dict) -> None:
-        bar.total = total
-        bar.n = done
-        bar.set_postfix(read=totals.get("processed", 0), written=totals.get("written", 0), refresh=False)
-        bar.refresh()
-
+                          use_index_cache=not no_index_cache, tar_reader=tar_reader,
+                          engine=engine_opts, text_from=text_from, text_mix=text_mix,
+                          seed=seed)
+    bar = ReshardBar(progress)
     try:
-        res = run_library(reshard, list(inputs), subset, output, opts, progress=update)
+        res = run_library(reshard, list(inputs), subset, output, opts, progress=bar,
+                          on_resume=resuming("input shards"))
     finally:
         bar.close()
     m, r = res.meta, res.report
@@ -77,6 +92,10 @@ def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_wor
     if tr := res.tar_reader:
         click.echo(f"tar reader  {tr['reader']}; listed {tr['libarchive']} input shards with "
                    f"libarchive, {tr['tarfile']} with tarfile")
+    if cc := m.get("captions_changed"):
+        click.echo(f"captions    {cc['samples_replaced']:,} samples got a KG text "
+                   f"(mix {cc['mix']:g}, seed {cc['seed']}; {cc['uids_with_candidates']:,} uids "
+                   "had candidates): bring-your-own-data shards")
     for w in res.warnings:
         click.echo(f"WARNING     {w}", err=True)
 
@@ -92,7 +111,7 @@ def prune_index_cache_cmd(index_cache, dry_run):
     runs (whose process no longer runs). Indexes of tars that are still there are kept; deleting the
     whole folder is also safe (indexes are rebuilt on demand).
     """
-    from datacomp_sci.resharding.reshard import prune_index_cache
+    from datacomp_sci.resharding.index import prune_index_cache
 
     res = run_library(prune_index_cache, index_cache, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
@@ -109,8 +128,7 @@ def prune_index_cache_cmd(index_cache, dry_run):
 @click.option("--samples-seen", type=int, default=12_800_000, show_default=True,
               help="Training samples seen, to report how often each source repeats "
                    "(DataComp small scale: 12.8M).")
-@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
-              help="Data spec to write (mix.json), read by `datacomp-sci train`.")
+@output_option("Data spec to write (mix.json), read by `datacomp-sci train`.", dir_okay=False)
 def mix_cmd(sources, proportions, samples_seen, output):
     """Mix pools / reshard outputs into OpenCLIP's --train-data ('::'-joined shard patterns)
     and --train-data-upsampling-factors (per shard weights) so that resampled training sees

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from datacomp_sci.cli.app import UserError, main, run_library
+from datacomp_sci.cli.options import loader_workers_option, output_option
 
 
 def _scale_names() -> list[str]:
@@ -24,11 +25,9 @@ def _scale_names() -> list[str]:
 @click.option("--data-spec", default=None, type=click.Path(dir_okay=False), metavar="MIX.JSON",
               help="Data specification written by `datacomp-sci mix` (patterns and "
                    "upsampling factors). Exclusive with --data.")
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False),
-              help="Folder for experiments: the run goes to OUTPUT/EXP/.")
+@output_option("Folder for experiments: the run goes to OUTPUT/EXP/.", file_okay=False)
 @click.option("--exp-name", default=None, help="Experiment name (default: SCALE_scale).")
-@click.option("--workers", type=int, default=None,
-              help="Data loading workers per device (default: 4; tiny: 0).")
+@loader_workers_option("DataLoader workers per device (default: 4; tiny: 0).")
 @click.option("--precision", default=None,
               type=click.Choice(["amp", "amp_bf16", "amp_bfloat16", "bf16", "fp16", "fp32"]),
               help="Numeric precision (default: amp as DataComp; tiny: fp32).")
@@ -46,13 +45,13 @@ def _scale_names() -> list[str]:
 @click.option("--quiet", "-q", is_flag=True,
               help="Show only OpenCLIP's warnings and errors on the console (OUTPUT/EXP/out.log "
                    "keeps every line).")
-def train_cmd(scale, data, data_spec, output, exp_name, workers, precision, seed,
+def train_cmd(scale, data, data_spec, output, exp_name, loader_workers, precision, seed,
               num_checkpoints, accum_freq, resume, report_to, dry_run, quiet):
     """Train CLIP with OpenCLIP's trainer on DataComp's recipe for SCALE.
 
     Calls open_clip_train.main.main() with DataComp's argument list: samples seen, global
     batch, learning rate, warmup, model and beta2 are fixed per scale; as in DataComp only
-    --precision and --workers may change them for the standard scales. The global batch is
+    --precision and --loader-workers may change them for the standard scales. The global batch is
     split over the world size (torchrun, SLURM) and --accum-freq.
 
     Prints the plan, trains (resuming if OUTPUT/EXP has checkpoints), then writes
@@ -68,7 +67,7 @@ def train_cmd(scale, data, data_spec, output, exp_name, workers, precision, seed
         train,
     )
 
-    opts = TrainOptions(output=output, exp_name=exp_name, workers=workers, precision=precision,
+    opts = TrainOptions(output=output, exp_name=exp_name, workers=loader_workers, precision=precision,
                         seed=seed, num_checkpoints=num_checkpoints, accum_freq=accum_freq,
                         resume=resume, report_to=report_to)
     plan = run_library(make_plan, get_scale(scale), opts, data=data, data_spec=data_spec)

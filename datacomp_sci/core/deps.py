@@ -18,8 +18,17 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "matplotlib": ("matplotlib", "report"),
     "img2dataset": ("img2dataset", "download"),
     "huggingface_hub": ("huggingface_hub", "download"),
+    "ahocorasick": ("pyahocorasick", "curate"),
     "s3fs": ("s3fs", "s3"),
     "gcsfs": ("gcsfs", "s3"),
+    "ray": ("ray", "ray"),
+    "fastapi": ("fastapi", "web"),
+    "starlette": ("fastapi", "web"),
+    "uvicorn": ("uvicorn", "web"),
+    "jinja2": ("jinja2", "web"),
+    "multipart": ("python-multipart", "web"),
+    "python_multipart": ("python-multipart", "web"),
+    "httpx": ("httpx", "web"),
 }
 
 

@@ -27,6 +27,11 @@ from datacomp_sci.core.util import dumps_stable, sha256_bytes
 
 KINDS = ("zeroshot_classification", "retrieval", "winogavil", "wilds", "fairness")
 GROUPS = ("imagenet", "imagenet_dist_shifts", "vtab", "retrieval")
+#: The aggregate columns of DataComp's leaderboard (and the paper's Table 3), by group id;
+#: ``Average`` is over every scored task of the suite.
+GROUP_COLUMNS = {"imagenet": "ImageNet", "imagenet_dist_shifts": "ImageNet dist. shifts",
+                 "vtab": "VTAB", "retrieval": "Retrieval"}
+AVERAGE = "Average"
 DEFAULT_BASE_URL = "https://huggingface.co/datasets/{repo}/resolve/main/"
 
 
@@ -60,6 +65,16 @@ class TaskSpec:
     random_score: float | None = None
     groups: tuple[str, ...] = ()
     group_eval: GroupEval | None = None
+    domain: str = ""  # image domain (presentation only: the paper's Table 4)
+
+    @property
+    def scored(self) -> bool:
+        return self.main_metric is not None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The aggregate columns (Table 3 names) this task counts in, besides Average."""
+        return tuple(GROUP_COLUMNS[g] for g in self.groups)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -77,8 +92,36 @@ class Suite:
 
     @property
     def resolved_sha256(self) -> str:
-        """Hash of the resolved task table (changes when an included suite changes)."""
-        return sha256_bytes(dumps_stable([t.to_json() for t in self.tasks]).encode())
+        """Hash of the resolved task table (changes when an included suite changes; the
+        presentation-only ``domain`` is left out)."""
+        rows = [{k: v for k, v in t.to_json().items() if k != "domain"} for t in self.tasks]
+        return sha256_bytes(dumps_stable(rows).encode())
+
+    @property
+    def source(self) -> str:
+        return str(self.path)
+
+    @property
+    def scored(self) -> tuple[TaskSpec, ...]:
+        return tuple(t for t in self.tasks if t.scored)
+
+    def members(self, column: str) -> tuple[TaskSpec, ...]:
+        """Scored tasks of an aggregate column (a Table 3 name or a group id; ``Average``:
+        every scored task)."""
+        if column == AVERAGE:
+            return self.scored
+        return tuple(t for t in self.scored if column in t.groups or column in t.columns)
+
+    def lookup(self, key: str | None, name: str | None) -> TaskSpec | None:
+        """The task with this key, else with this display name (DataComp's results files
+        name tasks by either)."""
+        for t in self.tasks:
+            if key is not None and t.key == key:
+                return t
+        for t in self.tasks:
+            if name is not None and t.name == name:
+                return t
+        return None
 
     def task(self, key: str) -> TaskSpec:
         for t in self.tasks:
@@ -103,7 +146,7 @@ def default_folder(key: str) -> str:
 
 _TASK_FIELDS = {
     "key", "name", "kind", "main_metric", "folder", "source_repo", "size", "num_classes",
-    "random_score", "groups", "group_eval",
+    "random_score", "groups", "group_eval", "domain",
 }
 _GROUP_FIELDS = {"metadata_fields", "group_by", "topk", "extra_metrics", "objectives"}
 
@@ -186,6 +229,7 @@ def parse_task(raw: Any, where: str) -> TaskSpec:
         random_score=None if rs is None else float(rs),
         groups=groups,
         group_eval=group_eval,
+        domain=str(raw.get("domain") or ""),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import multiprocessing.context as _mp_context
 import os
 import re
 import subprocess
@@ -33,14 +34,107 @@ def dumps_stable(obj: Any, indent: int | None = 2) -> str:
 
 def parallel_map(fn: Callable[[Any], Any], items: list, workers: int) -> Iterator[Any]:
     """``map(fn, items)`` in order: in-process for one worker or item, else over a spawned
-    process pool (``fn`` and the items must pickle), started lazily."""
+    process pool (``fn`` and the items must pickle), started lazily. Ctrl-C behaves as in
+    :func:`worker_pool`: workers ignore it, the pool is terminated, the parent raises."""
     if workers <= 1 or len(items) <= 1:
         yield from map(fn, items)
         return
-    import multiprocessing as mp
+    with QuietContext("spawn").Pool(min(workers, len(items)), initializer=ignore_sigint) as pool:
+        yield from pool.imap(fn, items)  # leaving the block early terminates the workers
 
-    with mp.get_context("spawn").Pool(min(workers, len(items))) as pool:
-        yield from pool.imap(fn, items)
+
+# --- worker processes and Ctrl-C ---------------------------------------------------------------
+# A terminal sends Ctrl-C (SIGINT) to every process of the foreground group: each worker
+# would print its own KeyboardInterrupt traceback. Workers therefore ignore SIGINT (set
+# while they are started, so it holds from their first instruction, and again by the
+# pool initializer); only the parent sees it, terminates them, and the command line
+# prints one line. Every stage's process pool (and embed's, later) goes through here.
+
+def ignore_sigint() -> None:
+    """Pool initializer: this worker ignores Ctrl-C (its parent handles it)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while the block runs (on the main thread; elsewhere a no-op, as
+    signal dispositions can only change there)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+class _QuietStart:
+    def start(self) -> None:
+        with _sigint_ignored():  # the child inherits SIG_IGN through fork and exec
+            super().start()  # type: ignore[misc]
+
+
+class _QuietSpawnProcess(_QuietStart, _mp_context.SpawnProcess):
+    pass
+
+
+_QUIET_PROCESS: dict[type, type] = {_mp_context.SpawnProcess: _QuietSpawnProcess}
+if hasattr(_mp_context, "ForkProcess"):  # POSIX
+    class _QuietForkProcess(_QuietStart, _mp_context.ForkProcess):
+        pass
+
+    class _QuietForkServerProcess(_QuietStart, _mp_context.ForkServerProcess):
+        pass
+
+    _QUIET_PROCESS.update({_mp_context.ForkProcess: _QuietForkProcess,
+                           _mp_context.ForkServerProcess: _QuietForkServerProcess})
+
+
+class QuietContext:
+    """A multiprocessing context whose processes start with SIGINT ignored (inherited
+    through fork and exec); everything else is the wrapped context's."""
+
+    def __init__(self, method: str | None = None):
+        self._ctx = _mp_context._default_context.get_context(method)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+    def Pool(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 (multiprocessing's name)
+        from multiprocessing.pool import Pool
+
+        return Pool(*args, context=self, **kwargs)
+
+    def Process(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802
+        return _QUIET_PROCESS.get(self._ctx.Process, self._ctx.Process)(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def worker_pool(workers: int, method: str | None = None) -> Iterator[Any]:
+    """A ``ProcessPoolExecutor`` whose workers ignore Ctrl-C. If the block raises
+    (KeyboardInterrupt included) pending work is cancelled and the workers are terminated
+    at once instead of being waited for; the exception goes on to the caller."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=QuietContext(method),
+                               initializer=ignore_sigint)
+    try:
+        yield pool
+    except BaseException:
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.join(5)
+        raise
+    pool.shutdown(wait=True)
 
 
 def user_cache_dir() -> Path:
@@ -193,10 +287,11 @@ def git_revision(path: str | os.PathLike | None = None) -> str | None:
 
 
 @contextlib.contextmanager
-def serve_folder(folder: str | os.PathLike) -> Iterator[str]:
+def serve_folder(folder: str | os.PathLike, requests: list[str] | None = None) -> Iterator[str]:
     """Serve ``folder`` over HTTP on 127.0.0.1 only, for as long as the block runs; yields
     the base URL (``http://127.0.0.1:PORT``). Used by the demo (img2dataset downloads the
-    generated pool from it) and by tests of every "remote" input."""
+    generated pool from it) and by tests of every "remote" input. ``requests``, when
+    given, receives the path of every request served (a request log for tests)."""
     import functools
     import http.server
     import threading
@@ -204,6 +299,10 @@ def serve_folder(folder: str | os.PathLike) -> Iterator[str]:
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
+
+        def log_request(self, code="-", size="-"):
+            if requests is not None:
+                requests.append(self.path)
 
     handler = functools.partial(Quiet, directory=str(folder))
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -30,7 +30,16 @@ from typing import Any
 
 import numpy as np
 
+from datacomp_sci.core.evaldata import (
+    IMAGE_EXTS,
+    count_samples,
+    iter_winogavil,
+    shard_paths,
+    task_data_problem,
+)
+from datacomp_sci.core.outdir import fingerprint_diff, read_record
 from datacomp_sci.core.suites import Suite, TaskSpec, load_suite
+from datacomp_sci.core.tables import format_table
 from datacomp_sci.core.util import (
     atomic_write_json,
     atomic_write_text,
@@ -41,7 +50,6 @@ from datacomp_sci.core.util import (
 RESULTS_FILE = "eval_results.jsonl"
 META_FILE = "eval_meta.json"
 VERSIONED_PACKAGES = ("open_clip_torch", "clip-benchmark", "torch", "torchvision", "webdataset", "datacomp-sci")
-IMAGE_EXTS = ("webp", "png", "jpg", "jpeg")
 
 
 # ---------------------------------------------------------------- records
@@ -105,7 +113,7 @@ class EvalSummary:
 
     def table(self) -> str:
         """One-screen table: task, main metric, value, random chance, status."""
-        rows = [("task", "main metric", "value", "chance", "status")]
+        rows = []
         for r in self.results:
             v = r.main_metric
             rs = self.random_scores.get(r.key)
@@ -117,9 +125,7 @@ class EvalSummary:
         for status, problems in (("MISSING", self.missing), ("FAILED", self.failed)):
             for p in problems:
                 rows.append((p.dataset, self.main_metric_names.get(p.key) or "-", "-", "-", status))
-        widths = [max(len(row[i]) for row in rows) for i in range(5)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines = format_table(("task", "main metric", "value", "chance", "status"), rows).split("\n")
         avg = self.average
         n_scored = sum(r.main_metric is not None for r in self.results)
         lines.append(
@@ -147,46 +153,10 @@ class LoadedModel:
 
 
 # ---------------------------------------------------------------- data layout checks
-def shard_paths(folder: Path, split: str = "test") -> list[Path]:
-    nshards_file = folder / split / "nshards.txt"
-    try:
-        n = int(nshards_file.read_text().strip())
-    except ValueError as e:
-        raise ValueError(f"{nshards_file} does not hold an integer") from e
-    return [folder / split / f"{i}.tar" for i in range(n)]
 
 
-def task_data_problem(task: TaskSpec, data_dir: Path) -> str | None:
-    """Why a task's local data is unusable (None when the layout is complete)."""
-    folder = data_dir / task.folder
-    if not folder.is_dir():
-        return f"expected folder {folder} does not exist"
-    if not (folder / "test" / "nshards.txt").is_file():
-        return f"{folder}/test/nshards.txt is missing"
-    try:
-        shards = shard_paths(folder)
-    except ValueError as e:
-        return str(e)
-    absent = [p.name for p in shards if not p.is_file()]
-    if not shards or absent:
-        return f"{folder}/test lacks shard(s) {absent[:5] or ['0.tar']}"
-    if task.kind in ("zeroshot_classification", "wilds", "fairness"):
-        for name in ("classnames.txt", "zeroshot_classification_templates.txt"):
-            if not (folder / name).is_file():
-                return f"{folder}/{name} is missing"
-    return None
 
 
-def count_samples(shards: list[Path]) -> int:
-    """Samples with an image member in a list of webdataset shards."""
-    keys = set()
-    for shard in shards:
-        with tarfile.open(shard) as tf:
-            for m in tf.getmembers():
-                base, _, ext = m.name.rpartition(".")
-                if ext.lower() in IMAGE_EXTS:
-                    keys.add((shard.name, base.split(".", 1)[0]))
-    return len(keys)
 
 
 # ---------------------------------------------------------------- model
@@ -194,7 +164,7 @@ def load_model(arch: str, checkpoint: str | Path, device: str | None) -> LoadedM
     import open_clip
     import torch
 
-    from datacomp_sci.training.models import register_models
+    from datacomp_sci.core.models import register_models
 
     register_models()
     checkpoint = Path(checkpoint)
@@ -379,37 +349,8 @@ def _metadata_only_loader(folder: Path, lm: LoadedModel, opts: EvalOptions):
     return _loader(pipeline, opts.batch_size, opts.workers, len(shards))
 
 
-def iter_winogavil(shards: list[Path]) -> Iterator[tuple[dict, list[bytes]]]:
-    """Instances of the local WinoGAViL layout (``sN.json`` + ``sN.candNN.<img>`` members,
-    consecutive per sample), one at a time: the real set is several GB of images."""
-    for shard in shards:
-        with tarfile.open(shard, mode="r|") as tf:
-            key, inst = None, None
-            for m in tf:
-                if not m.isfile():
-                    continue
-                k, _, rest = m.name.partition(".")
-                if k != key:
-                    if inst is not None:
-                        yield _winogavil_instance(shard, key, inst)
-                    key, inst = k, {"json": None, "images": {}}
-                data = tf.extractfile(m).read()
-                if rest == "json":
-                    inst["json"] = json.loads(data)
-                elif rest.rpartition(".")[2].lower() in IMAGE_EXTS:
-                    inst["images"][rest.rpartition(".")[0]] = data
-            if inst is not None:
-                yield _winogavil_instance(shard, key, inst)
 
 
-def _winogavil_instance(shard: Path, key: str, inst: dict) -> tuple[dict, list[bytes]]:
-    if inst["json"] is None:
-        raise ValueError(f"{shard.name}: sample {key} has no .json member")
-    names = [f"cand{j:02d}" for j in range(len(inst["json"]["candidates"]))]
-    missing = [n for n in names if n not in inst["images"]]
-    if missing:
-        raise ValueError(f"{shard.name}: sample {key} lacks image member(s) {missing}")
-    return inst["json"], [inst["images"][n] for n in names]
 
 
 def eval_winogavil(task: TaskSpec, folder: Path, lm: LoadedModel, opts: EvalOptions) -> dict[str, Any]:
@@ -515,8 +456,9 @@ def _provenance(suite: Suite, ckpt_sha: str) -> dict[str, Any]:
 def _load_meta(path: Path, ckpt_sha: str) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    meta = json.loads(path.read_text())
-    if meta.get("checkpoint_sha256") not in (None, ckpt_sha):
+    meta = read_record(path) or {}
+    if meta.get("checkpoint_sha256") is not None and fingerprint_diff(
+            {"checkpoint_sha256": meta["checkpoint_sha256"]}, {"checkpoint_sha256": ckpt_sha}):
         raise ValueError(
             f"{path.parent} holds results of another checkpoint (sha256 {meta['checkpoint_sha256'][:12]}...): "
             "use a new --output directory or delete the old results"

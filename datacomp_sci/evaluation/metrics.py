@@ -19,7 +19,6 @@ with count 0 and never count as the worst group.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import f1_score, recall_score
 
 FAIRFACE_OBJECTIVES = ("race", "gender", "age", "toxic")
 # FairFace/UTKFace "toxic" classnames: indices >= 18 are crime words, 14..17 non-human.
@@ -83,6 +82,8 @@ def topk_correct(topk_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
 
 def macro_scores(y_pred: np.ndarray, y_true: np.ndarray) -> dict[str, float]:
     """WILDS' macro recall and F1 over the labels present in ``y_true``."""
+    from sklearn.metrics import f1_score, recall_score
+
     labels = np.unique(y_true)
     return {
         "recall-macro_all": float(recall_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)),

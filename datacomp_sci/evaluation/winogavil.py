@@ -47,9 +47,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from datacomp_sci.core.evaldata import verify_task
 from datacomp_sci.core.suites import TaskSpec
 from datacomp_sci.core.util import atomic_open, atomic_write_text
-from datacomp_sci.evaluation.evalsets import CHUNK, TaskDownload, verify_task
+from datacomp_sci.evaluation.fetch import CHUNK, TaskDownload
 
 UPSTREAM_REPO = "nlphuji/winogavil"
 CSV_NAME = "winogavil_dataset.csv"

@@ -11,6 +11,9 @@
    clip_benchmark's layout, and write the report (Table 3/4 and a figure).
 3. A DuckDB summary of the pools (the paper's Table 1: pairs and caption lengths per
    source) is printed with the report.
+4. The three runs become submissions (``submit``'s validation, on the tiny suite), are
+   imported into a local leaderboard (``leaderboard/``; the baseline run as a baseline
+   row) and its static site is exported (``leaderboard_site/``).
 
 Every step is resumable: rerunning the demo skips what is done.
 """
@@ -46,6 +49,8 @@ class DemoResult:
     summary_columns: list[str] = field(default_factory=list)
     summary: list[tuple] = field(default_factory=list)
     report_files: list[Path] = field(default_factory=list)
+    leaderboard: Path | None = None
+    leaderboard_site: Path | None = None
 
 
 def pool_summary(pools: list[Path]) -> tuple[list[str], list[tuple]]:
@@ -76,18 +81,61 @@ def make_commonpool(out: Path, log: Callable[[str], None]) -> object:
     return res.coverage
 
 
+def publish_leaderboard(out: Path, experiment, log: Callable[[str], None]) -> tuple[Path, Path]:
+    """Every run of the experiment as a submission folder (``submit``'s checks against the
+    experiment's suite), imported into ``out/leaderboard``; its static copy in
+    ``out/leaderboard_site``. Rerunning finds the entries already there."""
+    import os
+    from datetime import datetime, timezone
+
+    from datacomp_sci.leaderboard.export import export_site
+    from datacomp_sci.leaderboard.ingest import import_paths
+    from datacomp_sci.leaderboard.store import BoardSettings, Store
+    from datacomp_sci.reporting.submission import (
+        SubmissionRequest,
+        find_train_info,
+        prepare_submission,
+    )
+
+    store = Store.open(out / "leaderboard", BoardSettings(
+        suite=experiment.suite, scales=(experiment.scale,), title="datacomp-sci demo board"))
+    for run in experiment.runs:
+        info = find_train_info(out / "runs" / run)
+        # the submission's time is its training's: a rerun makes the same entry
+        stamp = datetime.fromtimestamp(int(os.stat(info).st_mtime), timezone.utc)
+        sub = prepare_submission(SubmissionRequest(
+            train_output=info.parent, track="filtering", method=run,
+            authors="datacomp-sci demo", contact="demo@example.org",
+            samples=tuple(out / "subsets" / f"{pool}.npy" for pool in experiment.runs[run]),
+            output=out / "submissions" / run, timestamp=stamp.strftime("%Y-%m-%d_%H:%M:%S")),
+            suite=experiment.suite, scales=None)
+        (acc,) = import_paths(store, [sub.output], baseline=run == experiment.baseline)
+        log(f"[demo] leaderboard: {'added' if acc.created else 'already has'} {run} "
+            f"({acc.entry.kind}, Average {acc.entry.groups['Average']:.3f})")
+    site = export_site(store, out / "leaderboard_site", overwrite=True)
+    log(f"[demo] leaderboard: {site.pages} static pages in {site.output} "
+        f"(serve the board: datacomp-sci leaderboard serve --db {store.folder})")
+    return store.folder, site.output
+
+
 def run_demo(output: str | Path, workers: int | None = None,
-             log: Callable[[str], None] = print) -> DemoResult:
-    from datacomp_sci.pipeline.experiment import QUIET_ACTIONS, run_experiment
+             log: Callable[[str], None] = print, progress: bool = True) -> DemoResult:
+    """Run the demo into ``output``; ``workers`` overrides the experiment file's, and
+    ``progress`` shows each step's own bars."""
+    from datacomp_sci.pipeline.experiment import load_experiment, make_actions, run_experiment
 
     out = Path(output).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     result = DemoResult(out)
     result.coverage = make_commonpool(out, log)
     # OpenCLIP's console shows warnings only: each run's out.log has its full log
-    exp = run_experiment(EXPERIMENT, workdir=str(out), log=log, act=QUIET_ACTIONS)
+    exp = run_experiment(EXPERIMENT, workdir=str(out), log=log, workers=workers,
+                         act=make_actions(progress=progress, quiet=True))
     result.outcomes = exp.outcomes
     pools = [out / "pools" / "arxiv", out / "pools" / "pmc", out / "commonpool_tiny"]
     result.summary_columns, result.summary = pool_summary(pools)
     result.report_files = sorted((out / "report").glob("*"))
+    if not exp.count("blocked"):
+        result.leaderboard, result.leaderboard_site = publish_leaderboard(
+            out, load_experiment(EXPERIMENT, workdir=str(out)), log)
     return result

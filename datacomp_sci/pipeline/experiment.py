@@ -5,6 +5,11 @@ an existing DataComp-layout pool such as a CommonPool download), one filter per 
 the training runs (each a list of pools mixed at natural proportions, i.e. OpenCLIP's
 ``::`` join with no weights), the scale, the evaluation suite and the report baseline.
 
+A ``curate:`` section declares concept-balanced curations (MetaCLIP or KG entities,
+:mod:`datacomp_sci.curation`), each over several pools counted together; for every
+member pool it adds a derived pool ``<curation>_<pool>`` (the pool's filter AND the
+curated subset) that runs can train on next to the unbalanced pools.
+
 It becomes a list of :class:`Step` (name, inputs, outputs, action). Steps run in
 dependency order; a step whose outputs exist is skipped, so rerunning resumes; a step
 whose input neither exists nor is made by another step stops the run with a message
@@ -13,6 +18,8 @@ run instead). Layout under ``workdir``::
 
     pools/<pool>/            build-pool output (pools with `build:`)
     subsets/<pool>.npy       filter output (+ .json sidecar)
+    subsets/curate_<c>.npy   curate output over the pools of curation <c> (+ sidecars)
+    subsets/<c>_<pool>.npy   the pool's filter AND the curated subset (a derived pool)
     shards/<pool>/           reshard output (meta.json, {N:08d}.tar)
     runs/<run>/<scale>_scale train output (info.json) + eval_results.jsonl
     report/                  table3/table4/report.png/report.pdf/report.json
@@ -32,6 +39,7 @@ from typing import Any
 import yaml
 
 from datacomp_sci.core.resources import project_file, resource_path
+from datacomp_sci.pipeline.schema import REQUIRED_KEYS, check_keys, did_you_mean, exists_or_named
 
 PACKAGE_PREFIX = "package:"
 
@@ -167,6 +175,26 @@ class FilterDecl:
     radius: int | None = None          # dedup / decontaminate (None: the filter's default)
     evalsets: str | None = None        # decontaminate: set from the experiment's eval_data
     suite: str | None = None           # decontaminate: set from the experiment's suite
+    and_files: tuple[str, ...] = ()    # derived pools: the curated subset
+
+
+@dataclass(frozen=True)
+class CurateDecl:
+    """A concept-balanced curation over several pools (``curate:`` in the file)."""
+
+    name: str
+    method: str                        # metaclip | entities
+    pools: tuple[str, ...]
+    source: str                        # metadata file (metaclip) or entities file (entities)
+    t: float
+    seed: int = 0
+    text_columns: tuple[str, ...] = ("text",)
+    casefold: bool = False
+    min_sitelinks: int | None = None
+    types: tuple[str, ...] = ()
+
+    def derived(self, pool: str) -> str:
+        return f"{self.name}_{pool}"
 
 
 @dataclass(frozen=True)
@@ -183,6 +211,7 @@ class Experiment:
     baseline: str | None = None
     workers: int | None = None
     proportions: dict[str, str] = field(default_factory=dict)  # run -> "natural" | "a=0.8,b=0.2"
+    curations: dict[str, CurateDecl] = field(default_factory=dict)
 
 
 def resolve_path(value: str, base: Path | None = None) -> str:
@@ -193,34 +222,113 @@ def resolve_path(value: str, base: Path | None = None) -> str:
     return str(p if p.is_absolute() or base is None else base / p)
 
 
-def _pool_decl(name: str, raw: Any, where: str, base: Path) -> PoolDecl:
+def _pool_decl(name: str, raw: Any, where: str, base: Path, problems: list[str]) -> PoolDecl | None:
+    at = f"{where}: pools.{name}"
     if not isinstance(raw, dict):
-        raise ValueError(f"{where}: pools.{name} must be a mapping with `build:` or `path:`")
+        problems.append(f"{at} must be a mapping with `build:` or `path:`")
+        return None
+    raw = check_keys("pool", raw, at, problems)
     if ("build" in raw) == ("path" in raw):
-        raise ValueError(f"{where}: pools.{name} needs exactly one of `build:` or `path:`")
+        problems.append(f"{at} needs exactly one of `build:` or `path:`")
+        return None
     if "path" in raw:
         return PoolDecl(name, path=resolve_path(str(raw["path"]), base))
-    b = raw["build"] or {}
+    b = check_keys("build", raw["build"] or {}, f"{at}.build", problems) \
+        if isinstance(raw["build"], dict | None) else {}
     inputs = b.get("inputs") or []
     if b.get("source") not in ("arxiv", "pmc") or not inputs:
-        raise ValueError(f"{where}: pools.{name}.build needs source (arxiv|pmc) and inputs")
+        problems.append(f"{at}.build needs source (arxiv|pmc) and inputs")
+        return None
+    if b.get("config") is not None:
+        exists_or_named("pool config", str(b["config"]), f"{at}.build.config", problems)
     inputs = [inputs] if isinstance(inputs, str) else inputs
     return PoolDecl(name, source=b["source"],
                     inputs=tuple(resolve_path(str(i), base) for i in inputs), config=b.get("config"))
 
 
-def _filter_decl(pool: str, raw: Any, where: str) -> FilterDecl:
+def _filter_decl(pool: str, raw: Any, where: str, problems: list[str]) -> FilterDecl:
+    at = f"{where}: filters.{pool}"
     raw = raw or {"name": "no_filter"}
     if not isinstance(raw, dict) or ("name" in raw) == ("sql" in raw):
-        raise ValueError(f"{where}: filters.{pool} needs exactly one of `name:` or `sql:`")
+        problems.append(f"{at} needs exactly one of `name:` or `sql:`")
+        return FilterDecl("no_filter")
+    raw = check_keys("filter", raw, at, problems)
+    if raw.get("name") is not None:
+        exists_or_named("filter", raw["name"], f"{at}.name", problems)
+    if raw.get("sql") is not None:
+        exists_or_named("sql filter", str(raw["sql"]), f"{at}.sql", problems)
     radius = raw.get("radius")
     if radius is not None and not isinstance(radius, int):
-        raise ValueError(f"{where}: filters.{pool}.radius must be an integer (bits)")
+        radius = None  # reported by check_keys
     return FilterDecl(raw.get("name"), raw.get("sql"), dict(raw.get("params") or {}), radius)
 
 
-def load_experiment(name_or_path: str, workdir: str | None = None) -> Experiment:
-    """Read and check ``experiments/NAME.yaml`` (or a path)."""
+def _run_decl(run: str, raw: Any, pools: dict, where: str,
+              problems: list[str], hint: str = "") -> tuple[tuple[str, ...], str]:
+    at = f"{where}: runs.{run}"
+    raw = check_keys("run", raw, at, problems) if isinstance(raw, dict) else {}
+    members = tuple(raw.get("pools") or ())
+    bad = [m for m in members if m not in pools]
+    if not members or bad:
+        problems.append(f"{at}.pools must list declared pools ({', '.join(map(str, pools))})"
+                        + "".join(f"; unknown {m!r}{did_you_mean(m, pools)}" for m in bad)
+                        + (hint if bad else ""))
+    proportions = str(raw.get("proportions") or "natural")
+    if proportions != "natural" and not bad:
+        from datacomp_sci.resharding.mix import parse_proportions
+
+        try:
+            parse_proportions(proportions, list(members))
+        except ValueError as e:
+            problems.append(f"{at}.proportions: {e}")
+    return members, proportions
+
+
+def _curate_decl(name: str, raw: Any, where: str, pools: dict, base: Path,
+                 problems: list[str]) -> CurateDecl | None:
+    key = f"{where}: curate.{name}"
+    if not isinstance(raw, dict):
+        problems.append(f"{key} must be a mapping (method, pools, metadata|kg, t)")
+        return None
+    raw = check_keys("curate", raw, key, problems)
+    method = raw.get("method")
+    if method not in ("metaclip", "entities"):
+        problems.append(f"{key}.method must be metaclip or entities"
+                        f"{did_you_mean(str(method), ('metaclip', 'entities'))}")
+        return None
+    source_key = "metadata" if method == "metaclip" else "kg"
+    if not raw.get(source_key):
+        problems.append(f"{key} needs `{source_key}:` (the {method} file)")
+        return None
+    members = tuple(raw.get("pools") or ())
+    bad = [m for m in members if m not in pools]
+    if not members or bad:
+        problems.append(f"{key}.pools must list declared pools ({', '.join(map(str, pools))})"
+                        + "".join(f"; unknown {m!r}{did_you_mean(m, pools)}" for m in bad))
+        return None
+    try:
+        t = float(raw.get("t"))
+    except (TypeError, ValueError):
+        problems.append(f"{key}.t must be a number (the balancing threshold)")
+        return None
+    if not t > 0:
+        problems.append(f"{key}.t must be positive")
+        return None
+    cols = raw.get("text_columns") or ["text"]
+    cols = [cols] if isinstance(cols, str) else cols
+    types = raw.get("types") or []
+    return CurateDecl(name, method, members, resolve_path(str(raw[source_key]), base), t,
+                      int(raw.get("seed") or 0), tuple(str(c) for c in cols),
+                      bool(raw.get("casefold", method == "entities")), raw.get("min_sitelinks"),
+                      tuple(str(x) for x in ([types] if isinstance(types, str) else types)))
+
+
+def load_experiment(name_or_path: str, workdir: str | None = None,
+                    notes: list[str] | None = None) -> Experiment:
+    """Read and check ``experiments/NAME.yaml`` (or a path) whole: every unknown key, wrong
+    type and unknown name (scale, suite, filter, pool config, pool of a run) is reported
+    at once, before any step runs (:mod:`datacomp_sci.pipeline.schema`). Deprecated keys
+    are accepted, with a line appended to ``notes``."""
     path = project_file("experiments", name_or_path, ".yaml")
     where = str(path)
     try:
@@ -229,35 +337,57 @@ def load_experiment(name_or_path: str, workdir: str | None = None) -> Experiment
         raise ValueError(f"{where}: not valid YAML: {e}") from e
     if not isinstance(doc, dict):
         raise ValueError(f"{where}: an experiment is a mapping (name, pools, runs, ...)")
-    for key in ("pools", "runs", "scale", "eval_data"):
-        if key not in doc:
-            raise ValueError(f"{where}: missing `{key}`")
+    problems: list[str] = []
+    doc = check_keys("experiment", doc, where, problems, notes)
+    if any(not isinstance(doc.get(k) or {}, dict) for k in ("pools", "runs", "filters")) or \
+            any(k not in doc for k in REQUIRED_KEYS["experiment"]):
+        raise ValueError("\n".join(problems))
     name = str(doc.get("name") or path.stem)
     # relative paths in the file are relative to the workdir
     wdir = Path(resolve_path(workdir or str(doc.get("workdir") or f"experiments_out/{name}")))
-    pools = {n: _pool_decl(n, r, where, wdir) for n, r in (doc["pools"] or {}).items()}
+    exists_or_named("scale", str(doc["scale"]), f"{where}: scale", problems)
+    suite = str(doc.get("suite") or "datacomp38")
+    exists_or_named("suite", suite, f"{where}: suite", problems)
+    decls = {n: _pool_decl(n, r, where, wdir, problems) for n, r in (doc["pools"] or {}).items()}
+    pools = {n: d for n, d in decls.items() if d is not None}
     filters_raw = doc.get("filters") or {}
-    unknown = sorted(set(filters_raw) - set(pools))
-    if unknown:
-        raise ValueError(f"{where}: filters for unknown pools {unknown}")
-    filters = {n: _filter_decl(n, filters_raw.get(n), where) for n in pools}
+    for unknown in sorted(set(filters_raw) - set(decls)):
+        problems.append(f"{where}: filters.{unknown}: no pool {unknown!r}"
+                        f"{did_you_mean(unknown, decls)}")
+    filters = {n: _filter_decl(n, filters_raw.get(n), where, problems) for n in pools}
+    curate_raw = doc.get("curate") or {}
+    curations = {}
+    for n, r in (curate_raw.items() if isinstance(curate_raw, dict) else ()):
+        decl = _curate_decl(str(n), r, where, decls, wdir, problems)
+        if decl is not None:
+            curations[str(n)] = decl
+    derived = {c.derived(p) for c in curations.values() for p in c.pools}
+    clash = sorted(derived & set(decls))
+    if clash:
+        problems.append(f"{where}: curated pools {clash} clash with declared pool names")
     runs: dict[str, tuple[str, ...]] = {}
     proportions: dict[str, str] = {}
     for run, raw in (doc["runs"] or {}).items():
-        members = tuple((raw or {}).get("pools") or ())
-        bad = [m for m in members if m not in pools]
-        if not members or bad:
-            raise ValueError(f"{where}: runs.{run}.pools must list declared pools (unknown: {bad})")
-        runs[str(run)] = members
-        proportions[str(run)] = str((raw or {}).get("proportions") or "natural")
-    baseline = (doc.get("report") or {}).get("baseline")
+        runs[str(run)], proportions[str(run)] = _run_decl(
+            str(run), raw, {**decls, **dict.fromkeys(derived)}, where, problems,
+            hint="; curated pools are named <curation>_<pool>" if curations else "")
+    if not runs:
+        problems.append(f"{where}: `runs` is empty; declare at least one training run")
+    report = check_keys("report", doc.get("report") or {}, f"{where}: report", problems) \
+        if isinstance(doc.get("report") or {}, dict) else {}
+    baseline = report.get("baseline")
     if baseline is not None and baseline not in runs:
-        raise ValueError(f"{where}: report.baseline {baseline!r} is not one of the runs {list(runs)}")
+        problems.append(f"{where}: report.baseline {baseline!r} is not one of the runs "
+                        f"{list(runs)}{did_you_mean(baseline, runs)}")
+    if problems:
+        raise ValueError("\n".join(problems) if len(problems) == 1 else
+                         f"{len(problems)} problems in the experiment file:\n  "
+                         + "\n  ".join(problems))
     return Experiment(
-        name=name, path=path, workdir=wdir,
-        scale=str(doc["scale"]), suite=str(doc.get("suite") or "datacomp38"),
-        eval_data=resolve_path(str(doc["eval_data"]), wdir), pools=pools, filters=filters,
-        runs=runs, baseline=baseline, workers=doc.get("workers"), proportions=proportions)
+        name=name, path=path, workdir=wdir, scale=str(doc["scale"]), suite=suite,
+        eval_data=resolve_path(str(doc["evalsets"]), wdir), pools=pools, filters=filters,
+        runs=runs, baseline=baseline, workers=doc.get("workers"), proportions=proportions,
+        curations=curations)
 
 
 # --- actions: the other stages' public functions ------------------------------------------------
@@ -274,29 +404,50 @@ class Actions:
     evalsets: Callable[[str, str], Any]
     evaluate: Callable[[Path, str, str], Any]
     report: Callable[[list[str], str | None, str, Path], Any]
+    curate: Callable[[list[str], CurateDecl, Path, int | None], Any] | None = None
 
 
-def _build(pool: PoolDecl, out: Path, workers: int | None) -> Any:
+def _build(pool: PoolDecl, out: Path, workers: int | None, progress: bool = False) -> Any:
+    from datacomp_sci.core.bars import BuildBar
     from datacomp_sci.pool.build import build_pool, options_from_config
 
     inputs = [m for i in pool.inputs for m in (sorted(glob.glob(i)) if glob.has_magic(i) else [i])]
     opts = options_from_config(pool.source or "", pool.config, name=pool.name)
-    return build_pool(inputs, out, opts, workers=workers)
+    bar = BuildBar(progress, desc=f"build {pool.name}")
+    try:
+        return build_pool(inputs, out, opts, workers=workers, progress=bar.update,
+                          on_units=bar.start)
+    finally:
+        bar.close()
 
 
-def _filter(pool: str, f: FilterDecl, out: Path, workers: int | None) -> Any:
+def _filter(pool: str, f: FilterDecl, out: Path, workers: int | None,
+            progress: bool = False) -> Any:
+    from datacomp_sci.core.bars import subset_hooks
     from datacomp_sci.subsets.filters import FilterSpec, RunOptions, run_filter
 
     given = {"radius": f.radius, "evalsets": f.evalsets, "suite": f.suite}
     spec = FilterSpec(name=f.name, sql_file=f.sql, params=dict(f.params),
+                      and_files=list(f.and_files),
                       **{k: v for k, v in given.items() if v is not None})
-    return run_filter([pool], out, spec, RunOptions(workers=workers or 1))
+    hooks, bars = subset_hooks(progress)
+    try:
+        return run_filter([pool], out, spec, RunOptions(workers=workers or 1, **hooks))
+    finally:
+        for b in bars.values():
+            b.close()
 
 
-def _reshard(pool: str, subset: Path, out: Path, workers: int | None) -> Any:
+def _reshard(pool: str, subset: Path, out: Path, workers: int | None,
+             progress: bool = False) -> Any:
+    from datacomp_sci.core.bars import ReshardBar
     from datacomp_sci.resharding.reshard import ReshardOptions, reshard
 
-    return reshard([pool], subset, out, ReshardOptions(workers=workers or 1))
+    bar = ReshardBar(progress, desc=f"reshard {out.name}")
+    try:
+        return reshard([pool], subset, out, ReshardOptions(workers=workers or 1), progress=bar)
+    finally:
+        bar.close()
 
 
 def _mix(shards: list[Path], names: list[str], proportions: str, scale: str,
@@ -317,17 +468,17 @@ def _train(spec: Path, scale: str, out: Path, workers: int | None, quiet: bool =
     return train(plan, quiet=quiet)  # prints the plan before training
 
 
-def _evalsets(suite: str, data_dir: str) -> Any:
+def _evalsets(suite: str, data_dir: str, progress: bool = False) -> Any:
     from datacomp_sci.evaluation.evalsets import download_evalsets
 
-    return download_evalsets(data_dir, suite=suite, progress=False)
+    return download_evalsets(data_dir, suite=suite, progress=progress)
 
 
-def _evaluate(train_dir: Path, suite: str, data_dir: str) -> Any:
+def _evaluate(train_dir: Path, suite: str, data_dir: str, progress: bool = False) -> Any:
     from datacomp_sci.evaluation.evaluate import default_workers, evaluate_train_output
 
     return evaluate_train_output(train_dir, suite, data_dir, workers=default_workers(),
-                                 progress=False)
+                                 progress=progress)
 
 
 def _report(specs: list[str], baseline: str | None, suite: str, out: Path) -> Any:
@@ -336,9 +487,33 @@ def _report(specs: list[str], baseline: str | None, suite: str, out: Path) -> An
     return write_report(build_report(specs, baseline=baseline, suite=suite, with_paper=True), out)
 
 
-DEFAULT_ACTIONS = Actions(_build, _filter, _reshard, _mix, _train, _evalsets, _evaluate, _report)
-# the same, with OpenCLIP's console at warnings only (each run's out.log keeps every line)
-QUIET_ACTIONS = dataclasses.replace(DEFAULT_ACTIONS, train=functools.partial(_train, quiet=True))
+def _curate(pools: list[str], c: CurateDecl, out: Path, workers: int | None) -> Any:
+    from datacomp_sci.curation.curate import (
+        ConceptSource,
+        CurateOptions,
+        CurateSpec,
+        run_curation,
+    )
+
+    src = ConceptSource(c.method, c.source, casefold=c.casefold, min_sitelinks=c.min_sitelinks,
+                        types=c.types)
+    spec = CurateSpec(src=src, thresholds=(c.t,), seed=c.seed, text_columns=c.text_columns)
+    return run_curation(pools, out, spec, CurateOptions(workers=workers or 1))
+
+
+def make_actions(progress: bool = True, quiet: bool = False) -> Actions:
+    """The library actions; ``progress``: each step shows its own bars (tqdm, on stderr);
+    ``quiet``: OpenCLIP's console shows warnings, errors and one line per epoch (each run's
+    out.log keeps every line)."""
+    p = functools.partial
+    return Actions(p(_build, progress=progress), p(_filter, progress=progress),
+                   p(_reshard, progress=progress), _mix, p(_train, quiet=quiet),
+                   p(_evalsets, progress=progress), p(_evaluate, progress=progress), _report,
+                   _curate)
+
+
+DEFAULT_ACTIONS = make_actions()
+QUIET_ACTIONS = make_actions(quiet=True)
 
 
 # --- experiment -> steps --------------------------------------------------------------------------
@@ -367,6 +542,35 @@ def _pool_steps(exp: Experiment, pool: PoolDecl, act: Actions,
     steps.append(Step(f"reshard:{pool.name}", (pool_marker, str(subset)),
                       (str(shards / "meta.json"),),
                       lambda: act.reshard(pdir, subset, shards, exp.workers), help=fix))
+    return steps
+
+
+def _curate_steps(exp: Experiment, c: CurateDecl, act: Actions,
+                  suite_markers: tuple[str, ...]) -> list[Step]:
+    """One step balancing over all member pools together, then per member a derived pool:
+    its filter AND the curated subset, resharded on its own."""
+    w, fix = exp.workdir, f"check `curate.{c.name}` in {exp.path}"
+    curate = act.curate or _curate
+    members = [exp.pools[p] for p in c.pools]
+    dirs = [_pool_dir(exp, p) for p in members]
+    markers = [str(Path(d) / "pool.json") if p.source else d
+               for p, d in zip(members, dirs, strict=True)]
+    curated = w / "subsets" / f"curate_{c.name}.npy"
+    steps = [Step(f"curate:{c.name}", (*markers, c.source), (str(curated),),
+                  lambda: curate(dirs, c, curated, exp.workers), help=fix)]
+    for pool, pdir, marker in zip(members, dirs, markers, strict=True):
+        name = c.derived(pool.name)
+        f = dataclasses.replace(exp.filters[pool.name], and_files=(str(curated),))
+        needs: tuple[str, ...] = ()
+        if f.name == "decontaminate":
+            f = dataclasses.replace(f, evalsets=str(exp.eval_data), suite=exp.suite)
+            needs = suite_markers
+        subset, shards = w / "subsets" / f"{name}.npy", w / "shards" / name
+        steps.append(Step(f"filter:{name}", (marker, str(curated), *needs), (str(subset),),
+                          functools.partial(act.filter, pdir, f, subset, exp.workers), help=fix))
+        steps.append(Step(f"reshard:{name}", (marker, str(subset)), (str(shards / "meta.json"),),
+                          functools.partial(act.reshard, pdir, subset, shards, exp.workers),
+                          help=fix))
     return steps
 
 
@@ -415,6 +619,8 @@ def experiment_steps(exp: Experiment, act: Actions = DEFAULT_ACTIONS,
     is present; default: every task's ``test/nshards.txt``)."""
     markers = _suite_markers(exp) if suite_markers is None else suite_markers
     steps: list[Step] = [s for p in exp.pools.values() for s in _pool_steps(exp, p, act, markers)]
+    for c in exp.curations.values():
+        steps += _curate_steps(exp, c, act, markers)
     steps.append(Step("evalsets", (), markers, lambda: act.evalsets(exp.suite, exp.eval_data)))
     for run, pools in exp.runs.items():
         steps += _run_steps(exp, run, pools, act, markers)
@@ -430,9 +636,16 @@ def experiment_steps(exp: Experiment, act: Actions = DEFAULT_ACTIONS,
 
 def run_experiment(name_or_path: str, workdir: str | None = None, dry_run: bool = False,
                    keep_going: bool = False, act: Actions = DEFAULT_ACTIONS,
-                   log: Callable[[str], None] = print) -> ExperimentResult:
-    """Load the experiment, then run (or with ``dry_run`` only plan) the steps not done yet."""
-    exp = load_experiment(name_or_path, workdir)
+                   log: Callable[[str], None] = print,
+                   workers: int | None = None) -> ExperimentResult:
+    """Load and check the experiment, then run (or with ``dry_run`` only plan) the steps not
+    done yet. ``workers`` overrides the file's ``workers``."""
+    notes: list[str] = []
+    exp = load_experiment(name_or_path, workdir, notes=notes)
+    if workers is not None:
+        exp = dataclasses.replace(exp, workers=workers)
+    for note in notes:
+        log(f"warning: {note}")
     log(f"experiment {exp.name}: {len(exp.pools)} pools, {len(exp.runs)} runs, scale "
         f"{exp.scale}, suite {exp.suite}, workdir {exp.workdir}")
     outcomes = run_steps(experiment_steps(exp, act), dry_run=dry_run, keep_going=keep_going,

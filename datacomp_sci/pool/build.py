@@ -16,6 +16,7 @@ rewritten, and the result equals an uninterrupted run.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -24,9 +25,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import pyarrow as pa
@@ -34,18 +33,18 @@ import pyarrow.parquet as pq
 import yaml
 
 from datacomp_sci import __version__
+from datacomp_sci.core import outdir
 from datacomp_sci.core.resources import project_file
 from datacomp_sci.core.schema import METADATA_SCHEMA, SOURCES, PaperPairs
 from datacomp_sci.core.uids import pair_uid
 from datacomp_sci.core.util import (
     atomic_open,
     atomic_write_json,
-    atomic_write_text,
     dumps_stable,
     package_versions,
-    remove_stale_temps,
     sha256_bytes,
 )
+from datacomp_sci.engines import Engine, EngineOptions, TaskFailed, engine_session
 from datacomp_sci.extract.archives import (
     ArchiveError,
     ArchiveLimits,
@@ -303,10 +302,6 @@ def process_unit(unit: Unit, opts: BuildOptions, work: Path) -> dict:
     return summary
 
 
-def _process_unit_star(args: tuple) -> dict:
-    return process_unit(*args)
-
-
 # --- writing shards -----------------------------------------------------------------------
 
 class ShardCutter:
@@ -395,62 +390,49 @@ def _state(units: list[Unit], opts: BuildOptions) -> dict:
 
 
 def _prepare_output(out: Path, state: dict, overwrite: bool) -> bool:
-    """Check an existing output folder. Returns True when the same build is complete."""
-    state_file = out / "_work" / "state.json"
-    pool_json = out / "pool.json"
+    """Check an existing output folder (:mod:`datacomp_sci.core.outdir`). Returns True
+    when the same build is complete; else the folder is claimed for this build."""
     if overwrite and out.exists():
         shutil.rmtree(out)
-    if pool_json.exists() and not state_file.exists():
-        old = json.loads(pool_json.read_text())
-        if old.get("state") == state:
-            return True
-        raise FileExistsError(
-            f"{out} already holds a pool built from other inputs or options: choose another "
-            "--output, or pass --overwrite to replace it")
-    if state_file.exists():
-        if state_file.read_text() != dumps_stable(state):
-            raise FileExistsError(
-                f"{out} holds an unfinished build with other inputs or options: rerun it with "
-                "the same arguments to resume, or pass --overwrite to start again")
-    elif out.exists() and any(p.name != "_work" for p in out.iterdir()):
-        raise FileExistsError(f"{out} is not empty and holds no datacomp-sci build: choose "
-                              "another --output, or pass --overwrite")
-    remove_stale_temps(out)  # of a killed run being resumed
-    atomic_write_text(state_file, dumps_stable(state))
+    if outdir.finished(out, "pool.json", "state", state, "a pool built",
+                       state="_work/state.json") is not None:
+        return True
+    outdir.claim(out, state, "datacomp-sci build", state_file="_work/state.json")
     return False
 
 
-def _run_units(units: list[Unit], opts: BuildOptions, work: Path, workers: int) -> Iterator[dict]:
-    """Process units (in parallel when workers > 1), yielding summaries in unit order."""
-    if workers <= 1 or len(units) <= 1:
-        for u in units:
-            yield process_unit(u, opts, work)
-        return
-    ctx = get_context("spawn")  # no fork: safe with threads, same behaviour everywhere
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        window = max(2 * workers, 4)  # bounded look-ahead keeps memory flat
-        futures = []
-        it = iter(units)
-        for u in it:
-            futures.append(pool.submit(_process_unit_star, (u, opts, work)))
-            if len(futures) >= window:
-                break
-        while futures:
-            f = futures.pop(0)
-            yield f.result()
-            nxt = next(it, None)
-            if nxt is not None:
-                futures.append(pool.submit(_process_unit_star, (nxt, opts, work)))
+def _failed_unit(unit: Unit, failed: TaskFailed) -> dict:
+    """The summary of a unit whose task failed on every attempt: skipped and counted, like
+    an unreadable archive; nothing is saved for it, so a resumed run tries it again."""
+    item = {"unit": unit.url, "paper_id": None, "stage": "unit", "reason": "task_failed",
+            "item": unit.url, "detail": f"{failed.error} (after {failed.attempts} attempts)"}
+    return {"unit": unit.url, "index": unit.index, "rows": 0, "counts": {},
+            "skips": {"unit/task_failed": 1}, "skipped_items": [item], "failed": True}
+
+
+def _run_units(units: list[Unit], opts: BuildOptions, work: Path,
+               engine: Engine) -> Iterator[dict]:
+    """Process units on the engine (in parallel, retried), yielding summaries in unit order."""
+    task = functools.partial(process_unit, opts=opts, work=work)
+    for pos, outcome in engine.map(task, units, ordered=True, name="build-pool unit"):
+        if isinstance(outcome, TaskFailed) and isinstance(outcome.exception, PermissionError):
+            raise outcome.exception  # the output is not writable: no unit can succeed
+        yield _failed_unit(units[pos], outcome) if isinstance(outcome, TaskFailed) else outcome
 
 
 def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
                workers: int | None = None, overwrite: bool = False, keep_work: bool = False,
                progress: Callable[[int, dict], None] | None = None,
-               on_units: Callable[[list[Unit]], None] | None = None) -> BuildResult:
+               on_units: Callable[[list[Unit]], None] | None = None,
+               engine: EngineOptions | None = None,
+               on_resume: Callable[[int, int], None] | None = None) -> BuildResult:
     """Build a pool from paper packages. See the module docstring for the data flow.
 
     ``progress(n_units_done, totals)`` is called after each unit; ``on_units(units)`` once
-    the inputs are listed (the CLI uses both for its progress bar).
+    the inputs are listed (the CLI uses both for its progress bar); ``on_resume(done,
+    total)`` when an interrupted build resumes with ``done`` of ``total`` units finished.
+    ``engine`` says where units run (default: this machine's processes, ``workers`` of
+    them); the pool is the same bytes on any engine.
     """
     t0 = time.time()
     out = Path(output)
@@ -463,10 +445,12 @@ def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
     if _prepare_output(out, state, overwrite):
         report = json.loads((out / "build_report.json").read_text())
         return BuildResult(out, report, already_complete=True, elapsed_s=time.time() - t0)
-    if on_units:
-        on_units(units)
     work = out / "_work" / "units"
     work.mkdir(parents=True, exist_ok=True)
+    if on_resume and (done := sum(unit_result_paths(work, u)[1].exists() for u in units)):
+        on_resume(done, len(units))
+    if on_units:
+        on_units(units)
     cutter = ShardCutter(out, opts)
     counts: Counter = Counter()
     skips: Counter = Counter()
@@ -475,15 +459,13 @@ def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
                          for p in problems]
     for p in problems:
         skips[f"input/{p['reason']}"] += 1
-    workers = workers or os.cpu_count() or 1
-    for done, summary in enumerate(_run_units(units, opts, work, workers), start=1):
-        data_path = work / f"{summary['index']:06d}.arrow"
-        cutter.add_unit(read_unit_table(data_path))
-        counts.update(summary["counts"])
-        skips.update(summary["skips"])
-        items.extend(summary["skipped_items"])
-        if progress:
-            progress(done, {"papers": counts["papers_seen"], "pairs": cutter.written + len(cutter.pending)})
+    engine = engine or EngineOptions(workers=workers)
+    with engine_session(engine) as running:
+        for done, summary in enumerate(_run_units(units, opts, work, running), start=1):
+            _add_summary(summary, work, cutter, counts, skips, items)
+            if progress:
+                progress(done, {"papers": counts["papers_seen"],
+                                "pairs": cutter.written + len(cutter.pending)})
     cutter.finish()
     for d in cutter.duplicates:
         skips["write/duplicate_uid"] += 1
@@ -517,6 +499,15 @@ def build_outcome(report: dict) -> str:
     if read is None:  # a report written before papers_read was counted
         read = report.get("papers_seen", 0) - report.get("papers_lost_to_damage", 0)
     return "empty" if read > 0 else "unreadable"
+
+
+def _add_summary(summary: dict, work: Path, cutter: ShardCutter, counts: Counter,
+                 skips: Counter, items: list[dict]) -> None:
+    if not summary.get("failed"):
+        cutter.add_unit(read_unit_table(work / f"{summary['index']:06d}.arrow"))
+    counts.update(summary["counts"])
+    skips.update(summary["skips"])
+    items.extend(summary["skipped_items"])
 
 
 def _report(units: list[Unit], counts: Counter, skips: Counter, cutter: ShardCutter) -> dict:

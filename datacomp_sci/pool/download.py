@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from datacomp_sci.core.uids import save_subset, uids_to_u8u8
 from datacomp_sci.core.util import atomic_write_json, link_or_copy
+from datacomp_sci.engines import EngineOptions, engine_session
 
 # Where DataComp's metadata lives: CommonPool's scales in one dataset repository (as
 # DataComp's download_upstream.py fetches them: pattern {scale}/*.parquet, xlarge one
@@ -147,12 +148,20 @@ def img2dataset_kwargs(metadata_dir: Path, shard_dir: Path, columns: set[str],
     )
 
 
-def _run_img2dataset(kwargs: dict) -> None:
+def _run_img2dataset(kwargs: dict, engine: EngineOptions | None = None) -> None:
+    """img2dataset's own distributors: ``multiprocessing`` on this machine, ``ray`` (each
+    img2dataset shard a Ray task) with ``--engine ray``. The distributor is not part of
+    the recorded call: the shards do not depend on it."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no update check over the network
     import img2dataset
 
+    engine = engine or EngineOptions()
     extra = kwargs["save_additional_columns"]  # img2dataset appends bbox_col to this list
-    img2dataset.download(**{**kwargs, "save_additional_columns": list(extra) if extra else None})
+    call = {**kwargs, "save_additional_columns": list(extra) if extra else None}
+    if engine.name == "ray":
+        call["distributor"] = "ray"
+    with engine_session(engine):  # joins (or starts) the Ray cluster img2dataset's tasks use
+        img2dataset.download(**call)
     shutil.rmtree(Path(kwargs["output_folder"]) / "_tmp", ignore_errors=True)
 
 
@@ -205,8 +214,10 @@ def _failed_uids(meta_files: list[Path], ok_uids: list[pa.ChunkedArray]) -> np.n
 # ------------------------------------------------------------------------ the command
 def download_pool(output: str | os.PathLike, *, metadata_dir: str | os.PathLike | None = None,
                   scale: str | None = None, opts: DownloadOptions = DownloadOptions(),
-                  skip_shards: bool = False) -> DownloadResult:
-    """Fetch/link metadata, run img2dataset (resumable), write coverage.json + failed_uids.npy."""
+                  skip_shards: bool = False,
+                  engine: EngineOptions | None = None) -> DownloadResult:
+    """Fetch/link metadata, run img2dataset (resumable), write coverage.json + failed_uids.npy.
+    ``engine``: local (img2dataset's multiprocessing) or ray (its ray distributor)."""
     if (metadata_dir is None) == (scale is None):
         raise ValueError("give exactly one of --metadata-dir (local parquets) or --scale")
     out = Path(output).expanduser().resolve()
@@ -220,7 +231,7 @@ def download_pool(output: str | os.PathLike, *, metadata_dir: str | os.PathLike 
     kwargs = img2dataset_kwargs(meta_out, out / "shards", check_columns(files), opts)
     if not skip_shards:
         (out / "shards").mkdir(parents=True, exist_ok=True)
-        _run_img2dataset(kwargs)
+        _run_img2dataset(kwargs, engine)
     cov, failed = measure_coverage(out)
     if failed is not None:
         save_subset(out / "failed_uids.npy", failed)

@@ -19,6 +19,7 @@ from typing import Any
 
 import duckdb
 
+from datacomp_sci.core import tables
 from datacomp_sci.core.util import atomic_path
 from datacomp_sci.pool.pools import SIDECAR_KINDS, Pool, discover_pools, sidecar_fresh, sidecar_path
 
@@ -230,16 +231,5 @@ def run_query(
 
 
 def format_table(columns: list[str], rows: list[tuple], max_width: int = 60) -> str:
-    """A plain aligned text table (NULL for None, long cells cut with an ellipsis)."""
-
-    def cell(v: Any) -> str:
-        s = "NULL" if v is None else str(v).replace("\n", " ")
-        return s if len(s) <= max_width else s[: max_width - 1] + "\u2026"
-
-    body = [[cell(v) for v in row] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in body]) for i, c in enumerate(columns)]
-    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
-    sep = "  ".join("-" * w for w in widths)
-    out = [line.rstrip(), sep]
-    out += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in body]
-    return "\n".join(out)
+    """Query results as an aligned text table (NULL for None, long cells cut)."""
+    return tables.format_table(columns, rows, max_width=max_width, null="NULL")

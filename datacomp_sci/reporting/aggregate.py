@@ -14,9 +14,9 @@ missing tasks is still reported, but every aggregate that lacks a member is mark
 *partial* (and lists what is missing): it is never presented as a complete score.
 
 Group membership is data: each task of a suite (``eval_suites/<name>.yaml``, read by
-:mod:`.suites`) lists its ``groups``. :data:`DATACOMP_TASKS` is the built-in copy of DataComp's ``tasklist.yml``
-with upstream's group lists, used when no suite file is found; a test checks that the
-suite file and this table agree.
+:mod:`datacomp_sci.core.suites`, the one suite model) lists its ``groups``; a test checks
+that the shipped ``datacomp38`` file's groups equal upstream's lists
+(:data:`DATACOMP_GROUPS`).
 """
 
 from __future__ import annotations
@@ -28,86 +28,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-IMAGENET = "ImageNet"
-DIST_SHIFTS = "ImageNet dist. shifts"
-VTAB = "VTAB"
-RETRIEVAL = "Retrieval"
-AVERAGE = "Average"
+from datacomp_sci.core import suites
+from datacomp_sci.core.suites import AVERAGE, GROUP_COLUMNS, Suite
+
+IMAGENET = GROUP_COLUMNS["imagenet"]
+DIST_SHIFTS = GROUP_COLUMNS["imagenet_dist_shifts"]
+VTAB = GROUP_COLUMNS["vtab"]
+RETRIEVAL = GROUP_COLUMNS["retrieval"]
 #: Table 3's columns, in order; ``Average`` is over every scored task of the suite.
 GROUPS: tuple[str, ...] = (IMAGENET, DIST_SHIFTS, VTAB, RETRIEVAL)
 COLUMNS: tuple[str, ...] = (*GROUPS, AVERAGE)
 DEFAULT_SUITE = "datacomp38"
 
 
-@dataclass(frozen=True)
-class TaskSpec:
-    """One evaluation task: DataComp's key and display name, main metric, groups, domain."""
-
-    key: str
-    name: str
-    main_metric: str | None
-    groups: tuple[str, ...] = ()
-    domain: str = ""
-
-    @property
-    def scored(self) -> bool:
-        return self.main_metric is not None
-
-
-def _t(key: str, name: str, metric: str | None, domain: str, *groups: str) -> TaskSpec:
-    return TaskSpec(key, name, metric, tuple(groups), domain)
-
-
-_NAT, _MED, _SAT, _TXT = "natural images", "medical/histopathology", "satellite", "digits/text"
-_MPC, _ACC = "mean_per_class_recall", "acc1"
-
-#: DataComp's ``tasklist.yml`` (order, keys, names, main metrics) with the groups of its
-#: ``aggregate_scores.py`` and a domain per task.
-DATACOMP_TASKS: tuple[TaskSpec, ...] = (
-    _t("vtab/caltech101", "Caltech-101", _MPC, _NAT, VTAB),
-    _t("cifar10", "CIFAR-10", _ACC, _NAT),
-    _t("vtab/cifar100", "CIFAR-100", _ACC, _NAT, VTAB),
-    _t("vtab/clevr_count_all", "CLEVR Counts", _ACC, "synthetic", VTAB),
-    _t("vtab/clevr_closest_object_distance", "CLEVR Distance", _ACC, "synthetic", VTAB),
-    _t("country211", "Country211", _ACC, _NAT),
-    _t("vtab/dtd", "Describable Textures", _ACC, "textures", VTAB),
-    _t("vtab/eurosat", "EuroSAT", _ACC, _SAT, VTAB),
-    _t("fgvc_aircraft", "FGVC Aircraft", _MPC, _NAT),
-    _t("food101", "Food-101", _ACC, _NAT),
-    _t("gtsrb", "GTSRB", _ACC, "traffic signs"),
-    _t("imagenet1k", "ImageNet 1k", _ACC, _NAT, IMAGENET),
-    _t("imagenet_sketch", "ImageNet Sketch", _ACC, "sketches/renditions", DIST_SHIFTS),
-    _t("imagenetv2", "ImageNet v2", _ACC, _NAT, DIST_SHIFTS),
-    _t("imagenet-a", "ImageNet-A", _ACC, _NAT, DIST_SHIFTS),
-    _t("imagenet-o", "ImageNet-O", _ACC, _NAT, DIST_SHIFTS),
-    _t("imagenet-r", "ImageNet-R", _ACC, "sketches/renditions", DIST_SHIFTS),
-    _t("vtab/kitti_closest_vehicle_distance", "KITTI Vehicle Distance", _ACC, "driving", VTAB),
-    _t("mnist", "MNIST", _ACC, _TXT),
-    _t("objectnet", "ObjectNet", _ACC, _NAT, DIST_SHIFTS),
-    _t("vtab/flowers", "Oxford Flowers-102", _MPC, _NAT, VTAB),
-    _t("vtab/pets", "Oxford-IIIT Pet", _MPC, _NAT, VTAB),
-    _t("voc2007", "Pascal VOC 2007", _ACC, _NAT),
-    _t("vtab/pcam", "PatchCamelyon", _ACC, _MED, VTAB),
-    _t("renderedsst2", "Rendered SST2", _ACC, _TXT),
-    _t("vtab/resisc45", "RESISC45", _ACC, _SAT, VTAB),
-    _t("cars", "Stanford Cars", _ACC, _NAT),
-    _t("stl10", "STL-10", _ACC, _NAT),
-    _t("sun397", "SUN397", _ACC, _NAT, VTAB),
-    _t("vtab/svhn", "SVHN", _ACC, _TXT, VTAB),
-    _t("retrieval/flickr30k", "Flickr", "mean_recall@1", _NAT, RETRIEVAL),
-    _t("retrieval/mscoco_2014_5k_test_image_text_retrieval", "MSCOCO", "mean_recall@1", _NAT,
-       RETRIEVAL),
-    _t("misc/winogavil", "WinoGAViL", "jaccard_score_10-12", _NAT, RETRIEVAL),
-    _t("wilds/iwildcam", "iWildCam", "F1-macro_all", "camera traps"),
-    _t("wilds/camelyon17", "Camelyon17", _ACC, _MED),
-    _t("wilds/fmow", "FMoW", "acc_worst_region", _SAT),
-    _t("fairness/dollar_street", "Dollar Street", "acc_top5_wg", _NAT),
-    _t("fairness/geode", "GeoDE", "acc_wg", _NAT),
-    _t("fairness/fairface", "FairFace", None, "faces"),
-    _t("fairness/utkface", "UTKFace", None, "faces"),
-)
-
-#: ``aggregate_scores.py``'s ``DATASET_GROUPS`` (by display name), plus ImageNet.
+#: ``aggregate_scores.py``'s ``DATASET_GROUPS`` (by display name), plus ImageNet: what the
+#: group lists of ``eval_suites/datacomp38.yaml`` must equal (checked by a test).
 DATACOMP_GROUPS: dict[str, frozenset[str]] = {
     IMAGENET: frozenset({"ImageNet 1k"}),
     DIST_SHIFTS: frozenset({"ImageNet Sketch", "ImageNet v2", "ImageNet-A", "ImageNet-O",
@@ -120,72 +55,9 @@ DATACOMP_GROUPS: dict[str, frozenset[str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Suite:
-    """The tasks a run is scored on, in the suite's order."""
-
-    name: str
-    tasks: tuple[TaskSpec, ...]
-    source: str = "built-in"
-
-    @property
-    def scored(self) -> tuple[TaskSpec, ...]:
-        return tuple(t for t in self.tasks if t.scored)
-
-    def members(self, group: str) -> tuple[TaskSpec, ...]:
-        if group == AVERAGE:
-            return self.scored
-        return tuple(t for t in self.scored if group in t.groups)
-
-    def lookup(self, key: str | None, name: str | None) -> TaskSpec | None:
-        for t in self.tasks:
-            if key is not None and t.key == key:
-                return t
-        for t in self.tasks:
-            if name is not None and t.name == name:
-                return t
-        return None
-
-
-BUILTIN_SUITE = Suite(DEFAULT_SUITE, DATACOMP_TASKS)
-
-
-# --- suites -----------------------------------------------------------------------------
-
-#: Group ids of ``eval_suites/*.yaml`` (:mod:`.suites`) -> Table 3 column names.
-SUITE_GROUPS: dict[str, str] = {"imagenet": IMAGENET, "imagenet_dist_shifts": DIST_SHIFTS,
-                                "vtab": VTAB, "retrieval": RETRIEVAL}
-
-
-def _domain(key: str, name: str) -> str:
-    for t in DATACOMP_TASKS:
-        if t.key == key or t.name == name:
-            return t.domain
-    return ""
-
-
-def from_suite_file(suite: Any) -> Suite:
-    """This module's view of a :class:`datacomp_sci.core.suites.Suite`: Table 3 group names,
-    and the task's domain from :data:`DATACOMP_TASKS` (matched by key, else name)."""
-    tasks = tuple(
-        TaskSpec(t.key, t.name, t.main_metric,
-                 tuple(SUITE_GROUPS.get(g, g) for g in t.groups), _domain(t.key, t.name))
-        for t in suite.tasks)
-    return Suite(suite.name, tasks, source=str(suite.path))
-
-
 def load_suite(name_or_path: str | os.PathLike | None = None) -> Suite:
-    """A suite by name (``eval_suites/NAME.yaml``) or path, read with :mod:`.suites`; the
-    built-in copy of DataComp's table when ``datacomp38`` has no file."""
-    from datacomp_sci.core import suites
-
-    name = str(name_or_path or DEFAULT_SUITE)
-    try:
-        return from_suite_file(suites.load_suite(name))
-    except FileNotFoundError:
-        if name == DEFAULT_SUITE:
-            return BUILTIN_SUITE
-        raise
+    """A suite by name (``eval_suites/NAME.yaml``) or path; DataComp's 38 tasks by default."""
+    return suites.load_suite(str(name_or_path or DEFAULT_SUITE))
 
 
 # --- results files ------------------------------------------------------------------------
@@ -345,8 +217,10 @@ def task_scores(run: RunResults, suite: Suite) -> tuple[dict[str, float], tuple[
     return scores, tuple(sorted(set(extra)))
 
 
-def aggregate(run: RunResults, suite: Suite = BUILTIN_SUITE) -> RunAggregate:
-    """DataComp's aggregate scores of one run over ``suite``; missing tasks make a partial row."""
+def aggregate(run: RunResults, suite: Suite | None = None) -> RunAggregate:
+    """DataComp's aggregate scores of one run over ``suite`` (default: DataComp's 38 tasks);
+    missing tasks make a partial row."""
+    suite = suite if suite is not None else load_suite()
     scores, extra = task_scores(run, suite)
     groups: dict[str, GroupScore] = {}
     for group in COLUMNS:

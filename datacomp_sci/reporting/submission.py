@@ -7,12 +7,16 @@ record to the leaderboard database. It checks little first and silently defaults
 ``dataset_size`` to the scale's samples seen. Here everything is checked first, every
 problem is reported at once, ``dataset_size`` is computed from the sample files, and the
 result is a folder laid out like the hub repository plus ``submission.json`` (DataComp's
-record) and ``manifest.json`` (sizes, sha256, provenance). Uploading stays a manual step
-(see :data:`UPLOAD_STEPS`): nothing here talks to the network.
+record) and ``manifest.json`` (sizes, sha256, provenance). Uploading to DataComp's hosted
+board stays a manual step (see :data:`UPLOAD_STEPS`). A self-hosted board
+(``datacomp-sci leaderboard serve``) receives the folder with :func:`upload_submission` and
+checks it again with :func:`validate_folder`, the same checks.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,10 +29,15 @@ from datacomp_sci.core.util import atomic_write_json, dumps_stable, link_or_copy
 from datacomp_sci.reporting.aggregate import aggregate, load_results, load_suite, task_scores
 from datacomp_sci.reporting.report import resolve_results
 
+#: Suites by name, read once per process (validation looks a suite up several times).
+_suite = functools.lru_cache(maxsize=8)(load_suite)
+
 TRACKS = ("filtering", "byod")
 LEADERBOARD_SCALES = ("small", "medium", "large", "xlarge")
 SUITE = "datacomp38"
 BYOD_COLUMNS = ("url", "text")
+#: A scale name is a plain word (it names folders and web addresses).
+SCALE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
 
 UPLOAD_STEPS = """\
 Uploading is not automated (it needs network access and your credentials). To submit:
@@ -201,42 +210,99 @@ def _checkpoint(info: dict, info_path: Path, problems: list[str]) -> tuple[Path 
     return path, digest
 
 
+def check_fields(track: str | None, method: str | None, authors: str | None,
+                 contact: str | None, writeup: str | None, problems: list[str],
+                 names: dict[str, str] | None = None) -> None:
+    """The leaderboard fields a person fills in; ``names`` says how each is called where
+    it came from (``--method`` on the command line, ``method_name`` in submission.json)."""
+    n = {"track": "track", "method": "--method", "authors": "--authors", "contact": "--contact",
+         "writeup": "--writeup", **(names or {})}
+    if track not in TRACKS:
+        problems.append(f"{n['track']} {track!r}: choose one of {', '.join(TRACKS)}")
+    for key, value in (("method", method), ("authors", authors)):
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"{n[key]} is empty (it is shown on the leaderboard)")
+    if not isinstance(contact, str) or "@" not in contact:
+        problems.append(f"{n['contact']} {contact!r} is not an e-mail address")
+    if writeup and not (isinstance(writeup, str) and writeup.startswith(("http://", "https://"))):
+        problems.append(f"{n['writeup']} {writeup!r} is not an http(s) URL")
+
+
+def _check_captions(info: dict, info_path: Path, track: str, problems: list[str]) -> None:
+    """The filtering track selects CommonPool samples as they are: training shards whose
+    captions ``reshard --text-from`` rewrote (``captions_changed`` in their meta.json)
+    make the run bring-your-own-data."""
+    if track != "filtering":
+        return
+    import json
+
+    for src in (info.get("data") or {}).get("sources") or []:
+        path = src.get("path") if isinstance(src, dict) else None
+        if not path:
+            continue
+        folder = Path(path) if Path(path).is_absolute() else info_path.parent / path
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+        except (OSError, ValueError):
+            continue
+        changed = meta.get("captions_changed") if isinstance(meta, dict) else None
+        if changed:
+            problems.append(
+                f"training shards {folder} have rewritten captions ({changed.get('samples_replaced', '?')} "
+                f"samples got KG texts via reshard --text-from): the filtering track only selects "
+                "pool samples unchanged; submit with --track byod, or train on shards resharded "
+                "without --text-from")
+
+
 def _check_request(req: SubmissionRequest, problems: list[str]) -> None:
-    if req.track not in TRACKS:
-        problems.append(f"track {req.track!r}: choose one of {', '.join(TRACKS)}")
-    for name, value in (("method", req.method), ("authors", req.authors)):
-        if not value or not value.strip():
-            problems.append(f"--{name} is empty (it is shown on the leaderboard)")
-    if "@" not in (req.contact or ""):
-        problems.append(f"--contact {req.contact!r} is not an e-mail address")
-    if req.writeup and not req.writeup.startswith(("http://", "https://")):
-        problems.append(f"--writeup {req.writeup!r} is not an http(s) URL")
+    check_fields(req.track, req.method, req.authors, req.contact, req.writeup, problems)
     if req.hf_repo and req.hf_repo.count("/") != 1:
         problems.append(f"--hf-repo {req.hf_repo!r} must be USER/NAME")
 
 
+def check_scale(scale: Any, scales: tuple[str, ...] | None, where: str,
+                problems: list[str]) -> None:
+    """``scales`` None accepts any scale name (a custom board, e.g. the demo's ``tiny``)."""
+    if (not isinstance(scale, str) or not SCALE_NAME.fullmatch(scale)
+            or (scales is not None and scale not in scales)):
+        allowed = ", ".join(scales) if scales else "a scale name"
+        problems.append(f"{where}: scale {scale!r} is not a DataComp leaderboard scale "
+                        f"({allowed})")
+
+
 # --- validation --------------------------------------------------------------------------
 
-def _results(req: SubmissionRequest, info_path: Path, problems: list[str]):
+def check_results(path: Path, problems: list[str], suite: str = SUITE):
+    """Read a results file and check that every scored task of ``suite`` has its main
+    metric; returns the run (None when unreadable)."""
     try:
-        path = resolve_results(req.results or info_path.parent)
         run = load_results(path)
     except (FileNotFoundError, ValueError) as e:
         problems.append(str(e))
-        return None, None
-    suite = load_suite(SUITE)
-    scores, _ = task_scores(run, suite)
-    missing = [t.name for t in suite.scored if t.key not in scores]
+        return None
+    spec = _suite(suite)
+    scores, _ = task_scores(run, spec)
+    missing = [t.name for t in spec.scored if t.key not in scores]
     if missing:
-        problems.append(f"{path}: {len(missing)} of {len(suite.scored)} tasks of {SUITE} have no "
-                        f"main metric ({', '.join(missing)}); run `datacomp-sci evaluate` to "
+        problems.append(f"{path}: {len(missing)} of {len(spec.scored)} tasks of {spec.name} have "
+                        f"no main metric ({', '.join(missing)}); run `datacomp-sci evaluate` to "
                         "finish them")
     if run.bad_lines:
         problems.append(f"{path}: {len(run.bad_lines)} unusable lines (first: {run.bad_lines[0]})")
-    return path, run
+    return run
 
 
-def _record(req: SubmissionRequest, info: dict, dataset_size: int, run, timestamp: str) -> dict:
+def _results(req: SubmissionRequest, info_path: Path, problems: list[str], suite: str):
+    try:
+        path = resolve_results(req.results or info_path.parent)
+    except (FileNotFoundError, ValueError) as e:
+        problems.append(str(e))
+        return None, None
+    return path, check_results(path, problems, suite)
+
+
+def _record(req: SubmissionRequest, info: dict, dataset_size: int, run, timestamp: str,
+            suite: str = SUITE) -> dict:
     cfg = info.get("scale_config") or {}
     user, _, repo = (req.hf_repo or "").partition("/")
     record: dict[str, Any] = {
@@ -255,25 +321,28 @@ def _record(req: SubmissionRequest, info: dict, dataset_size: int, run, timestam
         "track": req.track,
         "writeup": req.writeup,
     }
-    suite = load_suite(SUITE)
-    scores, _ = task_scores(run, suite)
-    for t in suite.scored:
+    spec = _suite(suite)
+    scores, _ = task_scores(run, spec)
+    for t in spec.scored:
         if t.key in scores:
             record[t.name] = scores[t.key]
     return record
 
 
-def validate_submission(req: SubmissionRequest) -> Submission:
-    """Check everything and return the submission; raise one ValueError listing every problem."""
+def validate_submission(req: SubmissionRequest, suite: str = SUITE,
+                        scales: tuple[str, ...] | None = LEADERBOARD_SCALES) -> Submission:
+    """Check everything and return the submission; raise one ValueError listing every problem.
+
+    ``suite`` and ``scales`` are DataComp's (38 tasks; small to xlarge) unless a custom
+    board asks for others (``scales=None``: any scale)."""
     problems = _Problems()
     _check_request(req, problems)
     info_path = find_train_info(Path(req.train_output))
     info = _load_info(info_path)
     scale = info.get("scale")
-    if scale not in LEADERBOARD_SCALES:
-        problems.append(f"{info_path}: scale {scale!r} is not a DataComp leaderboard scale "
-                        f"({', '.join(LEADERBOARD_SCALES)})")
-    results_path, run = _results(req, info_path, problems)
+    check_scale(scale, scales, str(info_path), problems)
+    results_path, run = _results(req, info_path, problems, suite)
+    _check_captions(info, info_path, req.track, problems)
     paths = _sample_paths(req, info, info_path)
     if not paths:
         problems.append("no sample files: give --samples (uid .npy and/or byod .parquet); "
@@ -294,9 +363,10 @@ def validate_submission(req: SubmissionRequest) -> Submission:
         files.append(UploadFile(ckpt, f"{prefix}/checkpoint.pt", ckpt.stat().st_size, ckpt_sha))
     dataset_size = sum(s.rows for s in samples)
     timestamp = req.timestamp or datetime.now(timezone.utc).strftime("%Y-%m-%d_%H:%M:%S")
-    record = _record(req, info, dataset_size, run, timestamp)
-    agg = aggregate(run, load_suite(SUITE))
+    record = _record(req, info, dataset_size, run, timestamp, suite)
+    agg = aggregate(run, _suite(suite))
     manifest = {
+        "suite": suite,
         "train_info": str(info_path), "checkpoint_sha256": ckpt_sha,
         "samples": [{"path": str(s.path), "kind": s.kind, "rows": s.rows, "sha256": s.sha256}
                     for s in samples],
@@ -306,6 +376,199 @@ def validate_submission(req: SubmissionRequest) -> Submission:
         "versions": info.get("versions"), "git_revision": info.get("git_revision"),
     }
     return Submission(record, manifest, files, Path(req.output), prefix)
+
+
+# --- a submission folder, as a leaderboard server receives it ------------------------------
+
+RECORD_FIELDS = {"track": "submission.json 'track'", "method": "submission.json 'method_name'",
+                 "authors": "submission.json 'author'", "contact": "submission.json 'email'",
+                 "writeup": "submission.json 'writeup'"}
+
+
+def _json_object(path: Path, problems: list[str]) -> dict[str, Any] | None:
+    try:
+        return _load_info(path)
+    except ValueError as e:
+        problems.append(str(e) if path.exists() else f"{path.name}: missing (write the folder "
+                                                     "with `datacomp-sci submit`)")
+        return None
+
+
+def _folder_files(folder: Path) -> dict[str, Path]:
+    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _check_manifest(manifest: dict, files: dict[str, Path], hashes: dict[str, str],
+                    problems: list[str]) -> None:
+    listed = manifest.get("files")
+    if not isinstance(listed, list):
+        problems.append("manifest.json: no 'files' list")
+        return
+    seen = set()
+    for entry in listed:
+        dest = entry.get("dest") if isinstance(entry, dict) else None
+        if not isinstance(dest, str):
+            problems.append(f"manifest.json: file entry {entry!r} has no 'dest'")
+            continue
+        seen.add(dest)
+        if dest not in files:
+            problems.append(f"{dest}: listed in manifest.json but not in the folder")
+        elif entry.get("sha256") != hashes[dest]:
+            problems.append(f"{dest}: sha256 {hashes[dest]} differs from manifest.json's "
+                            f"{entry.get('sha256')} (the file changed or was damaged in transit)")
+        elif entry.get("bytes") != files[dest].stat().st_size:
+            problems.append(f"{dest}: {files[dest].stat().st_size} bytes, manifest.json says "
+                            f"{entry.get('bytes')}")
+    for dest in files:
+        if dest not in seen and dest not in ("submission.json", "manifest.json"):
+            problems.append(f"{dest}: not listed in manifest.json")
+
+
+def validate_folder(folder: str | Path, suite: str = SUITE,
+                    scales: tuple[str, ...] | None = LEADERBOARD_SCALES) -> Submission:
+    """Check a submission folder written by :func:`write_submission` (what a leaderboard
+    receives) with the same checks as ``submit``: the record's fields and scale, every task
+    of ``suite`` in ``<scale>_scale/results.jsonl`` and the same scores in the record, each
+    sample file's format, ``dataset_size`` recomputed, the sha256 and size of every file
+    against ``manifest.json``, and no file the layout does not name. Raises one ValueError
+    listing every problem."""
+    folder = Path(folder)
+    problems = _Problems()
+    record = _json_object(folder / "submission.json", problems)
+    manifest = _json_object(folder / "manifest.json", problems)
+    if record is None or manifest is None:
+        problems.check()
+    check_fields(record.get("track"), record.get("method_name"), record.get("author"),
+                 record.get("email"), record.get("writeup"), problems, RECORD_FIELDS)
+    scale = record.get("scale")
+    check_scale(scale, scales, "submission.json", problems)
+    prefix = f"{scale}_scale"
+    files = _folder_files(folder)
+    allowed = {"submission.json", "manifest.json", f"{prefix}/results.jsonl",
+               f"{prefix}/checkpoint.pt"}
+    for dest in files:
+        if dest not in allowed and not (dest.startswith(f"{prefix}/samples/")
+                                        and dest.count("/") == 2):
+            problems.append(f"{dest}: not part of a submission folder ({prefix}/results.jsonl, "
+                            f"{prefix}/samples/FILE, {prefix}/checkpoint.pt)")
+    run = None
+    if f"{prefix}/results.jsonl" in files:
+        run = check_results(files[f"{prefix}/results.jsonl"], problems, suite)
+    else:
+        problems.append(f"{prefix}/results.jsonl: missing")
+    if run is not None:
+        spec = _suite(suite)
+        scores, _ = task_scores(run, spec)
+        differ = [t.name for t in spec.scored if t.key in scores
+                  and record.get(t.name) != scores[t.key]]
+        if differ:
+            problems.append(f"submission.json: scores of {', '.join(differ)} differ from "
+                            "results.jsonl's main metrics")
+    track = record.get("track") if record.get("track") in TRACKS else "byod"
+    sample_paths = [p for d, p in files.items() if d.startswith(f"{prefix}/samples/")]
+    if not sample_paths:
+        problems.append(f"{prefix}/samples/: no sample files (uid .npy and/or byod .parquet)")
+    samples = [s for p in sample_paths if (s := check_sample_file(p, track, problems)) is not None]
+    dataset_size = sum(s.rows for s in samples)
+    if len(samples) == len(sample_paths) and record.get("dataset_size") != dataset_size:
+        problems.append(f"submission.json: dataset_size {record.get('dataset_size')!r} but the "
+                        f"sample files hold {dataset_size} rows")
+    hashes = {d: sha256_file(p) for d, p in files.items()}
+    _check_manifest(manifest, files, hashes, problems)
+    problems.check()
+    uploads = [UploadFile(p, d, p.stat().st_size, hashes[d]) for d, p in files.items()
+               if d not in ("submission.json", "manifest.json")]
+    manifest = {**manifest, "dataset_size": dataset_size, "suite": suite,
+                "samples": [{"path": s.path.name, "kind": s.kind, "rows": s.rows,
+                             "sha256": s.sha256} for s in samples],
+                "aggregates": {g: s.value for g, s in aggregate(run, _suite(suite)).groups.items()}}
+    return Submission(record, manifest, uploads, folder, prefix)
+
+
+# --- uploading to a leaderboard (`datacomp-sci leaderboard serve`) ---------------------------
+
+ARCHIVE_TYPE = "application/x-tar"
+
+
+def pack_folder(folder: str | Path, dest: str | Path) -> str:
+    """Write ``folder`` as one tar with sorted names, no owners and zero times (the same
+    folder gives the same bytes); returns its sha256."""
+    import tarfile
+
+    from datacomp_sci.core.util import atomic_open
+
+    folder = Path(folder)
+    with atomic_open(dest, "wb", fsync=False) as f, tarfile.open(fileobj=f, mode="w",
+                                                                 format=tarfile.PAX_FORMAT) as tar:
+        for name, path in _folder_files(folder).items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = path.stat().st_size, 0o644, 0
+            with open(path, "rb") as src:
+                tar.addfile(info, src)
+    return sha256_file(dest)
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    id: str
+    url: str
+    created: bool          # False: the board already held this exact submission
+    attempts: int
+
+
+def upload_submission(folder: str | Path, url: str, token: str, retries: int = 3,
+                      timeout: float = 300.0, backoff: float = 1.0,
+                      log=lambda msg: None) -> UploadResult:
+    """Send a submission folder to a leaderboard as one streamed tar (``POST
+    URL/api/submissions``, bearer token). A dropped connection or a 5xx answer is retried
+    (the server stores a submission under the hash of its content, so a retry after a lost
+    answer finds it instead of adding it twice). A rejected submission raises ValueError
+    with every problem the server found."""
+    import tempfile
+    import time
+
+    from datacomp_sci.core.deps import require
+
+    httpx = require("httpx")
+    folder = Path(folder)
+    if not (folder / "submission.json").is_file():
+        raise FileNotFoundError(f"{folder}: no submission.json (write the folder with "
+                                "`datacomp-sci submit` first)")
+    endpoint = url.rstrip("/") + "/api/submissions"
+    with tempfile.TemporaryDirectory(prefix="datacomp-sci-upload-") as tmp:
+        archive = Path(tmp) / "submission.tar"
+        digest = pack_folder(folder, archive)
+        size = archive.stat().st_size
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": ARCHIVE_TYPE,
+                   "Content-Length": str(size), "X-Archive-Sha256": digest}
+        last = ""
+        for attempt in range(1, retries + 2):
+            try:
+                with open(archive, "rb") as body:
+                    def chunks(f=body):
+                        yield from iter(lambda: f.read(1 << 20), b"")
+                    resp = httpx.post(endpoint, content=chunks(), headers=headers,
+                                      timeout=timeout)
+            except httpx.TransportError as e:
+                last = f"{type(e).__name__}: {e}"
+            else:
+                try:
+                    doc = resp.json()
+                except ValueError:
+                    doc = {}
+                if resp.status_code in (200, 201):
+                    return UploadResult(doc["id"], doc["url"], resp.status_code == 201, attempt)
+                problems = doc.get("problems") or [doc.get("error") or resp.reason_phrase]
+                if resp.status_code < 500 and resp.status_code != 429:
+                    lines = "\n".join(f"  - {p}" for p in problems)
+                    raise ValueError(f"{endpoint} refused the submission (HTTP "
+                                     f"{resp.status_code}):\n{lines}")
+                last = f"HTTP {resp.status_code}: {'; '.join(map(str, problems))}"
+            if attempt <= retries:
+                log(f"upload attempt {attempt} failed ({last}); retrying")
+                time.sleep(backoff * 2 ** (attempt - 1))
+        raise ValueError(f"could not upload to {endpoint} after {retries + 1} attempts "
+                         f"(last: {last})")
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -331,9 +594,10 @@ def write_submission(sub: Submission) -> list[Path]:
     return [*written, out / "submission.json", out / "manifest.json"]
 
 
-def prepare_submission(req: SubmissionRequest, dry_run: bool = True) -> Submission:
+def prepare_submission(req: SubmissionRequest, dry_run: bool = True, suite: str = SUITE,
+                       scales: tuple[str, ...] | None = LEADERBOARD_SCALES) -> Submission:
     """Validate, write the submission folder, and (``dry_run=False``) explain the upload."""
-    sub = validate_submission(req)
+    sub = validate_submission(req, suite=suite, scales=scales)
     write_submission(sub)
     if not dry_run:
         raise ValueError("uploading from datacomp-sci is not supported.\n"

@@ -34,6 +34,11 @@ Beyond upstream:
   tar whose size or mtime changed since it was indexed is refused on resume.
 * Inputs: pool folders, shard folders, reshard outputs, single tars, globs, brace
   patterns and fsspec URLs (read as streams), several at once.
+* ``--text-from kg_captions``: the ``.txt`` of a kept sample may be replaced by a
+  KG-derived text (:mod:`.textmix`), deterministically per uid; the replaced texts are
+  written to ``_work/in_{i}.alt`` and copied from there, everything else is copied
+  unchanged. ``meta.json`` then records ``captions_changed`` (``submit --track
+  filtering`` refuses such shards: rewriting captions is bring-your-own-data).
 """
 
 from __future__ import annotations
@@ -44,37 +49,43 @@ import json
 import os
 import shutil
 import tarfile
-import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from datacomp_sci import __version__
-from datacomp_sci.core import tarscan
+from datacomp_sci.core import outdir, tarscan
+from datacomp_sci.core.tars import (
+    BLOCK,
+    UID_KEY,
+    UID_OK,
+    UID_STATUS_COUNTER,
+    Member,
+    iter_tar_samples,
+    tar_end,
+    tar_header,
+    uid_status,
+)
 from datacomp_sci.core.uids import SUBSET_DTYPE, load_subset, u8u8_to_uids
 from datacomp_sci.core.util import (
     atomic_open,
     atomic_write_json,
     dumps_stable,
-    file_cache_name,
-    is_stale_temp,
-    remove_stale_temps,
     sha256_file,
-    user_cache_dir,
+)
+from datacomp_sci.engines import Engine, EngineOptions, TaskFailed, engine_session
+from datacomp_sci.resharding.index import default_index_cache, tar_index_cached
+from datacomp_sci.resharding.inputs import (
+    OUTPUT_SHARD_FORMAT,
+    InputShard,
+    is_local,
+    resolve_inputs,
 )
 
 FORMAT = "datacomp-sci/reshard/1"
-OUTPUT_SHARD_FORMAT = "{:08d}.tar"
-TAR_MTIME = 0
-TAR_MODE = 0o444
-TAR_OWNER = "bigdata"  # webdataset TarWriter's user/group name
-_BLOCK = tarfile.BLOCKSIZE
-_RECORD = tarfile.RECORDSIZE
-_KEY = np.dtype((np.void, 16))
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,13 @@ class ReshardOptions:
     index_cache: str | os.PathLike | None = None  # None: default_index_cache()
     use_index_cache: bool = True  # False: neither read nor write header indexes
     tar_reader: str | None = None  # auto|libarchive|tarfile; None: $DATACOMP_SCI_TAR_READER or auto
+    text_from: str | None = None  # "kg_captions" (beside the subset) or a sidecar path
+    text_mix: float = 0.5  # share of the uids with KG texts whose caption is replaced
+    seed: int = 0  # seed of the per-uid text draws
+    engine: EngineOptions | None = None  # None: this machine's processes, ``workers`` of them
+
+    def engine_options(self) -> EngineOptions:
+        return self.engine or EngineOptions(workers=self.workers)
 
 
 @dataclass
@@ -101,6 +119,7 @@ class ShardResult:
     bad_json: int = 0  # .json that does not parse
     bad_uid: int = 0  # uid that is not 32 hex characters
     skipped_members: int = 0  # non-file members or names without an extension
+    texts_replaced: int = 0  # output samples whose .txt is a KG text (--text-from)
     error: str | None = None  # the shard could not be read to the end (samples before kept)
     # header index: "reused", "built", "not saved", "off", None (remote); not in the report,
     # which must not depend on the cache
@@ -121,579 +140,26 @@ class ReshardResult:
     tar_reader: dict = field(default_factory=dict)  # {"reader": line, "libarchive": n, "tarfile": n}
 
 
-# ---------------------------------------------------------------- inputs
-@dataclass(frozen=True)
-class InputShard:
-    index: int  # position in the run's input order
-    url: str  # local path or fsspec URL of the tar
-
-
-@dataclass
-class ResolvedInputs:
-    specs: list[str]
-    shards: list[InputShard]
-    skipped: list[str]  # "url (reason)"
-
-
-def _is_pattern(spec: str) -> bool:
-    return any(c in spec for c in "*?[")
-
-
-def _meta_shards(fs, folder: str) -> list[str] | None:
-    meta = f"{folder}/meta.json"
-    if not fs.exists(meta):
-        return None
-    with fs.open(meta, "rb") as f:
-        info = json.load(f)
-    fmt = info.get("output_shard_format", OUTPUT_SHARD_FORMAT)
-    return [f"{folder}/{fmt.format(i)}" for i in range(int(info["output_shard_count"]))]
-
-
-def _expand_spec(spec: str) -> tuple[object, list[str], bool]:
-    """(filesystem, tar paths, explicit) for one input argument."""
-    import braceexpand
-    import fsspec
-
-    fs, _ = fsspec.core.url_to_fs(spec)
-    if "{" in spec:
-        items = list(braceexpand.braceexpand(spec))
-        return fs, [fsspec.core.url_to_fs(i)[1] for i in items], False
-    path = fsspec.core.url_to_fs(spec)[1]
-    if _is_pattern(spec):
-        return fs, sorted(p for p in fs.glob(path) if p.endswith(".tar")), False
-    if fs.isdir(path):
-        listed = _meta_shards(fs, path.rstrip("/"))
-        if listed is not None:
-            return fs, listed, False
-        if fs.isdir(f"{path.rstrip('/')}/shards"):
-            path = f"{path.rstrip('/')}/shards"
-        return fs, sorted(p for p in fs.glob(f"{path.rstrip('/')}/*.tar")), False
-    if fs.exists(path):
-        return fs, [path], True
-    raise FileNotFoundError(f"{spec}: no such input (give a pool, a folder of shards, a tar, "
-                            "a glob or a brace pattern)")
-
-
-def resolve_inputs(specs: list[str]) -> ResolvedInputs:
-    """Input arguments -> ordered, de-duplicated shard list (tars need ``_stats.json``)."""
-    if not specs:
-        raise ValueError("give at least one input (--input)")
-    shards: list[InputShard] = []
-    skipped: list[str] = []
-    seen: set[str] = set()
-    for spec in specs:
-        fs, tars, explicit = _expand_spec(spec)
-        if not tars:
-            raise FileNotFoundError(f"{spec}: no shards ({{N:08d}}.tar) found")
-        stats_by_dir: dict[str, set[str]] = {}
-        for tar in tars:
-            url = tar if fs.protocol in ("file", ("file", "local")) else fs.unstrip_protocol(tar)
-            if url in seen:
-                skipped.append(f"{url} (given twice)")
-                continue
-            folder = tar.rsplit("/", 1)[0]
-            if folder not in stats_by_dir:
-                stats_by_dir[folder] = set(fs.glob(f"{folder}/*_stats.json"))
-            if not explicit and f"{tar[:-4]}_stats.json" not in stats_by_dir[folder]:
-                skipped.append(f"{url} (no _stats.json)")
-                continue
-            seen.add(url)
-            shards.append(InputShard(len(shards), url))
-    if not shards:
-        raise FileNotFoundError(f"no finished input shards in {specs} ({len(skipped)} skipped)")
-    return ResolvedInputs(list(specs), shards, skipped)
-
-
-# ---------------------------------------------------------------- tar reading/writing
-class _CountingReader:
-    """A read-only stream that counts the bytes it delivers (for truncation checks)."""
-
-    def __init__(self, f):
-        self.f, self.n = f, 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.f.read(size)
-        self.n += len(data)
-        return data
-
-
-_WDS_FIELDS = ("__key__", "__url__")  # what webdataset's group_by_keys adds to a sample
-
-
-def _group_by_key(members: Iterable[tuple | None], counts: ShardResult,
-                  check_end: Callable[[], None]) -> Iterator[list[tuple]]:
-    """Group consecutive file members into samples with webdataset's own
-    ``group_by_keys`` (key and extension by its ``base_plus_ext``; extension case kept,
-    since members are copied unchanged).
-
-    ``members`` gives ``(name, *values)`` per file member and None per other member (a
-    directory, link, ...); a sample is the list of ``(.extension, *values)`` of its
-    members, in tar order. Counted in ``skipped_members``: non-file members, names
-    without a key and an extension, and a name repeated within a sample (webdataset
-    refuses it; that member is skipped). ``check_end()`` runs after the last member,
-    before the last sample is yielded, so a truncated archive raises instead of yielding
-    an incomplete sample.
-    """
-    from webdataset.tariterators import base_plus_ext, group_by_keys
-
-    def files() -> Iterator[dict]:
-        for member in members:
-            if member is None:
-                counts.skipped_members += 1
-                continue
-            yield {"fname": member[0], "data": member[1:], "__url__": None}
-        check_end()
-
-    def keys(name: str) -> tuple[str | None, str | None]:
-        key, ext = base_plus_ext(name)
-        if key is None:
-            counts.skipped_members += 1
-        return key, ext
-
-    def skip_repeated_name(exn: Exception) -> bool:
-        counts.skipped_members += 1
-        return True  # go on with the next member
-
-    for sample in group_by_keys(files(), keys=keys, lcase=False, handler=skip_repeated_name):
-        yield [(f".{ext}", *values) for ext, values in sample.items() if ext not in _WDS_FIELDS]
-
-
-def iter_tar_samples(fileobj, counts: ShardResult) -> Iterator[list[tuple[str, bytes]]]:
-    """Group a tar stream's file members into samples: [(suffix, bytes), ...] per key.
-
-    Consecutive members sharing a key form one sample (webdataset's ``group_by_keys``). A
-    truncated archive (which tarfile's stream mode ends silently) raises ``ReadError``
-    after the last complete sample; the incomplete one is not yielded.
-    """
-    src = _CountingReader(fileobj)
-
-    with tarfile.open(fileobj=src, mode="r|") as tf:
-        def check_end() -> None:
-            while src.read(1 << 20):
-                pass
-            if src.n < tf.offset + _BLOCK:
-                raise tarfile.ReadError(
-                    f"truncated archive: {src.n} bytes, the end marker is missing")
-
-        members = ((info.name, tf.extractfile(info).read()) if info.isfile() else None
-                   for info in tf)
-        yield from _group_by_key(members, counts, check_end)
-
-
-def tar_end(size: int) -> bytes:
-    """End-of-archive blocks, padded to a record as tarfile does."""
-    size += 2 * _BLOCK
-    return b"\0" * (2 * _BLOCK + (-size) % _RECORD)
-
-
-def _fixed_info(name: str, size: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size = size
-    info.mtime = TAR_MTIME
-    info.mode = TAR_MODE
-    info.uname = info.gname = TAR_OWNER
-    return info
-
-
-def _tarfile_header(name: str, size: int) -> bytes:
-    """The header tarfile writes for ``name`` (USTAR; PAX for names over 100 bytes, which
-    USTAR cannot hold without a directory to split off)."""
-    fits = len(name.encode("utf-8", "surrogateescape")) <= 100
-    fmt = tarfile.USTAR_FORMAT if fits else tarfile.PAX_FORMAT
-    return _fixed_info(name, size).tobuf(fmt, "utf-8", "surrogateescape")
-
-
-def _ustar_template() -> tuple[bytes, int]:
-    """A fixed-field USTAR header with an empty name and size 0, and the checksum of its
-    bytes outside the name, size and checksum fields (the checksum field counts as spaces)."""
-    buf = _tarfile_header("", 0)
-    rest = buf[100:124] + buf[136:148] + b" " * 8 + buf[156:]
-    return buf, sum(rest)
-
-
-_TEMPLATE, _TEMPLATE_SUM = _ustar_template()
-_NAME_PAD = b"\0" * 100
-_MAX_USTAR_SIZE = 8**11  # 11 octal digits
-
-
-def tar_header(name: str, size: int) -> bytes:
-    """Header of one member, byte-identical to ``TarInfo.tobuf`` with the fixed fields.
-
-    The common case (name of at most 100 bytes, size under 8 GiB) patches the name, size
-    and checksum fields of a cached USTAR template; anything else goes through tarfile.
-    """
-    raw = name.encode("utf-8", "surrogateescape")
-    if len(raw) > 100 or size >= _MAX_USTAR_SIZE or size < 0:
-        return _tarfile_header(name, size)
-    size_field = b"%011o\0" % size
-    chksum = _TEMPLATE_SUM + sum(raw) + sum(size_field)
-    return b"".join((raw, _NAME_PAD[len(raw):], _TEMPLATE[100:124], size_field,
-                     _TEMPLATE[136:148], b"%06o\0 " % chksum, _TEMPLATE[156:]))
-
-
-def tar_member_bytes(name: str, data: bytes) -> bytes:
-    """One tar member (header + data + padding) with fixed, reproducible header fields."""
-    return b"".join((tar_header(name, len(data)), data, b"\0" * ((-len(data)) % _BLOCK)))
-
-
-# ---------------------------------------------------------------- phase 1: index one shard
 def _work_file(path: str | os.PathLike):
     """Temp-then-rename without fsync: ``_work`` files only need to survive a killed
     process (the page cache keeps them), not a power cut; final outputs are fsynced."""
     return atomic_open(path, "wb", fsync=False, buffering=1 << 20)
 
 
-def _is_local(url: str) -> bool:
-    import fsspec.utils
-
-    return fsspec.utils.get_protocol(url) in ("file", "local")
-
-
-_OK, _NO_UID, _BAD_JSON, _BAD_UID = range(4)  # why a sample has (no) uid
-_STATUS_COUNTER = {_NO_UID: "no_uid", _BAD_JSON: "bad_json", _BAD_UID: "bad_uid"}
-
-
-def _uid_status(raw: bytes | None) -> tuple[bytes | None, int]:
-    """The uid in a sample's ``.json`` as 16 big-endian bytes (or None), and its status."""
-    if raw is None:
-        return None, _NO_UID
-    try:
-        uid = json.loads(raw).get("uid")
-    except (ValueError, AttributeError, RecursionError):
-        return None, _BAD_JSON
-    if not uid:
-        return None, _NO_UID
-    try:
-        key = bytes.fromhex(uid) if isinstance(uid, str) and len(uid) == 32 else None
-    except ValueError:
-        key = None
-    return (key, _OK) if key is not None else (None, _BAD_UID)
-
-
 def _uid_key(raw: bytes | None, counts: ShardResult) -> bytes | None:
     """The uid in a sample's ``.json`` as 16 big-endian bytes, or None (counted)."""
-    key, status = _uid_status(raw)
-    if status != _OK:
-        setattr(counts, _STATUS_COUNTER[status], getattr(counts, _STATUS_COUNTER[status]) + 1)
+    key, status = uid_status(raw)
+    if status != UID_OK:
+        setattr(counts, UID_STATUS_COUNTER[status], getattr(counts, UID_STATUS_COUNTER[status]) + 1)
     return key
 
 
 def _multiplicity(keys: np.ndarray, key: bytes) -> int:
-    k = np.frombuffer(key, dtype=_KEY)
+    k = np.frombuffer(key, dtype=UID_KEY)
     lo = np.searchsorted(keys, k, "left")[0]
     if lo == len(keys) or keys[lo] != k[0]:
         return 0
     return int(np.searchsorted(keys, k, "right")[0] - lo)
-
-
-_Member = tuple[str, int, int]  # (suffix, data offset in the data source, size)
-
-
-def iter_local_samples(f, counts: ShardResult,
-                       reader: str = "auto") -> Iterator[list[_Member]]:
-    """Group a local tar's file members into samples without reading their data.
-
-    The members are listed by libarchive where :mod:`.tarscan` can vouch that it reads
-    the tar as ``tarfile`` does, else by tarfile's own reader (which parses every header,
-    PAX and GNU extensions included, and seeks over the data); ``reader="tarfile"``
-    forces the latter. Members are grouped by key as :func:`iter_tar_samples` does. A
-    truncated archive, or one whose headers stop before its end-of-archive marker (where
-    tarfile ends silently), raises ``ReadError`` after the last complete sample.
-    """
-    fd = f.fileno()
-    listed = tarscan.scan_regular_members(fd) if reader != "tarfile" else None
-    if listed is not None:
-        counts.tar_reader = "libarchive"
-        yield from _group_by_key(listed, counts, lambda: None)
-        return
-    counts.tar_reader = "tarfile"
-    f.seek(0)
-    size = os.fstat(fd).st_size
-    last: list[tuple[int, int]] = [(0, 0)]
-
-    def members(tf: tarfile.TarFile) -> Iterator[tuple | None]:
-        for info in tf:
-            if info.isfile():
-                last[0] = (info.offset_data, info.size)
-                yield info.name, info.offset_data, info.size
-            else:
-                yield None
-
-    with tarfile.open(fileobj=f, mode="r:") as tf:
-        def check_end() -> None:
-            # tf.offset: where tarfile stopped, having read no member header there
-            problem = tarscan.TRUNCATED.format(size=size) if sum(last[0]) > size \
-                else tarscan.end_problem(fd, tf.offset)
-            if problem is not None:
-                raise tarfile.ReadError(problem)
-
-        yield from _group_by_key(members(tf), counts, check_end)
-
-
-# ---------------------------------------------------------------- phase 1: header index (cached)
-# /2: damaged tars are read differently (headers stopping before the end marker, lone zero
-# blocks), so indexes written by /1 are rebuilt rather than trusted
-INDEX_FORMAT = "datacomp-sci/tar-index/2"
-_INDEX_MAGIC = b"DCSTIDX\n"
-_SAMPLE_DTYPE = np.dtype([("uid", "V16"), ("status", "u1"), ("members", "<u4")])
-_MEMBER_DTYPE = np.dtype([("offset", "<i8"), ("size", "<i8"), ("suffix", "<u4")])
-_DTYPES = f"{_SAMPLE_DTYPE.descr}/{_MEMBER_DTYPE.descr}"
-
-
-def default_index_cache() -> Path:
-    """``$XDG_CACHE_HOME/datacomp-sci/tar-index``, else ``~/.cache/datacomp-sci/tar-index``."""
-    return user_cache_dir() / "tar-index"
-
-
-@dataclass
-class TarIndex:
-    """What phase 1 learns from one local tar independently of the subset: per sample
-    (in tar order) its uid and status (``_OK``/``_NO_UID``/``_BAD_JSON``/``_BAD_UID``)
-    and member count; per member its data offset, size and suffix; plus the counts and
-    error of the walk, and the size and mtime of the tar it describes."""
-
-    samples: np.ndarray  # _SAMPLE_DTYPE
-    members: np.ndarray  # _MEMBER_DTYPE
-    suffixes: list[str]
-    size: int
-    mtime_ns: int
-    skipped_members: int = 0
-    error: str | None = None
-    cacheable: bool = True  # False: an I/O error, or the tar changed while being read
-    reader: str | None = None  # who listed the members (None: loaded from the cache)
-
-    def apply(self, keys: np.ndarray, index: _ShardIndex, res: ShardResult) -> None:
-        """Count the samples and add the kept ones (uid in the sorted ``keys``) to ``index``,
-        exactly as walking the tar would."""
-        status = self.samples["status"]
-        res.processed += len(status)
-        res.skipped_members += self.skipped_members
-        counts = np.bincount(status, minlength=4)
-        for code, name in _STATUS_COUNTER.items():
-            setattr(res, name, getattr(res, name) + int(counts[code]))
-        uids = np.ascontiguousarray(self.samples["uid"]).view(_KEY)
-        mult = np.searchsorted(keys, uids, "right") - np.searchsorted(keys, uids, "left")
-        mult[status != _OK] = 0
-        kept = np.flatnonzero(mult)
-        res.kept += len(kept)
-        if len(kept):
-            self._add(kept, mult, uids.tobytes(), index)
-        res.error = self.error
-
-    def _add(self, kept: np.ndarray, mult: np.ndarray, uid_bytes: bytes,
-             index: _ShardIndex) -> None:
-        starts = np.concatenate([[0], np.cumsum(self.samples["members"], dtype=np.int64)])
-        offsets, sizes = self.members["offset"].tolist(), self.members["size"].tolist()
-        suffixes = [self.suffixes[i] for i in self.members["suffix"].tolist()]
-        for i in kept.tolist():
-            lo, hi = int(starts[i]), int(starts[i + 1])
-            members = list(zip(suffixes[lo:hi], offsets[lo:hi], sizes[lo:hi], strict=True))
-            index.add(uid_bytes[16 * i:16 * i + 16], int(mult[i]), members)
-
-
-class _IndexBuilder:
-    """Accumulates samples while a tar is walked."""
-
-    def __init__(self) -> None:
-        self.samples: list[tuple[bytes, int, int]] = []
-        self.members: list[tuple[int, int, int]] = []
-        self.suffix_ids: dict[str, int] = {}
-
-    def add(self, key: bytes | None, status: int, members: list[_Member]) -> None:
-        self.samples.append((key or bytes(16), status, len(members)))
-        for suffix, offset, size in members:
-            sid = self.suffix_ids.setdefault(suffix, len(self.suffix_ids))
-            self.members.append((offset, size, sid))
-
-    def build(self, st: os.stat_result, counts: ShardResult, error: str | None,
-              cacheable: bool) -> TarIndex:
-        return TarIndex(np.array(self.samples, dtype=_SAMPLE_DTYPE),
-                        np.array(self.members, dtype=_MEMBER_DTYPE), list(self.suffix_ids),
-                        st.st_size, st.st_mtime_ns, counts.skipped_members, error, cacheable,
-                        counts.tar_reader)
-
-
-def walk_tar_index(path: str | os.PathLike, reader: str = "auto") -> TarIndex:
-    """Build a local tar's :class:`TarIndex` from its member list (:func:`iter_local_samples`
-    with ``reader``) and the samples' ``.json``.
-
-    A tar that cannot be read to the end keeps the samples before the damage and records
-    the error as the uncached reader reports it; opening errors propagate.
-    """
-    with open(path, "rb") as f:
-        fd = f.fileno()
-        st = os.fstat(fd)
-        counts, built = ShardResult(-1, str(path)), _IndexBuilder()
-        error, cacheable = None, True
-        try:
-            for members in iter_local_samples(f, counts, reader):
-                js = next(((off, size) for suffix, off, size in members if suffix == ".json"),
-                          None)
-                built.add(*_uid_status(os.pread(fd, js[1], js[0]) if js else None), members)
-        except (tarfile.TarError, OSError, EOFError, ValueError) as e:
-            error = f"{type(e).__name__}: {e}"
-            cacheable = not isinstance(e, OSError)  # I/O errors may be transient
-        end = os.fstat(fd)
-        if (end.st_size, end.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
-            cacheable = False
-        return built.build(st, counts, error, cacheable)
-
-
-def _index_file(cache: Path, path: str, size: int, mtime_ns: int) -> Path:
-    return cache / file_cache_name(INDEX_FORMAT, path, size, mtime_ns, ".idx")
-
-
-def save_tar_index(file: Path, path: str, tar_index: TarIndex) -> None:
-    """``magic, u64 header length, JSON header, samples, members`` (raw little-endian
-    records), written atomically; no fsync: a torn file fails its checksum and is rebuilt."""
-    body = tar_index.samples.tobytes() + tar_index.members.tobytes()
-    header = json.dumps({
-        "format": INDEX_FORMAT, "dtypes": _DTYPES, "path": path, "size": tar_index.size,
-        "mtime_ns": tar_index.mtime_ns, "samples": len(tar_index.samples),
-        "members": len(tar_index.members), "suffixes": tar_index.suffixes,
-        "skipped_members": tar_index.skipped_members, "error": tar_index.error,
-        "crc32": zlib.crc32(body),
-    }, sort_keys=True).encode("ascii")  # ensure_ascii: suffixes may hold lone surrogates
-    with atomic_open(file, "wb", fsync=False) as f:
-        f.write(_INDEX_MAGIC + len(header).to_bytes(8, "little") + header)
-        f.write(body)
-
-
-def _read_index_header(data: bytes) -> tuple[dict, int]:
-    """The JSON header of an index file's bytes (or its first bytes) and where the body
-    starts; ``ValueError`` if it is not a readable index header."""
-    if not data.startswith(_INDEX_MAGIC):
-        raise ValueError("not a tar index")
-    start = len(_INDEX_MAGIC) + 8
-    end = start + int.from_bytes(data[len(_INDEX_MAGIC):start], "little")
-    try:
-        h = json.loads(data[start:end])
-    except ValueError as e:
-        raise ValueError(f"unreadable header: {e}") from None
-    if not isinstance(h, dict):
-        raise ValueError("unreadable header")
-    return h, end
-
-
-def load_tar_index(file: Path, path: str, st: os.stat_result) -> TarIndex:
-    """Read and validate an index file; ``ValueError`` says why it cannot be used."""
-    data = file.read_bytes()
-    h, end = _read_index_header(data)
-    want = {"format": INDEX_FORMAT, "dtypes": _DTYPES, "path": path, "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns}
-    if any(h.get(k) != v for k, v in want.items()):
-        raise ValueError("made by another version or for another file")
-    n, m = int(h["samples"]), int(h["members"])
-    body = data[end:]
-    if n < 0 or m < 0 or len(body) != n * _SAMPLE_DTYPE.itemsize + m * _MEMBER_DTYPE.itemsize:
-        raise ValueError("truncated")
-    if zlib.crc32(body) != h["crc32"]:
-        raise ValueError("checksum mismatch")
-    samples = np.frombuffer(body, _SAMPLE_DTYPE, n)
-    members = np.frombuffer(body, _MEMBER_DTYPE, m, offset=n * _SAMPLE_DTYPE.itemsize)
-    suffixes = h["suffixes"]
-    _check_index(samples, members, suffixes, st.st_size)
-    return TarIndex(samples, members, suffixes, st.st_size, st.st_mtime_ns,
-                    int(h["skipped_members"]), h["error"])
-
-
-def prune_index_cache(cache: str | os.PathLike | None = None, dry_run: bool = False) -> dict:
-    """Delete the index files of ``cache`` (default: :func:`default_index_cache`) that no
-    reshard will read again: those of tars that are gone or have changed since (size or
-    mtime), those of another index format or unreadable, and temp files of killed runs
-    (:func:`.util.is_stale_temp`). Returns ``{"dir", "kept", "removed", "removed_bytes",
-    "reasons"}``; ``dry_run`` only counts."""
-    folder = Path(cache).expanduser() if cache is not None else default_index_cache()
-    summary = {"dir": str(folder), "kept": 0, "removed": 0, "removed_bytes": 0,
-               "reasons": Counter()}
-    if not folder.is_dir():
-        return summary
-    for file in sorted(folder.iterdir()):
-        if not file.is_file():
-            continue
-        st = file.stat()
-        if file.name.startswith(".") and ".idx.tmp-" in file.name:
-            if not is_stale_temp(file):
-                continue  # a live run is writing it
-            reason = "temp file of a killed run"
-        elif file.suffix == ".idx":
-            reason = _stale_reason(folder, file)
-        else:
-            continue  # not ours
-        if reason is None:
-            summary["kept"] += 1
-            continue
-        summary["removed"] += 1
-        summary["removed_bytes"] += st.st_size
-        summary["reasons"][reason] += 1
-        if not dry_run:
-            with contextlib.suppress(FileNotFoundError):
-                file.unlink()
-    summary["reasons"] = dict(sorted(summary["reasons"].items()))
-    return summary
-
-
-def _stale_reason(folder: Path, file: Path) -> str | None:
-    """Why the index file will never be read again, or None if it may be."""
-    try:
-        with open(file, "rb") as f:
-            head = f.read(len(_INDEX_MAGIC) + 8)
-            head += f.read(int.from_bytes(head[len(_INDEX_MAGIC):], "little")
-                           if len(head) == len(_INDEX_MAGIC) + 8 else 0)
-        h, _ = _read_index_header(head)
-    except (OSError, ValueError):
-        return "unreadable"
-    if h.get("format") != INDEX_FORMAT or h.get("dtypes") != _DTYPES:
-        return "other index format"
-    path = h.get("path")
-    if not isinstance(path, str):
-        return "unreadable"
-    try:
-        st = os.stat(path)
-    except OSError:
-        return "tar gone"
-    if (st.st_size, st.st_mtime_ns) != (h.get("size"), h.get("mtime_ns")):
-        return "tar changed"
-    if _index_file(folder, path, st.st_size, st.st_mtime_ns).name != file.name:
-        return "unreadable"  # renamed or copied: never looked up under this name
-    return None
-
-
-def _check_index(samples: np.ndarray, members: np.ndarray, suffixes, size: int) -> None:
-    if not (isinstance(suffixes, list) and all(isinstance(x, str) for x in suffixes)):
-        raise ValueError("bad suffix table")
-    if int(samples["members"].sum(dtype=np.int64)) != len(members):
-        raise ValueError("member counts do not add up")
-    if len(samples) and int(samples["status"].max()) > _BAD_UID:
-        raise ValueError("bad sample status")
-    if len(members) and (int(members["suffix"].max()) >= len(suffixes)
-                         or int(members["offset"].min()) < 0 or int(members["size"].min()) < 0
-                         or int((members["offset"] + members["size"]).max()) > size):
-        raise ValueError("member outside the tar")
-
-
-def tar_index_cached(url: str, cache: Path | None,
-                     reader: str = "auto") -> tuple[TarIndex, str]:
-    """The local tar's index and where it came from: ``"reused"`` (valid cache file),
-    ``"built"`` (walked and saved), ``"not saved"`` (walked; could not or should not be
-    saved) or ``"off"`` (walked, no cache)."""
-    path = os.path.abspath(url)
-    if cache is not None:
-        st = os.stat(path)
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            return load_tar_index(_index_file(cache, path, st.st_size, st.st_mtime_ns), path,
-                                  st), "reused"
-    tar_index = walk_tar_index(path, reader)
-    if cache is None:
-        return tar_index, "off"
-    if not tar_index.cacheable:
-        return tar_index, "not saved"
-    try:
-        save_tar_index(_index_file(cache, path, tar_index.size, tar_index.mtime_ns), path,
-                       tar_index)
-    except OSError:  # read-only or full cache folder: the run goes on without it
-        return tar_index, "not saved"
-    return tar_index, "built"
 
 
 class _ShardIndex:
@@ -701,29 +167,50 @@ class _ShardIndex:
     where each member's data lies in the data source (the input tar itself, or for
     remote inputs ``in_{i}.data``, which holds the kept members' data)."""
 
-    def __init__(self, headers) -> None:
+    def __init__(self, headers, texts=None, alt=None) -> None:
         self.headers = headers  # file receiving the header bytes
         self.rows: list[tuple[int, int, int]] = []  # (data offset, size, header length)
         self.sample_members: list[int] = []  # members per output sample
         self.found: list[bytes] = []
+        self.texts = texts  # textmix.TextChoices (--text-from), or None
+        self.alt = alt  # file receiving replacement texts (_work/in_{i}.alt)
+        self.alt_rows: list[bool] = []  # per row: data lies in the .alt file
+        self.replaced = 0
 
-    def add(self, key: bytes, multiplicity: int, members: list[_Member]) -> None:
+    def add(self, key: bytes, multiplicity: int, members: list[Member]) -> None:
         uid = key.hex()
         self.found.append(key)
+        alt_flags = [False] * len(members)
+        if self.texts is not None:
+            members, alt_flags = self._replace_text(key, members, alt_flags)
         for j in range(multiplicity):
-            for suffix, offset, size in members:
+            for (suffix, offset, size), flag in zip(members, alt_flags, strict=True):
                 header = tar_header(f"{uid}-{j}{suffix}", size)
                 self.headers.write(header)
                 self.rows.append((offset, size, len(header)))
+                self.alt_rows.append(flag)
             self.sample_members.append(len(members))
+            self.replaced += any(alt_flags)
+
+    def _replace_text(self, key: bytes, members: list[Member],
+                      flags: list[bool]) -> tuple[list[Member], list[bool]]:
+        text = self.texts.get(key)
+        if text is None or not any(m[0] == ".txt" for m in members):
+            return members, flags
+        offset = self.alt.tell()
+        self.alt.write(text)
+        out = [(sfx, offset, len(text)) if sfx == ".txt" else (sfx, off, size)
+               for sfx, off, size in members]
+        return out, [sfx == ".txt" for sfx, _o, _s in members]
 
     def save(self, path: Path, source: str) -> None:
         st = os.stat(source)
+        extra = {"alt": np.asarray(self.alt_rows, dtype=bool)} if self.texts is not None else {}
         with _work_file(path) as f:
             np.savez(f, members=np.asarray(self.rows, dtype=np.int64).reshape(-1, 3),
                      sample_members=np.asarray(self.sample_members, dtype=np.int64),
-                     found=np.frombuffer(b"".join(self.found), dtype=_KEY),
-                     source=np.asarray([st.st_size, st.st_mtime_ns], dtype=np.int64))
+                     found=np.frombuffer(b"".join(self.found), dtype=UID_KEY),
+                     source=np.asarray([st.st_size, st.st_mtime_ns], dtype=np.int64), **extra)
 
 
 def _index_local(url: str, keys: np.ndarray, index: _ShardIndex, res: ShardResult,
@@ -757,17 +244,24 @@ def _index_remote(url: str, keys: np.ndarray, index: _ShardIndex, res: ShardResu
 
 
 def filter_shard(shard: InputShard, keys_path: str, work: str,
-                 index_cache: str | None = None, reader: str = "auto") -> ShardResult:
+                 index_cache: str | None = None, reader: str = "auto",
+                 texts_path: str | None = None) -> ShardResult:
     """Phase 1 for one input shard: the kept samples' new headers (``in_{i}.hdr``) and
     data locations (``in_{i}.npz``); ``in_{i}.json`` (the counts) is written last.
     Local shards use (and fill) the header index cache ``index_cache`` unless it is None."""
     keys = np.load(keys_path, mmap_mode="r")
     res = ShardResult(shard.index, shard.url)
     stem = Path(work) / f"in_{shard.index:08d}"
-    local = _is_local(shard.url)
+    local = is_local(shard.url)
     source = shard.url if local else f"{stem}.data"
-    with _work_file(f"{stem}.hdr") as headers:
-        index = _ShardIndex(headers)
+    with contextlib.ExitStack() as stack:
+        headers = stack.enter_context(_work_file(f"{stem}.hdr"))
+        texts = alt = None
+        if texts_path is not None:
+            from datacomp_sci.resharding.textmix import TextChoices
+
+            texts, alt = TextChoices(texts_path), stack.enter_context(_work_file(f"{stem}.alt"))
+        index = _ShardIndex(headers, texts, alt)
         try:
             if local:
                 _index_local(shard.url, keys, index, res,
@@ -777,6 +271,7 @@ def filter_shard(shard: InputShard, keys_path: str, work: str,
         except (tarfile.TarError, OSError, EOFError, ValueError) as e:
             res.error = f"{type(e).__name__}: {e}"
         res.written = len(index.sample_members)
+        res.texts_replaced = index.replaced
     index.save(Path(f"{stem}.npz"), source)
     with _work_file(f"{stem}.json") as f:  # last: marks the shard as done
         f.write(dumps_stable(asdict(res)).encode())
@@ -790,7 +285,6 @@ def _load_result(work: Path, index: int) -> ShardResult | None:
     return ShardResult(**json.loads(path.read_text()))
 
 
-# ---------------------------------------------------------------- phase 2: assemble
 @dataclass(frozen=True)
 class _Run:
     """Output members [start, stop) of one input shard's index (a contiguous run)."""
@@ -810,7 +304,7 @@ def _output_plan(work: Path, results: list[ShardResult],
         stem = work / f"in_{r.index:08d}"
         per_sample = np.load(f"{stem}.npz")["sample_members"]
         bounds = np.concatenate([[0], np.cumsum(per_sample)])
-        source = r.url if _is_local(r.url) else f"{stem}.data"
+        source = r.url if is_local(r.url) else f"{stem}.data"
         pos = 0
         while pos < len(per_sample):
             take = min(shard_size - count, len(per_sample) - pos)
@@ -862,7 +356,7 @@ class _TarSink:
                     raise OSError("input shard shorter than indexed; rerun with --overwrite")
                 done += n
             self.size += size
-        self.add(b"\0" * ((-size) % _BLOCK))
+        self.add(b"\0" * ((-size) % BLOCK))
 
     def _read_copy(self, src: int, offset: int, size: int) -> None:
         while size:
@@ -883,16 +377,20 @@ def _copy_run(run: _Run, sink: _TarSink) -> None:
     with open(f"{run.stem}.hdr", "rb") as f:
         f.seek(first)
         headers = f.read(int(rows[:, 2].sum()))
-    with open(run.source, "rb") as src:
+    alt_flags = index["alt"][run.start:run.stop].tolist() if "alt" in index.files else None
+    with contextlib.ExitStack() as stack:
+        src = stack.enter_context(open(run.source, "rb"))
         st = os.fstat(src.fileno())
         if [st.st_size, st.st_mtime_ns] != index["source"].tolist():
             raise FileExistsError(f"{run.source} changed after this run indexed it; "
                                   "rerun with --overwrite")
+        alt = stack.enter_context(open(f"{run.stem}.alt", "rb")) if alt_flags else None
         pos = 0
-        for offset, size, header_len in rows.tolist():
+        for i, (offset, size, header_len) in enumerate(rows.tolist()):
             sink.add(headers[pos:pos + header_len])
             pos += header_len
-            sink.copy(src.fileno(), offset, size)
+            fd = alt.fileno() if alt_flags and alt_flags[i] else src.fileno()
+            sink.copy(fd, offset, size)
 
 
 def _write_output_shard(out_dir: Path, work: Path, n: int, runs: list[_Run], count: int) -> None:
@@ -907,30 +405,31 @@ def _write_output_shard(out_dir: Path, work: Path, n: int, runs: list[_Run], cou
     atomic_write_json(out_dir / f"{Path(name).stem}_stats.json", {"count": count, "successes": count})
 
 
-def _run_phase2(out: Path, work: Path, results: list[ShardResult], opts: ReshardOptions) -> int:
+def _write_output_shard_task(args: tuple) -> None:
+    _write_output_shard(*args)
+
+
+def _run_phase2(out: Path, work: Path, results: list[ShardResult], engine: Engine,
+                shard_size: int) -> int:
     """Write every output shard not written yet; returns the number of output shards."""
     todo = []
     n_out = 0
-    for n, (runs, count) in enumerate(_output_plan(work, results, opts.shard_size)):
+    for n, (runs, count) in enumerate(_output_plan(work, results, shard_size)):
         if not (out / f"{n:08d}_stats.json").exists():
             todo.append((out, work, n, runs, count))
         n_out = n + 1
-    if opts.workers <= 1 or len(todo) <= 1:
-        for args in todo:
-            _write_output_shard(*args)
-    else:
-        with ProcessPoolExecutor(max_workers=min(opts.workers, len(todo))) as pool:
-            for fut in [pool.submit(_write_output_shard, *args) for args in todo]:
-                fut.result()
+    for pos, outcome in engine.map(_write_output_shard_task, todo, ordered=False,
+                                   name="reshard write"):
+        if isinstance(outcome, TaskFailed):
+            outcome.raise_error(f"writing output shard {todo[pos][2]:08d}")
     return n_out
 
 
-# ---------------------------------------------------------------- the run
 def _subset_keys(subset: np.ndarray) -> np.ndarray:
     be = np.empty((len(subset), 2), dtype=">u8")
     be[:, 0] = subset["f0"]
     be[:, 1] = subset["f1"]
-    return np.sort(be.view(_KEY).ravel())
+    return np.sort(be.view(UID_KEY).ravel())
 
 
 def _keys_to_subset(keys: np.ndarray) -> np.ndarray:
@@ -947,39 +446,23 @@ def _fingerprint(inputs: list[InputShard], subset_sha: str, opts: ReshardOptions
 
 
 def _prepare_output(out: Path, fingerprint: dict, opts: ReshardOptions) -> Path:
-    work = out / "_work"
-    if opts.overwrite and out.exists():
-        shutil.rmtree(out)
-    run_file = work / "run.json"
-    if run_file.exists():
-        if json.loads(run_file.read_text()) != fingerprint:
-            raise FileExistsError(
-                f"{out}: holds an unfinished reshard of other inputs/subset/shard size; "
-                "rerun with the same arguments to resume, or pass --overwrite"
-            )
-    elif out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out}: not empty; choose a new folder or pass --overwrite")
-    remove_stale_temps(out)  # of a killed run being resumed
-    work.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_file, fingerprint)
-    return work
+    outdir.claim(out, fingerprint, "reshard", state_file="_work/run.json",
+                 overwrite=opts.overwrite, foreign_ok=("_work",))
+    return out / "_work"
 
 
 def _completed(out: Path, fingerprint: dict) -> dict | None:
-    meta_path = out / "meta.json"
-    if not meta_path.exists() or (out / "_work").exists():
-        return None
-    meta = json.loads(meta_path.read_text())
-    if meta.get("fingerprint") != fingerprint:
-        raise FileExistsError(
-            f"{out}: already holds a different reshard; choose a new folder or pass --overwrite"
-        )
-    return meta
+    return outdir.finished(out, "meta.json", "fingerprint", fingerprint, "a reshard")
 
 
-def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, workers: int,
+def _filter_shard_task(args: tuple) -> ShardResult:
+    return filter_shard(*args)
+
+
+def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, engine: Engine,
                 progress: Callable[[ShardResult], None],
-                index_cache: Path | None = None, reader: str = "auto") -> list[ShardResult]:
+                index_cache: Path | None = None, reader: str = "auto",
+                texts_path: str | None = None) -> list[ShardResult]:
     results: dict[int, ShardResult] = {}
     todo = []
     for s in inputs:
@@ -990,32 +473,30 @@ def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, workers: 
             results[s.index] = done
             progress(done)
     cache = str(index_cache) if index_cache is not None else None
-    if workers <= 1 or len(todo) <= 1:
-        for s in todo:
-            results[s.index] = filter_shard(s, str(keys_path), str(work), cache, reader)
-            progress(results[s.index])
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(filter_shard, s, str(keys_path), str(work), cache, reader)
-                       for s in todo]
-            for fut in futures:
-                r = fut.result()
-                results[r.index] = r
-                progress(r)
+    tasks = [(s, str(keys_path), str(work), cache, reader, texts_path) for s in todo]
+    for pos, outcome in engine.map(_filter_shard_task, tasks, ordered=False,
+                                   name="reshard index"):
+        if isinstance(outcome, TaskFailed):
+            outcome.raise_error(f"indexing input shard {todo[pos].url}")
+        results[outcome.index] = outcome
+        progress(outcome)
     return [results[s.index] for s in inputs]
 
 
 def _totals(results: list[ShardResult]) -> dict:
     total: Counter = Counter()
     for r in results:
-        for k in ("processed", "kept", "written", "no_uid", "bad_json", "bad_uid", "skipped_members"):
+        for k in ("processed", "kept", "written", "no_uid", "bad_json", "bad_uid", "skipped_members",
+                  "texts_replaced"):
             total[k] += getattr(r, k)
+    if not total["texts_replaced"]:
+        del total["texts_replaced"]  # only --text-from runs report it
     return dict(total)
 
 
 def _missing_and_duplicates(work: Path, results: list[ShardResult], keys: np.ndarray):
     parts = [np.load(work / f"in_{r.index:08d}.npz")["found"] for r in results]
-    found = np.concatenate(parts) if parts else np.empty(0, dtype=_KEY)
+    found = np.concatenate(parts) if parts else np.empty(0, dtype=UID_KEY)
     uniq_found = np.unique(found)
     uniq_subset = np.unique(keys)
     missing = uniq_subset[~np.isin(uniq_subset, uniq_found)]
@@ -1024,8 +505,11 @@ def _missing_and_duplicates(work: Path, results: list[ShardResult], keys: np.nda
 
 def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.PathLike,
             opts: ReshardOptions = ReshardOptions(),
-            progress: Callable[[int, int, dict], None] | None = None) -> ReshardResult:
-    """Write the samples of ``inputs`` whose uid is in the subset to ``output`` (see module doc)."""
+            progress: Callable[[int, int, dict], None] | None = None,
+            on_resume: Callable[[int, int], None] | None = None) -> ReshardResult:
+    """Write the samples of ``inputs`` whose uid is in the subset to ``output`` (see module
+    doc). ``on_resume(done, total)``: an interrupted run resumes with ``done`` of ``total``
+    input shards finished."""
     if opts.shard_size < 1:
         raise ValueError("--shard-size must be at least 1")
     if opts.index_cache is not None and not opts.use_index_cache:
@@ -1037,10 +521,20 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
     resolved = resolve_inputs(inputs)
     out = Path(output).expanduser().resolve()
     fingerprint = _fingerprint(resolved.shards, sha256_file(subset_path), opts)
+    text_src = None
+    if opts.text_from is not None:
+        from datacomp_sci.resharding.textmix import resolve_text_source
+
+        text_src = resolve_text_source(opts.text_from, subset_path, opts.text_mix, opts.seed)
+        fingerprint["text_from"] = {"sha256": text_src.sha256, "mix": text_src.mix,
+                                    "seed": text_src.seed}
     if not opts.overwrite and (meta := _completed(out, fingerprint)) is not None:
         report = json.loads((out / "reshard_report.json").read_text())
         return ReshardResult(str(out), meta, report, already_complete=True)
     work = _prepare_output(out, fingerprint, opts)
+    if on_resume and (done := sum(_load_result(work, s.index) is not None
+                                  for s in resolved.shards)):
+        on_resume(done, len(resolved.shards))
     subset = load_subset(subset_path)
     keys = _subset_keys(subset)
     keys_path = work / "subset_keys.npy"
@@ -1057,12 +551,27 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
         if progress:
             progress(totals["shards"], len(resolved.shards), dict(totals))
 
+    texts_path = text_stats = None
+    if text_src is not None:
+        from datacomp_sci.resharding.textmix import save_choices
+
+        texts_path = work / "text_choices.npz"
+        text_stats = save_choices(texts_path, text_src)  # cheap: recomputed on resume
     cache = _index_cache_dir(opts)
-    results = _run_phase1(resolved.shards, keys_path, work, opts.workers, step, cache, reader)
-    n_out = _run_phase2(out, work, results, opts)
+    with engine_session(opts.engine_options()) as engine:
+        results = _run_phase1(resolved.shards, keys_path, work, engine, step, cache, reader,
+                              str(texts_path) if texts_path else None)
+        n_out = _run_phase2(out, work, results, engine, opts.shard_size)
     missing, dup_in_input = _missing_and_duplicates(work, results, keys)
+    captions = None
+    if text_src is not None:
+        captions = {"text_from": str(text_src.path), "sha256": text_src.sha256,
+                    "mix": text_src.mix, "seed": text_src.seed,
+                    "samples_replaced": sum(r.texts_replaced for r in results), **text_stats,
+                    "note": "captions rewritten: a bring-your-own-data method, not a subset of "
+                            "the pool (DataComp's filtering track does not allow it)"}
     res = _finish(out, work, subset, missing, dup_in_input, results, resolved, fingerprint, n_out,
-                  opts)
+                  opts, captions)
     res.index_cache = _cache_summary(cache, results)
     used = Counter(r.tar_reader for r in results if r.tar_reader is not None)
     res.tar_reader = {"reader": reader_line, "libarchive": used["libarchive"],
@@ -1092,12 +601,14 @@ def _cache_summary(cache: Path | None, results: list[ShardResult]) -> dict:
 def _report_row(r: ShardResult) -> dict:
     row = asdict(r)
     del row["index_cache"], row["tar_reader"]  # the report is the same with or without them
+    if not row["texts_replaced"]:
+        del row["texts_replaced"]  # as before --text-from existed
     return row
 
 
 def _finish(out: Path, work: Path, subset: np.ndarray, missing: np.ndarray, dup_in_input: int,
             results: list[ShardResult], resolved, fingerprint: dict, n_out: int,
-            opts: ReshardOptions) -> ReshardResult:
+            opts: ReshardOptions, captions: dict | None = None) -> ReshardResult:
     with atomic_open(out / "sample_ids.npy") as f:
         np.save(f, np.asarray(subset, dtype=SUBSET_DTYPE))
     with atomic_open(out / "missing_uids.npy") as f:
@@ -1118,6 +629,7 @@ def _finish(out: Path, work: Path, subset: np.ndarray, missing: np.ndarray, dup_
         "input_shard_count": len(results), "shard_size": opts.shard_size,
         "missing_count": int(len(missing)), "no_uid_count": totals.get("no_uid", 0),
         "fingerprint": fingerprint, "datacomp_sci_version": __version__,
+        **({"captions_changed": captions} if captions is not None else {}),
     }
     atomic_write_json(out / "meta.json", meta)
     if not opts.keep_work:

@@ -113,7 +113,8 @@ def metadata_for_port(root: str | Path, port: int) -> Path:
 
 
 @contextmanager
-def serve(folder: str | Path) -> Iterator[int]:
-    """Serve ``folder`` on 127.0.0.1 (loopback only) for the duration; yields the port."""
-    with serve_folder(folder) as base:
+def serve(folder: str | Path, requests: list[str] | None = None) -> Iterator[int]:
+    """Serve ``folder`` on 127.0.0.1 (loopback only) for the duration; yields the port.
+    ``requests`` receives the path of every request served."""
+    with serve_folder(folder, requests) as base:
         yield int(base.rsplit(":", 1)[1])

@@ -130,8 +130,8 @@ def evalset_hashes(data_dir: str | Path, suite: str, workers: int = 1,
                    cache: Path | None = None,
                    on_tar: Callable[[EvalTarHashes], None] | None = None) -> EvalHashes:
     """Hash the test images of ``suite``'s tasks in ``data_dir`` (cached per shard)."""
+    from datacomp_sci.core.evaldata import shard_paths, task_data_problem
     from datacomp_sci.core.suites import load_suite
-    from datacomp_sci.evaluation.evaluate import shard_paths, task_data_problem
 
     root = Path(data_dir).expanduser()
     if not root.is_dir():

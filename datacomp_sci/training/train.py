@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from datacomp_sci.core.outdir import fingerprint_diff
+from datacomp_sci.core.tables import format_table
 from datacomp_sci.core.util import atomic_write_json, git_revision, package_versions, sha256_file
 from datacomp_sci.resharding.shardsets import resolve_shards
 from datacomp_sci.training.scales import PRECISIONS, ScaleConfig
@@ -378,7 +380,7 @@ def _check_options(o: TrainOptions) -> None:
 def format_plan(plan: TrainPlan) -> str:
     s, o = plan.scale, plan.options
     kind = (
-        "DataComp standard scale: only --precision and --workers may differ from DataComp"
+        "DataComp standard scale: only --precision and --loader-workers may differ from DataComp"
         if s.standard
         else "not a DataComp scale (CPU tests and demos)"
     )
@@ -418,9 +420,8 @@ def _format_sources(plan: TrainPlan) -> list[str]:
                 f"{repeats:.2f}",
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in
-                              enumerate(zip(r, widths, strict=True))).rstrip() for r in rows]
+    return format_table(rows[0], rows[1:], align="<<>>>>>", separator=False,
+                        indent="  ").split("\n")
 
 
 # ---- running ---------------------------------------------------------------------------
@@ -505,10 +506,7 @@ def _check_resume(plan: TrainPlan) -> None:
 
 
 def _check_same_run(plan: TrainPlan, previous: dict | None) -> None:
-    if previous is None:
-        return
-    current = json.loads(json.dumps(plan.fingerprint()))
-    diff = sorted(k for k in set(current) | set(previous) if current.get(k) != previous.get(k))
+    diff = fingerprint_diff(previous, plan.fingerprint())
     if diff:
         raise ValueError(
             f"{plan.exp_dir} holds a run with different {', '.join(diff)}: "
@@ -519,7 +517,7 @@ def _check_same_run(plan: TrainPlan, previous: dict | None) -> None:
 def _run_openclip(argv: list[str], log_file: Path, quiet: bool = False) -> None:
     """Call ``open_clip_train.main.main(argv)`` in-process and leave the process as it was.
     ``quiet``: OpenCLIP's console handler shows warnings and errors only."""
-    from datacomp_sci.training import models
+    from datacomp_sci.core import models
 
     models.register_models()
     from open_clip_train import main as openclip_main

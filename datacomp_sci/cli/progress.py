@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 from tqdm import tqdm
 
+from datacomp_sci.core.tables import format_table
+
 
 class BuildProgress:
     """A bar over input archives showing papers and pairs, with rate and ETA."""
@@ -53,10 +55,5 @@ def print_build_summary(result) -> None:
 
 
 def print_table(columns: list[str], rows: list[tuple]) -> None:
-    """A plain aligned text table."""
-    cells = [[str(c) for c in columns]] + [["" if v is None else str(v) for v in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    for j, row in enumerate(cells):
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-        if j == 0:
-            click.echo("  ".join("-" * w for w in widths))
+    """A plain aligned text table (:func:`datacomp_sci.core.tables.format_table`)."""
+    click.echo(format_table(columns, rows))

@@ -1,0 +1,489 @@
+"""``datacomp-sci embed``: CLIP embeddings and similarity scores, as CommonPool ships them.
+
+For every metadata file ``DIR/metadata/{stem}.parquet`` of a pool this writes
+``DIR/metadata/{stem}.npz`` with ``b32_img``, ``b32_txt`` (n x 512) and ``l14_img``,
+``l14_txt`` (n x 768), float16, row i = parquet row i, and fills
+``clip_b32_similarity_score`` / ``clip_l14_similarity_score`` (float32, the plain cosine
+of the two L2-normalised features) in the parquet itself, rewritten atomically with its
+schema unchanged (docs/formats.md, "Model-derived metadata").
+
+* Models: OpenCLIP ``ViT-B-32`` and ``ViT-L-14`` with ``pretrained="openai"`` (QuickGELU,
+  OpenAI preprocessing: shortest side to 224 bicubic, centre crop 224, OpenAI mean/std;
+  text tokenised to 77 tokens, truncated) or a local checkpoint file (the offline path;
+  for the two default architectures a local file is taken to hold OpenAI's weights and
+  gets QuickGELU too). Any other OpenCLIP model name can stand in (``--b32-model``:
+  tests and the demo use the tiny model), each slot keeping its npz key names.
+* Images come from the pool's shards by uid (:mod:`.shardimages`), texts from ``text``
+  (NULL reads as ""). A row whose uid has no image in the shards, or whose image does
+  not decode, gets an all-zero image embedding and a NULL score (counted).
+* Resumable per metadata file: ``pool.json`` (created when absent) records under
+  ``embeddings`` the weights of each slot (``arch``, ``pretrained`` tag or file name,
+  its sha256) and each finished file; a finished file is not recomputed. A metadata file
+  that already has both arrays of a slot in its npz and a full score column, and that
+  ``pool.json`` does not list (a CommonPool download), is kept unless ``overwrite``.
+  Other weights than the recorded ones are refused unless ``overwrite``.
+* Deterministic: the batches are the same whatever the number of decoding workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from datacomp_sci.annotate.shardimages import ImageIndex, ImageReader, pool_image_index
+from datacomp_sci.core.util import (
+    atomic_open,
+    atomic_write_json,
+    remove_stale_temps,
+    sha256_file,
+)
+from datacomp_sci.pool.pools import (
+    SIDECAR_KINDS,
+    Pool,
+    discover_pools,
+    sidecar_fresh,
+    sidecar_metadata,
+    sidecar_path,
+)
+
+SLOTS = ("b32", "l14")
+DEFAULT_ARCH = {"b32": "ViT-B-32", "l14": "ViT-L-14"}
+SCORE_COLUMN = {"b32": "clip_b32_similarity_score", "l14": "clip_l14_similarity_score"}
+_OPENAI_ARCHS = ("ViT-B-32", "ViT-L-14")
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which network fills one slot (``b32`` or ``l14``)."""
+
+    slot: str
+    arch: str
+    pretrained: str  # an OpenCLIP pretrained tag, or a local checkpoint file
+
+
+@dataclass
+class EmbedOptions:
+    models: tuple[str, ...] = SLOTS
+    archs: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ARCH))
+    pretrained: dict[str, str] = field(default_factory=lambda: {s: "openai" for s in SLOTS})
+    device: str = "auto"
+    precision: str | None = None  # fp16 | fp32; None: fp16 on cuda, fp32 on cpu
+    batch_size: int = 256
+    workers: int = 4  # image decoding processes (0: in the main process)
+    overwrite: bool = False
+    on_images: Callable[[int], None] | None = None
+    on_file: Callable[[str, str], None] | None = None  # (file, "embedded"|"kept"|"done")
+
+
+@dataclass
+class FileReport:
+    pool: str
+    file: str
+    rows: int
+    action: str  # embedded | done (earlier run) | kept (existing embeddings)
+    slots: list[str] = field(default_factory=list)
+    no_image: int = 0
+    undecodable: int = 0
+
+
+@dataclass
+class EmbedResult:
+    files: list[FileReport]
+    models: dict[str, dict]
+    device: str
+    precision: str
+    images: int = 0
+    seconds: float = 0.0
+    damaged_shards: list[str] = field(default_factory=list)
+
+
+# --- weights ------------------------------------------------------------------------------
+def weights_identity(choice: ModelChoice) -> dict[str, Any]:
+    """What pool.json records for a slot: arch, the tag or file name, the file's sha256."""
+    path = Path(choice.pretrained).expanduser()
+    if path.is_file():
+        return {"arch": choice.arch, "pretrained": path.name, "sha256": sha256_file(path)}
+    return {"arch": choice.arch, "pretrained": choice.pretrained, "sha256": None}
+
+
+def _offline_message(choice: ModelChoice, err: Exception) -> str:
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE
+    except ImportError:  # pragma: no cover
+        HF_HUB_CACHE = "~/.cache/huggingface/hub"
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return (f"cannot load {choice.arch} weights {choice.pretrained!r} ({first[:160]}): without "
+            f"network, put them in OpenCLIP's cache ({HF_HUB_CACHE}) or pass "
+            f"--{choice.slot}-pretrained PATH to a local checkpoint file")
+
+
+def resolve_weights(choice: ModelChoice) -> tuple[str, dict[str, Any]]:
+    """The checkpoint file for a slot (a local file as given; a tag's file from OpenCLIP's
+    cache, downloaded when missing) and the model options it needs. Cheap checks first:
+    an unknown model or tag, or missing weights without network, fail before any model is
+    built."""
+    import open_clip
+
+    from datacomp_sci.core.models import register_models
+
+    register_models()
+    if choice.arch not in open_clip.list_models():
+        raise ValueError(f"--{choice.slot}-model {choice.arch!r} is not an OpenCLIP model name")
+    path = Path(choice.pretrained).expanduser()
+    if path.is_file():
+        # a local file for the default architectures holds OpenAI's weights (QuickGELU)
+        return str(path), {"force_quick_gelu": True} if choice.arch in _OPENAI_ARCHS else {}
+    tags = open_clip.list_pretrained_tags_by_model(choice.arch)
+    if choice.pretrained not in tags:
+        raise ValueError(
+            f"--{choice.slot}-pretrained {choice.pretrained!r} is neither a file nor an "
+            f"OpenCLIP tag of {choice.arch} ({', '.join(tags) or 'none'})")
+    cfg = open_clip.get_pretrained_cfg(choice.arch, choice.pretrained)
+    try:
+        file = open_clip.pretrained.download_pretrained(cfg)
+    except Exception as e:  # huggingface_hub / urllib errors differ by version and cause
+        raise ValueError(_offline_message(choice, e)) from e
+    if not file:
+        raise ValueError(_offline_message(choice, FileNotFoundError("no weights file")))
+    return file, {"force_quick_gelu": bool(cfg.get("quick_gelu", False))}
+
+
+def load_model(choice: ModelChoice, device: str, precision: str):
+    """(model in eval mode, image preprocess, tokenizer) for a slot, through OpenCLIP."""
+    import open_clip
+
+    file, kwargs = resolve_weights(choice)
+    pretrained = Path(choice.pretrained).expanduser()
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            choice.arch, pretrained=str(pretrained) if pretrained.is_file()
+            else choice.pretrained, device=device,
+            precision="fp16" if precision == "fp16" else "fp32", **kwargs)
+    except (OSError, RuntimeError, ValueError, KeyError) as e:
+        raise ValueError(f"cannot load {file} into {choice.arch}: "
+                         f"{(str(e).splitlines() or [type(e).__name__])[0][:200]}") from e
+    model.eval()
+    return model, preprocess, open_clip.get_tokenizer(choice.arch)
+
+
+# --- npz and parquet ------------------------------------------------------------------------
+def npz_path(metadata_file: Path) -> Path:
+    return metadata_file.with_suffix(".npz")
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return {}
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """An ``np.load``-able npz (arrays in name order, fixed timestamps: same arrays, same
+    bytes), written atomically."""
+    with atomic_open(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME)
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]),
+                                      allow_pickle=False)
+            zf.writestr(info, buf.getvalue())
+
+
+def rewrite_scores(metadata_file: Path, scores: dict[str, np.ndarray]) -> None:
+    """Replace score columns of a metadata parquet (float32, NaN -> NULL); the schema,
+    its metadata and the compression stay as they were. Fresh sidecars stay fresh."""
+    pf = pq.ParquetFile(metadata_file)
+    table = pf.read()
+    compression = "zstd"
+    if pf.metadata.num_row_groups and pf.metadata.num_columns:
+        compression = pf.metadata.row_group(0).column(0).compression.lower()
+    fresh = [k for k in SIDECAR_KINDS if sidecar_fresh(metadata_file, k)]
+    for slot, values in scores.items():
+        col = SCORE_COLUMN[slot]
+        arr = pa.array(values.astype(np.float32), pa.float32(), mask=np.isnan(values))
+        i = table.schema.get_field_index(col)
+        if i < 0:
+            table = table.append_column(pa.field(col, pa.float32()), arr)
+        else:
+            table = table.set_column(i, table.schema.field(i), arr.cast(table.schema.field(i).type))
+    with atomic_open(metadata_file) as f:
+        pq.write_table(table, f, compression=compression)
+    for kind in fresh:  # the sidecar still describes these rows: point it at the new file
+        side = sidecar_path(metadata_file, kind)
+        t = pq.read_table(side)
+        t = t.replace_schema_metadata({**(t.schema.metadata or {}),
+                                       **sidecar_metadata(metadata_file)})
+        with atomic_open(side) as f:
+            pq.write_table(t, f, compression="zstd")
+
+
+# --- the data path --------------------------------------------------------------------------
+class _Images:
+    """A map-style dataset: row -> (preprocessed image tensors, one per transform; ok)."""
+
+    def __init__(self, reader: ImageReader, shard: np.ndarray, offset: np.ndarray,
+                 size: np.ndarray, transforms: list):
+        self.reader, self.shard, self.offset, self.size = reader, shard, offset, size
+        self.transforms = transforms
+
+    def __len__(self) -> int:
+        return len(self.shard)
+
+    def __getitem__(self, i: int):
+        import torch
+        from PIL import Image
+
+        if self.shard[i] >= 0:
+            try:
+                data = self.reader.read(int(self.shard[i]), int(self.offset[i]), int(self.size[i]))
+                with Image.open(io.BytesIO(data)) as img:
+                    img.load()
+                    return [t(img) for t in self.transforms], 1
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+                code = 2
+        else:
+            code = 0
+        return [torch.zeros(_shape_of(t)) for t in self.transforms], code
+
+
+def _shape_of(transform) -> tuple[int, int, int]:
+    from PIL import Image
+
+    return tuple(transform(Image.new("RGB", (8, 8))).shape)
+
+
+def _device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available (use --device cpu)")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be auto, cuda or cpu (got {device!r})")
+    return device
+
+
+def _encode_file(rows_loc, texts: list[str], models: dict[str, tuple], reader: ImageReader,
+                 opts: EmbedOptions, device: str, precision: str
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Features of one file's rows for each slot in ``models``; image status per row
+    (0 no image, 1 ok, 2 undecodable)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    shard, offset, size = rows_loc
+    n = len(texts)
+    # slots whose preprocessing is the same share one decoding pass
+    groups: dict[str, list[str]] = {}
+    for slot, (_m, pre, _t) in models.items():
+        groups.setdefault(repr(pre), []).append(slot)
+    out: dict[str, np.ndarray] = {}
+    status = np.zeros(n, np.int8)
+    dtype = torch.float16 if precision == "fp16" else torch.float32
+    for slots in groups.values():
+        pre = models[slots[0]][1]
+        ds = _Images(reader, shard, offset, size, [pre])
+        loader = DataLoader(ds, batch_size=opts.batch_size, shuffle=False,
+                            num_workers=opts.workers, pin_memory=device == "cuda",
+                            collate_fn=_collate, persistent_workers=False)
+        feats = {s: [] for s in slots}
+        start = 0
+        with torch.inference_mode():
+            for images, codes in loader:
+                b = len(codes)
+                status[start:start + b] = codes
+                x = images.to(device, non_blocking=True).to(dtype)
+                for s in slots:
+                    f = models[s][0].encode_image(x).float()
+                    feats[s].append(torch.nn.functional.normalize(f, dim=-1).cpu().numpy())
+                if opts.on_images:
+                    opts.on_images(b)
+                start += b
+        for s in slots:
+            img = np.concatenate(feats[s]) if feats[s] else np.zeros((0, 0), np.float32)
+            img[status == 0] = 0.0
+            img[status == 2] = 0.0
+            out[f"{s}_img"] = img
+    with torch.inference_mode():
+        for slot, (model, _pre, tok) in models.items():
+            parts = []
+            for i in range(0, n, opts.batch_size):
+                t = tok(texts[i:i + opts.batch_size]).to(device)
+                f = model.encode_text(t).float()
+                parts.append(torch.nn.functional.normalize(f, dim=-1).cpu().numpy())
+            out[f"{slot}_txt"] = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+    return out, status
+
+
+def _collate(batch):
+    import torch
+
+    return torch.stack([b[0][0] for b in batch]), np.array([b[1] for b in batch], np.int8)
+
+
+# --- the run -------------------------------------------------------------------------------
+def _load_pool_json(pool: Pool) -> dict:
+    path = pool.root / "pool.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    return {}
+
+
+def _check_weights(pool: Pool, record: dict, ident: dict[str, dict], overwrite: bool) -> None:
+    for slot, want in ident.items():
+        have = record.get("models", {}).get(slot)
+        if have is not None and have != want and not overwrite:
+            raise FileExistsError(
+                f"pool {pool.name} ({pool.root}) was embedded with other {slot} weights "
+                f"({have['arch']} {have['pretrained']}): pass --overwrite to recompute it with "
+                f"{want['arch']} {want['pretrained']}")
+
+
+def _existing_complete(meta: Path, slot: str, rows: int) -> bool:
+    """True when the file already has both arrays of ``slot`` and a full score column."""
+    arrays = read_npz(npz_path(meta))
+    if any(k not in arrays or len(arrays[k]) != rows for k in (f"{slot}_img", f"{slot}_txt")):
+        return False
+    schema = pq.read_schema(meta)
+    col = SCORE_COLUMN[slot]
+    if col not in schema.names:
+        return False
+    return pq.read_table(meta, columns=[col]).column(col).null_count == 0
+
+
+def embed_pools(pool_paths: list[str | Path], opts: EmbedOptions) -> EmbedResult:
+    """Embed every metadata file of the pools (see the module docstring)."""
+    import time
+
+    for slot in opts.models:
+        if slot not in SLOTS:
+            raise ValueError(f"--models takes b32 and/or l14 (got {slot!r})")
+    if not opts.models:
+        raise ValueError("--models: give b32, l14 or both")
+    if opts.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1 (got {opts.batch_size})")
+    pools = discover_pools(pool_paths)
+    choices = {s: ModelChoice(s, opts.archs[s], opts.pretrained[s]) for s in opts.models}
+    ident = {s: weights_identity(c) for s, c in choices.items()}
+    for c in choices.values():  # unknown names, missing weights: fail before any work
+        resolve_weights(c)
+    for pool in pools:  # refuse before computing anything
+        if not pool.shards_dir.is_dir():
+            raise FileNotFoundError(
+                f"pool {pool.name} ({pool.root}) has no shards/ folder with its images: "
+                "download them first (datacomp-sci download-pool)")
+        _check_weights(pool, _load_pool_json(pool).get("embeddings", {}), ident, opts.overwrite)
+    device = _device(opts.device)
+    precision = opts.precision or ("fp16" if device == "cuda" else "fp32")
+    if precision not in ("fp16", "fp32"):
+        raise ValueError(f"--precision must be fp16 or fp32 (got {precision!r})")
+    if precision == "fp16" and device == "cpu":
+        raise ValueError("--precision fp16 needs a CUDA device; use fp32 on the CPU")
+    loaded: dict[str, tuple] = {}
+    result = EmbedResult([], ident, device, precision)
+    t0 = time.perf_counter()
+    for pool in pools:
+        _embed_pool(pool, choices, ident, loaded, opts, device, precision, result)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _embed_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, dict],
+                loaded: dict[str, tuple], opts: EmbedOptions, device: str, precision: str,
+                result: EmbedResult) -> None:
+    remove_stale_temps(pool.root / "metadata")
+    info = _load_pool_json(pool)
+    record = info.setdefault("embeddings", {"models": {}, "files": {}})
+    record.setdefault("models", {})
+    record.setdefault("files", {})
+    if opts.overwrite:  # slots recomputed: earlier records of them no longer hold
+        for slot in choices:
+            if record["models"].get(slot) != ident[slot]:
+                for f in record["files"].values():
+                    if slot in f.get("slots", []):
+                        f["slots"].remove(slot)
+    index: ImageIndex | None = None
+    reader: ImageReader | None = None
+    try:
+        for meta in pool.metadata_files:
+            stem = meta.stem
+            rows = pq.ParquetFile(meta).metadata.num_rows
+            done = record["files"].get(stem, {})
+            todo, kept = [], []
+            for slot in choices:
+                if done.get("state") == "done" and slot in done.get("slots", []) \
+                        and done.get("rows") == rows and not opts.overwrite:
+                    continue
+                if stem not in record["files"] and not opts.overwrite \
+                        and _existing_complete(meta, slot, rows):
+                    kept.append(slot)
+                    continue
+                todo.append(slot)
+            if not todo:
+                action = "kept" if kept else "done"
+                result.files.append(FileReport(pool.name, str(meta), rows, action, kept))
+                if opts.on_file:
+                    opts.on_file(str(meta), action)
+                continue
+            if index is None:
+                index = pool_image_index(pool.shards_dir, workers=max(1, opts.workers))
+                result.damaged_shards += index.damaged
+                reader = ImageReader(index.shards)
+            for slot in todo:
+                if slot not in loaded:
+                    loaded[slot] = load_model(choices[slot], device, precision)
+            table = pq.read_table(meta, columns=["uid", "text"])
+            uids = table.column("uid").to_pylist()
+            texts = [t or "" for t in table.column("text").to_pylist()]
+            loc = index.locate(uids)
+            # mark the file as being rewritten before touching it (a kill in between
+            # must not leave it looking like someone else's finished embeddings)
+            prior = [s for s in done.get("slots", []) if s not in todo]
+            record["files"][stem] = {"state": "writing", "rows": rows, "slots": prior}
+            atomic_write_json(pool.root / "pool.json", info)
+            feats, status = _encode_file(loc, texts, {s: loaded[s] for s in todo}, reader,
+                                         opts, device, precision)
+            arrays = read_npz(npz_path(meta))
+            arrays = {k: v for k, v in arrays.items() if len(v) == rows}
+            scores: dict[str, np.ndarray] = {}
+            for slot in todo:
+                img, txt = feats[f"{slot}_img"], feats[f"{slot}_txt"]
+                s = np.einsum("ij,ij->i", img, txt, dtype=np.float32).astype(np.float32)
+                s[status != 1] = np.nan
+                scores[slot] = s
+                arrays[f"{slot}_img"] = img.astype(np.float16)
+                arrays[f"{slot}_txt"] = txt.astype(np.float16)
+            write_npz(npz_path(meta), arrays)
+            rewrite_scores(meta, scores)
+            for slot in todo:
+                record["models"][slot] = ident[slot]
+            record["files"][stem] = {"state": "done", "rows": rows,
+                                     "slots": sorted(set(prior) | set(todo)),
+                                     "no_image": int((status == 0).sum()),
+                                     "undecodable": int((status == 2).sum())}
+            atomic_write_json(pool.root / "pool.json", info)
+            result.images += int((status == 1).sum())
+            result.files.append(FileReport(pool.name, str(meta), rows, "embedded", todo,
+                                           int((status == 0).sum()), int((status == 2).sum())))
+            if opts.on_file:
+                opts.on_file(str(meta), "embedded")
+    finally:
+        if reader is not None:
+            with contextlib.suppress(OSError):
+                reader.close()

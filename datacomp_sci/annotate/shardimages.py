@@ -1,0 +1,141 @@
+"""Where each sample's image lies in a pool's shards: uid -> (tar, byte offset, size).
+
+A pool's metadata rows name samples by uid; the images are members of the webdataset
+shards (``DIR/shards/*.tar``), whose per-sample ``.json`` carries the uid. The shards are
+listed as ``reshard`` and ``dedup`` list them (:func:`datacomp_sci.core.tars.
+iter_local_samples`: libarchive or tarfile, grouped by webdataset's ``group_by_keys``),
+reading only each sample's ``.json``; images are later read by offset with ``os.pread``.
+A damaged tar keeps the samples listed before the damage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from datacomp_sci.core.tars import ReadCounts, iter_local_samples
+from datacomp_sci.core.util import parallel_map
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+
+
+@dataclass
+class ShardImages:
+    """The image members of one shard, by uid."""
+
+    shard: str
+    uids: list[str] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    missing: int = 0  # samples without an image, a json or a uid
+    error: str | None = None  # the tar could not be read to its end
+
+
+def list_shard_images(shard: str) -> ShardImages:
+    """uid, offset and size of every sample image of one webdataset tar."""
+    out = ShardImages(shard)
+    try:
+        with open(shard, "rb") as f:
+            fd = f.fileno()
+            for members in iter_local_samples(f, ReadCounts()):
+                found = {suffix[1:].lower(): (offset, size) for suffix, offset, size in members}
+                ext = next((e for e in IMAGE_EXTS if e in found), None)
+                try:
+                    meta = json.loads(os.pread(fd, found["json"][1], found["json"][0])) \
+                        if "json" in found else {}
+                except ValueError:
+                    meta = {}
+                uid = meta.get("uid") if isinstance(meta, dict) else None
+                if ext is None or not isinstance(uid, str):
+                    out.missing += 1
+                    continue
+                out.uids.append(uid)
+                out.offsets.append(found[ext][0])
+                out.sizes.append(found[ext][1])
+    except (tarfile.TarError, OSError, EOFError, ValueError) as e:
+        out.error = f"{type(e).__name__}: {e}"
+    return out
+
+
+@dataclass
+class ImageIndex:
+    """Every sample image of a pool's shards: ``locate(uids)`` gives row-aligned
+    ``(shard index, offset, size)`` with shard index -1 where the uid has no image."""
+
+    shards: list[str]
+    uid_to_row: dict[str, int]
+    shard_idx: np.ndarray
+    offsets: np.ndarray
+    sizes: np.ndarray
+    missing: int = 0
+    damaged: list[str] = field(default_factory=list)
+
+    def locate(self, uids: list[str | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = np.array([self.uid_to_row.get(u, -1) if u else -1 for u in uids], np.int64)
+        found = rows >= 0
+        shard = np.where(found, self.shard_idx[np.maximum(rows, 0)], -1) if len(rows) \
+            else np.empty(0, np.int64)
+        off = np.where(found, self.offsets[np.maximum(rows, 0)], 0) if len(rows) \
+            else np.empty(0, np.int64)
+        size = np.where(found, self.sizes[np.maximum(rows, 0)], 0) if len(rows) \
+            else np.empty(0, np.int64)
+        return shard, off, size
+
+
+def pool_image_index(shards_dir: Path, workers: int = 1) -> ImageIndex:
+    """List the images of every ``*.tar`` in ``shards_dir`` (sorted; the first
+    occurrence of a uid wins)."""
+    shards = sorted(str(p) for p in Path(shards_dir).glob("*.tar"))
+    uid_to_row: dict[str, int] = {}
+    shard_idx: list[int] = []
+    offsets: list[int] = []
+    sizes: list[int] = []
+    missing = 0
+    damaged: list[str] = []
+    for i, res in enumerate(parallel_map(list_shard_images, shards, workers)):
+        missing += res.missing
+        if res.error:
+            damaged.append(f"{Path(res.shard).name} ({res.error})")
+        for uid, off, size in zip(res.uids, res.offsets, res.sizes, strict=True):
+            if uid not in uid_to_row:
+                uid_to_row[uid] = len(offsets)
+                shard_idx.append(i)
+                offsets.append(off)
+                sizes.append(size)
+    return ImageIndex(shards, uid_to_row, np.asarray(shard_idx, np.int64),
+                      np.asarray(offsets, np.int64), np.asarray(sizes, np.int64),
+                      missing, damaged)
+
+
+class ImageReader:
+    """Reads image bytes by (shard index, offset, size), keeping one descriptor per tar
+    open (per process: a reader copied into a worker opens its own)."""
+
+    def __init__(self, shards: list[str]):
+        self.shards = shards
+        self._fds: dict[int, int] = {}
+        self._pid = os.getpid()
+
+    def read(self, shard: int, offset: int, size: int) -> bytes:
+        if self._pid != os.getpid():
+            self._fds, self._pid = {}, os.getpid()
+        fd = self._fds.get(shard)
+        if fd is None:
+            fd = self._fds[shard] = os.open(self.shards[shard], os.O_RDONLY)
+        return os.pread(fd, size, offset)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds = {}
+
+    def __getstate__(self):
+        return {"shards": self.shards}
+
+    def __setstate__(self, state):
+        self.__init__(state["shards"])

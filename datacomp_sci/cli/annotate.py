@@ -1,0 +1,111 @@
+"""Commands of the annotate stage: embed (CLIP embeddings and scores),
+download-filter-assets (the files of DataComp's image- and text-based baselines)."""
+
+from __future__ import annotations
+
+import click
+
+from datacomp_sci.cli.app import main, run_library
+from datacomp_sci.cli.options import _POOLS_ARG
+
+
+@main.command("embed")
+@_POOLS_ARG
+@click.option("--models", default="b32,l14", show_default=True, metavar="b32,l14",
+              help="Which CLIP slots to compute (npz arrays {slot}_img, {slot}_txt and the "
+                   "clip_{slot}_similarity_score column).")
+@click.option("--b32-pretrained", default="openai", show_default=True, metavar="TAG|PATH",
+              help="OpenCLIP pretrained tag of the b32 model, or a local checkpoint file "
+                   "(the offline path).")
+@click.option("--l14-pretrained", default="openai", show_default=True, metavar="TAG|PATH",
+              help="OpenCLIP pretrained tag of the l14 model, or a local checkpoint file.")
+@click.option("--b32-model", default="ViT-B-32", show_default=True, metavar="NAME",
+              help="OpenCLIP architecture filling the b32 slot (CommonPool: ViT-B-32).")
+@click.option("--l14-model", default="ViT-L-14", show_default=True, metavar="NAME",
+              help="OpenCLIP architecture filling the l14 slot (CommonPool: ViT-L-14).")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto",
+              show_default=True, help="Where the models run (auto: cuda when available).")
+@click.option("--precision", type=click.Choice(["fp16", "fp32"]), default=None,
+              help="Model precision [default: fp16 on cuda, as upstream; fp32 on cpu].")
+@click.option("--batch-size", type=int, default=256, show_default=True,
+              help="Images (and texts) per forward pass.")
+@click.option("--workers", "-j", type=int, default=4, show_default=True,
+              help="Image decoding processes (0: decode in the main process).")
+@click.option("--overwrite", is_flag=True,
+              help="Recompute files embedded with other weights, and replace a CommonPool "
+                   "download's own embeddings and scores.")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Show a progress bar (images/s).")
+def embed_cmd(pools, models, b32_pretrained, l14_pretrained, b32_model, l14_model, device,
+              precision, batch_size, workers, overwrite, progress):
+    """Compute CLIP B/32 and L/14 embeddings and scores for every sample of POOL...,
+    exactly as CommonPool ships them: metadata/{stem}.npz (b32_img, b32_txt, l14_img,
+    l14_txt; float16; row i = parquet row i) and the clip_*_similarity_score columns of
+    metadata/{stem}.parquet. Resumable per metadata file; weights recorded in pool.json.
+
+    Examples:
+
+      datacomp-sci embed pools/arxiv pools/pmc
+
+      datacomp-sci embed pools/arxiv --b32-pretrained ~/weights/b32.safetensors
+      --l14-pretrained ~/weights/l14.safetensors
+    """
+    from tqdm import tqdm
+
+    from datacomp_sci.annotate.embed import EmbedOptions, embed_pools
+
+    slots = tuple(s.strip() for s in models.split(",") if s.strip())
+    bar = tqdm(desc="embed", unit="img", dynamic_ncols=True, disable=not progress,
+               unit_scale=True)
+    opts = EmbedOptions(models=slots, archs={"b32": b32_model, "l14": l14_model},
+                        pretrained={"b32": b32_pretrained, "l14": l14_pretrained},
+                        device=device, precision=precision, batch_size=batch_size,
+                        workers=workers, overwrite=overwrite, on_images=bar.update)
+    try:
+        res = run_library(embed_pools, list(pools), opts)
+    finally:
+        bar.close()
+    for slot, ident in res.models.items():
+        w = ident["pretrained"] + (f" (sha256 {ident['sha256'][:12]})" if ident["sha256"] else "")
+        click.echo(f"{slot:<11} {ident['arch']} {w}")
+    counts: dict[str, int] = {}
+    for f in res.files:
+        counts[f.action] = counts.get(f.action, 0) + 1
+    click.echo(f"files       {len(res.files)}: " + ", ".join(
+        f"{n} {a}" for a, n in sorted(counts.items())) + "  (kept: a download's own scores)")
+    no_image = sum(f.no_image for f in res.files)
+    bad = sum(f.undecodable for f in res.files)
+    rate = res.images / res.seconds if res.seconds else 0.0
+    click.echo(f"images      {res.images:,} embedded on {res.device} ({res.precision}), "
+               f"{rate:,.1f} img/s; {no_image} rows without an image, {bad} undecodable "
+               "(zero image embedding, NULL score)")
+    if res.damaged_shards:
+        click.echo(f"damaged     {len(res.damaged_shards)} shards read up to the damage: "
+                   + "; ".join(res.damaged_shards[:3]), err=True)
+
+
+@main.command("download-filter-assets")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--centroids", "scales", multiple=True,
+              type=click.Choice(["small", "medium", "large", "xlarge"]),
+              help="Also fetch DataComp's pool centroids for this scale (repeatable).")
+@click.option("--base-url", default=None, metavar="URL",
+              help="Where the files are [default: DataComp's baseline-assets release].")
+@click.option("--verify-only", is_flag=True, help="Check what is on disk; download nothing.")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds per HTTP request.")
+def download_filter_assets_cmd(folder, scales, base_url, verify_only, timeout):
+    """Fetch the files DataComp's image_based and text_based baselines read into FOLDER
+    (ImageNet-1k L/14 features, ImageNet-21k WordNet ids; optionally centroids), each
+    checked against DataComp's sha256. Then: filter --imagenet-features FOLDER."""
+    import sys
+
+    from datacomp_sci.annotate.assets import RELEASE, download_filter_assets
+
+    res = run_library(download_filter_assets, folder, tuple(scales), base_url or RELEASE,
+                      verify_only, timeout)
+    for st in res:
+        click.echo(f"{st.status:<11} {st.path}" + (f"  ({st.detail})" if st.detail else ""))
+    bad = [st for st in res if st.status in ("failed", "missing", "mismatch")]
+    click.echo(f"{len(res) - len(bad)} of {len(res)} files ready in {folder}")
+    if bad:
+        sys.exit(3)
