@@ -111,6 +111,7 @@ def main() -> None:
     parts = [comp.compress(header[:512])]
     for _ in range(zeros // len(chunk)):
         parts.append(comp.compress(chunk))
+    parts.append(comp.compress(bytes(zeros % len(chunk) + (-zeros) % 512)))
     parts.append(comp.compress(bytes(1024)) + comp.flush())
     walk_gz(b"".join(parts), f"gzip bulk tar, a real {args.bomb_gib:g} GiB member of zeros")
 
