@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pyarrow.parquet as pq
+import pytest
 
 from datacomp_sci.pipeline.demo import make_commonpool
 from datacomp_sci.pool.query import run_query
@@ -19,7 +20,7 @@ def test_commonpool_like_pool_downloads_with_exact_coverage(tmp_path, monkeypatc
     real_serve = cp.serve
     monkeypatch.setattr(cp, "serve", lambda folder: real_serve(folder, served))
     coverage = make_commonpool(tmp_path, log=lambda s: None)
-    assert len(served) >= 45  # every row's URL was requested (the broken one included)
+    assert len(served) >= 44  # every downloaded image was fetched through the server
     # row 11 is a broken URL (i % 41 == 11); every other image downloads
     assert (coverage.rows, coverage.downloaded, coverage.failed_to_download) == (45, 44, 1)
     pool = tmp_path / "commonpool_tiny"
@@ -36,3 +37,32 @@ def test_commonpool_like_pool_downloads_with_exact_coverage(tmp_path, monkeypatc
     assert len(served) == before
 
 
+def _members(tar_path):
+    import tarfile
+
+    with tarfile.open(tar_path) as tf:
+        return [(m.name, tf.extractfile(m).read()) for m in tf.getmembers() if m.isfile()]
+
+
+@pytest.mark.slow
+def test_demo_download_is_the_same_on_every_run(tmp_path, monkeypatch):
+    """Stable URLs (no random port) and members in metadata order: the shard parquet is the
+    same bytes, the tar the same members in the same order with the same bytes; only what
+    img2dataset stamps with the clock differs (tar header mtimes, _stats.json timings)."""
+    real = cp.write_commonpool_source
+    monkeypatch.setattr(cp, "write_commonpool_source", lambda root: real(root, n=30))
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for out in runs:
+        make_commonpool(out, log=lambda s: None)
+    shards = [sorted((out / "commonpool_tiny" / "shards").iterdir()) for out in runs]
+    names = [p.name for p in shards[0]]
+    assert names == [p.name for p in shards[1]] and "00000000.tar" in names
+    for x, y in zip(*shards, strict=True):
+        if x.name.endswith(".tar"):
+            assert _members(x) == _members(y), x.name
+        elif not x.name.endswith("_stats.json"):
+            assert x.read_bytes() == y.read_bytes(), x.name
+    urls = pq.read_table(runs[0] / "commonpool_tiny" / "shards" / "00000000.parquet")
+    assert urls.column("url")[0].as_py() == f"{cp.BASE_URL}/images/00000.jpg"
+    keys = [name.split(".")[0] for name, _data in _members(shards[0][names.index("00000000.tar")])]
+    assert keys == sorted(keys)

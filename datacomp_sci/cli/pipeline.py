@@ -48,7 +48,7 @@ def experiment_cmd(file, output, dry_run, keep_going, quiet, progress):
                 "experiment file's `workers`].")
 @progress_option("Show each step's progress bars.")
 def demo_cmd(output, workers, progress):
-    """Run the whole pipeline on the bundled sample data (a few minutes on 2 CPU cores).
+    """Run the whole pipeline on the bundled sample data (2 to 3 minutes on 2 CPU cores).
 
     \b
     1. generate a small CommonPool-like URL pool and download it with img2dataset

@@ -66,20 +66,22 @@ def pool_summary(pools: list[Path]) -> tuple[list[str], list[tuple]]:
 def make_commonpool(out: Path, log: Callable[[str], None]) -> object:
     """Generate a CommonPool-like URL pool and download it with img2dataset (loopback)."""
     from datacomp_sci.pool.download import DownloadOptions, download_pool, measure_coverage
-    from datacomp_sci.samplegen.commonpool import metadata_for_port, serve, write_commonpool_source
+    from datacomp_sci.samplegen.commonpool import BASE_URL, serve, write_commonpool_source
 
     pool = out / "commonpool_tiny"
     if (pool / "coverage.json").exists():
         log(f"[demo] CommonPool-like pool: {pool} already downloaded")
         return measure_coverage(pool)[0]
     src = out / "_commonpool_source"
-    if not (src / "template").exists():
+    if not (src / "metadata").exists():
         write_commonpool_source(src)
-    with serve(src) as port:
-        meta = metadata_for_port(src, port)
-        log(f"[demo] download-pool: img2dataset from http://127.0.0.1:{port} -> {pool}")
-        res = download_pool(pool, metadata_dir=meta,
-                            opts=DownloadOptions(processes=1, threads=8, timeout=5, retries=0))
+    with serve(src) as proxy:
+        log(f"[demo] download-pool: img2dataset fetches {BASE_URL}/... (served by {proxy}) "
+            f"-> {pool}")
+        # one download thread: samples are written in metadata order, so the shards are
+        # the same bytes on every run (img2dataset writes them as downloads complete)
+        res = download_pool(pool, metadata_dir=src / "metadata",
+                            opts=DownloadOptions(processes=1, threads=1, timeout=5, retries=0))
     return res.coverage
 
 

@@ -24,7 +24,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datacomp_sci.core.schema import COMMONPOOL_SCHEMA
-from datacomp_sci.core.util import serve_folder
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220),
            "yellow": (235, 210, 40), "purple": (140, 60, 170), "orange": (240, 140, 30),
@@ -58,14 +57,16 @@ def _scene(rng: np.random.Generator, fg: str, bg: str, shape: str, w: int, h: in
     return buf.getvalue()
 
 
-BASE_URL = "http://127.0.0.1:{port}"
+#: Stable URLs: the ``.invalid`` top-level domain never resolves (RFC 2606), so the demo
+#: serves them itself, as an HTTP proxy on 127.0.0.1 (:func:`serve`); the downloaded
+#: ``url`` column, error messages and shards do not depend on a random port.
+DEMO_HOST = "commonpool-demo.invalid"
+BASE_URL = f"http://{DEMO_HOST}"
 
 
 def write_commonpool_source(root: str | Path, n: int = 400, seed: int = 0) -> Path:
-    """Write ``root/images/*.jpg`` and ``root/metadata/commonpool_tiny.parquet``.
-
-    URLs contain ``{port}``: :func:`metadata_for_port` fills in the server's port.
-    """
+    """Write ``root/images/*.jpg`` and ``root/metadata/commonpool_tiny.parquet`` (URLs
+    under :data:`BASE_URL`, served by :func:`serve`)."""
     root = Path(root)
     (root / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -95,26 +96,63 @@ def write_commonpool_source(root: str | Path, n: int = 400, seed: int = 0) -> Pa
             "clip_l14_similarity_score": float(rng.uniform(0.1, 0.35)),
             "face_bboxes": [], "sha256": hashlib.sha256(data).hexdigest(),
         })
-    (root / "template").mkdir(exist_ok=True)
+    (root / "metadata").mkdir(exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=COMMONPOOL_SCHEMA),
-                   root / "template" / "commonpool_tiny.parquet")
+                   root / "metadata" / "commonpool_tiny.parquet")
     return root
 
 
-def metadata_for_port(root: str | Path, port: int) -> Path:
-    """Write ``root/metadata/*.parquet`` with the server's port in the URLs."""
-    root = Path(root)
-    t = pq.read_table(root / "template" / "commonpool_tiny.parquet")
-    urls = [u.replace("{port}", str(port)) for u in t.column("url").to_pylist()]
-    t = t.set_column(t.schema.get_field_index("url"), "url", pa.array(urls, pa.string()))
-    (root / "metadata").mkdir(exist_ok=True)
-    pq.write_table(t, root / "metadata" / "commonpool_tiny.parquet")
-    return root / "metadata"
-
-
 @contextmanager
-def serve(folder: str | Path, requests: list[str] | None = None) -> Iterator[int]:
-    """Serve ``folder`` on 127.0.0.1 (loopback only) for the duration; yields the port.
-    ``requests`` receives the path of every request served."""
-    with serve_folder(folder, requests) as base:
-        yield int(base.rsplit(":", 1)[1])
+def serve(folder: str | Path, requests: list[str] | None = None) -> Iterator[str]:
+    """While the block runs, answer HTTP requests for :data:`BASE_URL` from ``folder``: an
+    HTTP proxy on 127.0.0.1 (loopback only) set as ``http_proxy`` for this process and its
+    children (img2dataset's downloader follows it through urllib); other hosts get 403.
+    Yields the proxy's URL; the environment is restored afterwards. ``requests`` receives
+    the path of every request served (a request log for tests)."""
+    import functools
+    import http.server
+    import os
+    import threading
+    from urllib.parse import urlsplit
+
+    class Proxy(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _local(self) -> bool:
+            url = urlsplit(self.path)
+            if url.hostname != DEMO_HOST:
+                self.send_error(403, f"this demo proxy serves {DEMO_HOST} only")
+                return False
+            self.path = url.path or "/"
+            if requests is not None:
+                requests.append(self.path)
+            return True
+
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            if self._local():
+                super().do_GET()
+
+        def do_HEAD(self):  # noqa: N802
+            if self._local():
+                super().do_HEAD()
+
+    handler = functools.partial(Proxy, directory=str(folder))
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    proxy = f"http://127.0.0.1:{srv.server_address[1]}"
+    names = ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY")
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update(http_proxy=proxy, HTTP_PROXY=proxy)
+    for k in ("no_proxy", "NO_PROXY"):
+        os.environ.pop(k, None)
+    try:
+        yield proxy
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        srv.shutdown()
+        srv.server_close()
