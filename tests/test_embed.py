@@ -271,3 +271,15 @@ def test_embed_cli_summary_and_one_line_errors(tmp_path, tiny_weights):
     r = CliRunner().invoke(main, [*base, "--b32-pretrained", "nope"])
     assert r.exit_code == 1 and "neither a file nor an OpenCLIP tag" in r.output
     assert "Traceback" not in r.output
+
+
+def test_embed_keeps_fresh_sidecars_fresh(tmp_path, tiny_weights):
+    from datacomp_sci.pool.pools import discover_pool, sidecar_fresh
+    from datacomp_sci.subsets.langid import ensure_lang_sidecars
+
+    make_pool(tmp_path / "pool")
+    ensure_lang_sidecars([discover_pool(tmp_path / "pool")])
+    metas = sorted((tmp_path / "pool" / "metadata").glob("*.parquet"))
+    assert all(sidecar_fresh(m, "lang") for m in metas)
+    embed_pools([tmp_path / "pool"], _opts(tiny_weights, models=("b32",)))
+    assert all(sidecar_fresh(m, "lang") for m in metas)  # the rows did not change
