@@ -253,3 +253,33 @@ def test_download_filter_assets_checks_sha256_over_loopback(tmp_path, http_serve
     assert not (out / assets.DEFAULT_FILES[-1]).exists()
     res = assets.download_filter_assets(out, base_url=base, verify_only=True)
     assert [s.status for s in res] == ["present"] * 5 + ["missing"]
+
+
+def test_embed_cli_summary_and_one_line_errors(tmp_path, tiny_weights):
+    from click.testing import CliRunner
+
+    from datacomp_sci.cli import main
+
+    make_pool(tmp_path / "pool")
+    base = ["embed", str(tmp_path / "pool"), "--device", "cpu", "-j", "0", "--no-progress",
+            "--models", "b32", "--b32-model", TINY_MODEL]
+    r = CliRunner().invoke(main, [*base, "--b32-pretrained", str(tiny_weights)])
+    assert r.exit_code == 0, r.output
+    assert "files       2: 2 embedded" in r.output and "1 rows without an image" in r.output
+    r = CliRunner().invoke(main, [*base, "--b32-pretrained", str(tiny_weights)])
+    assert "2 done" in r.output
+    r = CliRunner().invoke(main, [*base, "--b32-pretrained", "nope"])
+    assert r.exit_code == 1 and "neither a file nor an OpenCLIP tag" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_embed_keeps_fresh_sidecars_fresh(tmp_path, tiny_weights):
+    from datacomp_sci.pool.pools import discover_pool, sidecar_fresh
+    from datacomp_sci.subsets.langid import ensure_lang_sidecars
+
+    make_pool(tmp_path / "pool")
+    ensure_lang_sidecars([discover_pool(tmp_path / "pool")])
+    metas = sorted((tmp_path / "pool" / "metadata").glob("*.parquet"))
+    assert all(sidecar_fresh(m, "lang") for m in metas)
+    embed_pools([tmp_path / "pool"], _opts(tiny_weights, models=("b32",)))
+    assert all(sidecar_fresh(m, "lang") for m in metas)  # the rows did not change

@@ -19,10 +19,11 @@ pair of blocks is a lookup key of about ``128 / (radius + 2)`` bits), candidates
 expanded in bounded batches, so memory stays flat however skewed the hashes are.
 
 Not the paper's method: arXiv 2311.04711 scored pool images against the evaluation
-images with dataset2metadata's copy-detection descriptor model (``isc-ft-v107``,
-threshold 0.604169), which also catches crops, overlays and colour edits; its weights
-are a download this project cannot make at run time. A perceptual hash catches resized,
-recompressed and slightly edited copies (the bulk of web duplicates), not crops.
+images with dataset2metadata's copy-detection descriptor model (``isc_ft_v107``,
+threshold 0.604169), which also catches crops, overlays and colour edits; that is
+``--method isc`` (:mod:`datacomp_sci.subsets.decontam_isc`), which needs its weights file.
+A perceptual hash, the default that needs no weights, catches resized, recompressed and
+slightly edited copies (the bulk of web duplicates), not crops.
 """
 
 from __future__ import annotations
