@@ -33,7 +33,7 @@ from datacomp_sci.engines import EngineOptions, TaskError, TaskFailed, engine_se
 from datacomp_sci.pool.build import build_pool, options_from_config
 from datacomp_sci.pool.download import DownloadOptions, download_pool
 from datacomp_sci.resharding.reshard import ReshardOptions, reshard
-from datacomp_sci.samplegen.commonpool import metadata_for_port, write_commonpool_source
+from datacomp_sci.samplegen.commonpool import BASE_URL, write_commonpool_source
 
 SAMPLES = resource_path("samples")
 TESTS = Path(__file__).resolve().parent
@@ -307,6 +307,21 @@ def _shard_contents(shards: Path) -> dict:
     return out
 
 
+def _urls_on(source: Path, base: str) -> Path:
+    """The source's metadata with its URLs pointing at the loopback server ``base``
+    (Ray's worker processes do not see the demo's http_proxy)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(source / "metadata" / "commonpool_tiny.parquet")
+    urls = [u.replace(BASE_URL, base) for u in t.column("url").to_pylist()]
+    t = t.set_column(t.schema.get_field_index("url"), "url", pa.array(urls, pa.string()))
+    out = source / "loopback_metadata"
+    out.mkdir(exist_ok=True)
+    pq.write_table(t, out / "commonpool_tiny.parquet")
+    return out
+
+
 @pytest.mark.slow
 def test_download_pool_on_ray_equals_local(ray_cluster, tmp_path, monkeypatch):
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
@@ -316,7 +331,7 @@ def test_download_pool_on_ray_equals_local(ray_cluster, tmp_path, monkeypatch):
     from datacomp_sci.core.util import serve_folder
 
     with serve_folder(source) as base:
-        meta = metadata_for_port(source, int(base.rsplit(":", 1)[1]))
+        meta = _urls_on(source, base)
         local = download_pool(tmp_path / "local", metadata_dir=meta, opts=opts)
         on_ray = download_pool(tmp_path / "ray", metadata_dir=meta, opts=opts,
                                engine=EngineOptions(name="ray"))
