@@ -1,4 +1,4 @@
-"""The demo's ending: its three runs become submissions on a local board, exported."""
+"""The demo's ending: its runs become submissions on a local board, exported."""
 
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ from datacomp_sci.pipeline.demo import EXPERIMENT, publish_leaderboard
 from datacomp_sci.pipeline.experiment import load_experiment
 from datacomp_sci.reporting.aggregate import load_suite
 
+RUNS = ("commonpool", "arxiv_pmc", "commonpool_arxiv_pmc", "clip_score_mix")
+
 
 def fake_demo_output(out, suite):
     """What the demo's experiment leaves: runs/<run>/tiny_scale and subsets/<pool>.npy."""
     for i, pool in enumerate(("commonpool", "arxiv", "pmc")):
         uid_file(out / "subsets" / f"{pool}.npy", 10 * (i + 1), start=1000 * i)
-    for j, run in enumerate(("commonpool", "arxiv_pmc", "commonpool_arxiv_pmc")):
+        # the CLIP-score-filtered run's pools: a smaller subset of the same uids
+        uid_file(out / "subsets" / f"{pool}_clip.npy", 3 * (i + 1), start=1000 * i)
+    for j, run in enumerate(RUNS):
         d = out / "runs" / run / "tiny_scale"
         d.mkdir(parents=True)
         (d / "epoch_1.pt").write_bytes(run.encode())
@@ -37,10 +41,11 @@ def test_demo_runs_land_on_a_local_board_and_a_static_site(tmp_path):
     board, site = publish_leaderboard(tmp_path, exp, lines.append)
     store = Store(board)
     entries = {e.method: e for e in store.entries()}
-    assert set(entries) == {"commonpool", "arxiv_pmc", "commonpool_arxiv_pmc"}
+    assert set(entries) == set(RUNS) == set(exp.runs)
     assert entries["commonpool"].kind == "baseline"
     assert entries["commonpool_arxiv_pmc"].dataset_size == 10 + 20 + 30
     assert entries["arxiv_pmc"].dataset_size == 20 + 30
+    assert entries["clip_score_mix"].dataset_size == 3 + 6 + 9
     assert store.settings.suite == "tiny" and store.settings.scales == ("tiny",)
     page = (site / "board" / "tiny" / "filtering" / "index.html").read_text()
     assert page.index("commonpool_arxiv_pmc") < page.index("arxiv_pmc<")
@@ -48,5 +53,5 @@ def test_demo_runs_land_on_a_local_board_and_a_static_site(tmp_path):
         assert (site / "submission" / e.id / "index.html").is_file()
     before = {p: p.read_bytes() for p in site.rglob("*") if p.is_file()}
     publish_leaderboard(tmp_path, exp, lines.append)      # a rerun of the demo
-    assert len(Store(board).entries()) == 3 and "already has" in lines[-2]
+    assert len(Store(board).entries()) == len(RUNS) and "already has" in lines[-2]
     assert {p: p.read_bytes() for p in site.rglob("*") if p.is_file()} == before
