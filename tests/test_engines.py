@@ -401,3 +401,28 @@ def test_embed_on_ray_writes_the_same_files_as_local(ray_cluster, tmp_path):
     assert tree_digest(tmp_path / "ray") == tree_digest(tmp_path / "local")
     again = embed_pools([tmp_path / "ray"], EmbedOptions(**base, engine=EngineOptions(name="ray")))
     assert [f.action for f in again.files] == ["done"] * 3
+
+
+def test_engine_mistakes_are_one_line_errors(tmp_path, monkeypatch):
+    runner = CliRunner()
+    base = ["build-pool", "pmc", str(SAMPLES / "pmc"), "-o", str(tmp_path / "p"), "--no-progress"]
+    res = runner.invoke(main, base + ["--ray-address", "auto"])
+    assert res.exit_code != 0 and "--ray-address needs --engine ray" in res.output
+    assert "Traceback" not in res.output
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the [ray] extra were not installed
+    res = runner.invoke(main, base + ["--engine", "ray"])
+    assert res.exit_code != 0 and "pip install 'datacomp-sci[ray]'" in res.output
+    assert not (tmp_path / "p" / "pool.json").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["build-pool", "pmc", str(SAMPLES / "pmc")],
+    ["reshard", "-i", str(SAMPLES), "--subset", str(SAMPLES / "expected.json")],
+    ["download-pool", "--metadata-dir", str(SAMPLES)],
+], ids=["build-pool", "reshard", "download-pool"])
+def test_object_storage_outputs_are_refused_in_one_line(command, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(main, command + ["-o", "s3://bucket/pool", "--no-progress"]
+                             if command[0] != "download-pool" else command + ["-o", "s3://b/p"])
+    assert res.exit_code != 0 and "object storage are not supported yet" in res.output
+    assert not (tmp_path / "s3:").exists()

@@ -44,7 +44,7 @@ from datacomp_sci.core.util import (
     package_versions,
     sha256_bytes,
 )
-from datacomp_sci.engines import Engine, EngineOptions, TaskFailed, engine_session
+from datacomp_sci.engines import Engine, EngineOptions, TaskFailed, engine_session, output_folder
 from datacomp_sci.extract.archives import (
     ArchiveError,
     ArchiveLimits,
@@ -435,7 +435,7 @@ def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
     them); the pool is the same bytes on any engine.
     """
     t0 = time.time()
-    out = Path(output)
+    out = output_folder(output)
     units, problems = list_units(list(inputs), opts.source)
     if not units:
         why = "; ".join(f"{p['input']}: {p['detail']}" for p in problems)

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from datacomp_sci.core.uids import save_subset, uids_to_u8u8
 from datacomp_sci.core.util import atomic_write_json, link_or_copy
-from datacomp_sci.engines import EngineOptions, engine_session
+from datacomp_sci.engines import EngineOptions, engine_session, output_folder
 
 # Where DataComp's metadata lives: CommonPool's scales in one dataset repository (as
 # DataComp's download_upstream.py fetches them: pattern {scale}/*.parquet, xlarge one
@@ -220,7 +220,7 @@ def download_pool(output: str | os.PathLike, *, metadata_dir: str | os.PathLike 
     ``engine``: local (img2dataset's multiprocessing) or ray (its ray distributor)."""
     if (metadata_dir is None) == (scale is None):
         raise ValueError("give exactly one of --metadata-dir (local parquets) or --scale")
-    out = Path(output).expanduser().resolve()
+    out = output_folder(output).expanduser().resolve()
     meta_out = out / "metadata"
     source = Path(metadata_dir).expanduser() if metadata_dir else None
     if source is not None and not source.is_dir():

@@ -76,7 +76,7 @@ from datacomp_sci.core.util import (
     dumps_stable,
     sha256_file,
 )
-from datacomp_sci.engines import Engine, EngineOptions, TaskFailed, engine_session
+from datacomp_sci.engines import Engine, EngineOptions, TaskFailed, engine_session, output_folder
 from datacomp_sci.resharding.index import default_index_cache, tar_index_cached
 from datacomp_sci.resharding.inputs import (
     OUTPUT_SHARD_FORMAT,
@@ -537,6 +537,7 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
     input shards finished."""
     if opts.shard_size < 1:
         raise ValueError("--shard-size must be at least 1")
+    out = output_folder(output).expanduser().resolve()
     if opts.index_cache is not None and not opts.use_index_cache:
         raise ValueError("give --index-cache DIR or --no-index-cache, not both")
     subset_path = Path(subset_path)
@@ -544,7 +545,6 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
         raise FileNotFoundError(f"{subset_path}: no such subset file")
     reader, reader_line = tarscan.resolve_reader(opts.tar_reader)
     resolved = resolve_inputs(inputs)
-    out = Path(output).expanduser().resolve()
     fingerprint = _fingerprint(resolved.shards, sha256_file(subset_path), opts)
     text_src = None
     if opts.text_from is not None:
