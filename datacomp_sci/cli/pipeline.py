@@ -48,19 +48,20 @@ def experiment_cmd(file, output, dry_run, keep_going, quiet, progress):
                 "experiment file's `workers`].")
 @progress_option("Show each step's progress bars.")
 def demo_cmd(output, workers, progress):
-    """Run the whole pipeline on the bundled sample data (2 to 3 minutes on 2 CPU cores).
+    """Run the whole pipeline on the bundled sample data (about 4 minutes on 2 CPU cores).
 
     \b
     1. generate a small CommonPool-like URL pool and download it with img2dataset
        (DataComp's parameters) from a loopback HTTP server;
-    2. run experiments/demo_tiny.yaml, the paper's three runs at the `tiny` scale:
-       build the arXiv and PMC pools from the bundled sample packages (LaTeX projects
-       and JATS articles generated for this project, hostile and corrupt ones
-       included), filter, reshard, mix, train three tiny CLIP models with OpenCLIP,
-       evaluate them on a tiny suite in clip_benchmark's layout, and report;
+    2. run experiments/demo_tiny.yaml, the paper's three runs at the `tiny` scale plus
+       a CLIP-score-filtered mix: build the arXiv and PMC pools from the bundled sample
+       packages (LaTeX projects and JATS articles generated for this project, hostile
+       and corrupt ones included), embed every pool with a randomly initialised tiny
+       CLIP, filter, reshard, mix, train four tiny CLIP models with OpenCLIP, evaluate
+       them on a tiny suite in clip_benchmark's layout, and report;
     3. print a DuckDB summary of the pools and the report's Table 3;
-    4. import the three runs into a local leaderboard (OUTPUT/leaderboard) and export
-       its static site (OUTPUT/leaderboard_site).
+    4. import the runs into a local leaderboard (OUTPUT/leaderboard) and export its
+       static site (OUTPUT/leaderboard_site).
 
     Rerunning reuses finished steps. Outputs: OUTPUT/pools, OUTPUT/commonpool_tiny,
     OUTPUT/subsets, OUTPUT/shards, OUTPUT/runs, OUTPUT/report (table3.md, report.png),
