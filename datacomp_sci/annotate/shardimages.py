@@ -10,7 +10,6 @@ A damaged tar keeps the samples listed before the damage.
 
 from __future__ import annotations
 
-import json
 import os
 import tarfile
 from dataclasses import dataclass, field
@@ -18,10 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datacomp_sci.core.tars import ReadCounts, iter_local_samples
+from datacomp_sci.core.tars import iter_sample_images
 from datacomp_sci.core.util import parallel_map
-
-IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 
 
 @dataclass
@@ -41,22 +38,13 @@ def list_shard_images(shard: str) -> ShardImages:
     out = ShardImages(shard)
     try:
         with open(shard, "rb") as f:
-            fd = f.fileno()
-            for members in iter_local_samples(f, ReadCounts()):
-                found = {suffix[1:].lower(): (offset, size) for suffix, offset, size in members}
-                ext = next((e for e in IMAGE_EXTS if e in found), None)
-                try:
-                    meta = json.loads(os.pread(fd, found["json"][1], found["json"][0])) \
-                        if "json" in found else {}
-                except ValueError:
-                    meta = {}
-                uid = meta.get("uid") if isinstance(meta, dict) else None
-                if ext is None or not isinstance(uid, str):
+            for sample in iter_sample_images(f):
+                if sample is None:
                     out.missing += 1
                     continue
-                out.uids.append(uid)
-                out.offsets.append(found[ext][0])
-                out.sizes.append(found[ext][1])
+                out.uids.append(sample[0])
+                out.offsets.append(sample[1])
+                out.sizes.append(sample[2])
     except (tarfile.TarError, OSError, EOFError, ValueError) as e:
         out.error = f"{type(e).__name__}: {e}"
     return out

@@ -251,3 +251,27 @@ def iter_local_samples(f, counts: ReadCounts,
                 raise tarfile.ReadError(problem)
 
         yield from _group_by_key(members(tf), counts, check_end)
+
+
+SAMPLE_IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")  # in the order a sample's image is picked
+
+
+def iter_sample_images(f) -> Iterator[tuple[str, int, int] | None]:
+    """Per sample of a local tar (listed by :func:`iter_local_samples`): ``(uid, image
+    offset, image size)``, or None for a sample without an image, a ``.json`` or a uid.
+    Only each ``.json`` is read; the image is left for the caller to read by offset.
+    Raises as :func:`iter_local_samples` at damage, after the samples before it."""
+    fd = f.fileno()
+    for members in iter_local_samples(f, ReadCounts()):
+        found = {suffix[1:].lower(): (offset, size) for suffix, offset, size in members}
+        ext = next((e for e in SAMPLE_IMAGE_EXTS if e in found), None)
+        try:
+            meta = json.loads(os.pread(fd, found["json"][1], found["json"][0])) \
+                if "json" in found else {}
+        except ValueError:
+            meta = {}
+        uid = meta.get("uid") if isinstance(meta, dict) else None
+        if ext is None or not isinstance(uid, str):
+            yield None
+        else:
+            yield (uid, *found[ext])

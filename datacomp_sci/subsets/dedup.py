@@ -25,7 +25,6 @@ Images are decoded with JPEG draft mode (DCT downscaling to >= 256 px) before th
 from __future__ import annotations
 
 import io
-import json
 import os
 import tarfile
 from collections.abc import Callable
@@ -41,12 +40,11 @@ from PIL import Image
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from datacomp_sci.core.tars import ReadCounts, iter_local_samples
+from datacomp_sci.core.tars import iter_sample_images
 from datacomp_sci.core.util import atomic_open, parallel_map
 from datacomp_sci.pool.pools import Pool, sidecar_fresh, sidecar_metadata, sidecar_path
 
 PHASH_SCHEMA = pa.schema([pa.field("uid", pa.string()), pa.field("phash", pa.uint64())])
-IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 DEFAULT_RADIUS = 4
 _DRAFT_SIZE = (256, 256)
 
@@ -82,19 +80,11 @@ def shard_phashes(shard: Path) -> ShardHashes:
     try:
         with open(shard, "rb") as f:
             fd = f.fileno()
-            for members in iter_local_samples(f, ReadCounts()):
-                found = {suffix[1:].lower(): (offset, size) for suffix, offset, size in members}
-                img_ext = next((e for e in IMAGE_EXTS if e in found), None)
-                try:
-                    meta = json.loads(os.pread(fd, found["json"][1], found["json"][0])) \
-                        if "json" in found else {}
-                except ValueError:
-                    meta = {}
-                uid = meta.get("uid") if isinstance(meta, dict) else None
-                if img_ext is None or not isinstance(uid, str):
+            for sample in iter_sample_images(f):
+                if sample is None:
                     out.missing += 1
                     continue
-                offset, size = found[img_ext]
+                uid, offset, size = sample
                 try:
                     value = phash_u64(os.pread(fd, size, offset))
                 except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
