@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import tarfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from datacomp_sci.core.suites import TaskSpec
@@ -130,3 +131,55 @@ def verify_task(task: TaskSpec, data_dir: Path) -> int:
     if task.kind == "winogavil":
         return sum(1 for _ in iter_winogavil(shards))
     return count_samples(shards)
+
+
+@dataclass
+class SuiteShards:
+    """The test shards of a suite's tasks present under an evaluation-data folder."""
+
+    root: Path
+    tasks: list[str]  # keys of the tasks present
+    jobs: list[tuple[int, Path]]  # (index into tasks, shard path)
+    missing: list[str]  # "key: why" of the tasks absent
+
+
+def missing_tasks_message(missing: list[str], data_dir: str | Path, suite: str,
+                          present: int) -> str:
+    """The warning for evaluation tasks absent from ``data_dir``: which, and how to fetch them."""
+    from datacomp_sci.core.suites import load_suite
+
+    names = ", ".join(m.split(":", 1)[0] for m in missing)
+    return (f"decontaminated against the test images of {present} of the "
+            f"{load_suite(suite).size_text()}: {len(missing)} absent from {data_dir} ({names}); "
+            "samples copying their "
+            f"test images were NOT removed. Fetch them with `datacomp-sci download-evalsets -o "
+            f"{data_dir} --suite {suite}` and filter again")
+
+
+def suite_shards(data_dir: str | Path, suite: str, require_all: bool = False) -> SuiteShards:
+    """Every test shard of the suite's tasks found under ``data_dir``; a folder holding none
+    of them (or, with ``require_all``, missing any) is a FileNotFoundError saying how to
+    fetch them."""
+    from datacomp_sci.core.suites import load_suite
+
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such evaluation data folder (fetch it with "
+                                f"`datacomp-sci download-evalsets -o {root} --suite {suite}`)")
+    s = load_suite(suite)
+    out = SuiteShards(root, [], [], [])
+    for task in s.tasks:
+        problem = task_data_problem(task, root)
+        if problem is not None:
+            out.missing.append(f"{task.key}: {problem}")
+            continue
+        out.tasks.append(task.key)
+        out.jobs += [(len(out.tasks) - 1, p) for p in shard_paths(root / task.folder)]
+    if not out.tasks:
+        raise FileNotFoundError(
+            f"{root} holds none of the {s.size_text()}: fetch "
+            f"them with `datacomp-sci download-evalsets -o {root} --suite {suite}`")
+    if out.missing and require_all:
+        raise FileNotFoundError(missing_tasks_message(out.missing, root, suite, len(out.tasks))
+                                + " (--require-all-tasks)")
+    return out

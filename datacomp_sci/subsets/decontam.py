@@ -127,51 +127,17 @@ class EvalHashes:
     shards_cached: int = 0
 
 
-def missing_tasks_message(missing: list[str], data_dir: str | Path, suite: str,
-                          present: int) -> str:
-    """The warning for evaluation tasks absent from ``data_dir``: which, and how to fetch them."""
-    from datacomp_sci.core.suites import load_suite
-
-    names = ", ".join(m.split(":", 1)[0] for m in missing)
-    return (f"decontaminated against the test images of {present} of the "
-            f"{load_suite(suite).size_text()}: {len(missing)} absent from {data_dir} ({names}); "
-            "samples copying their "
-            f"test images were NOT removed. Fetch them with `datacomp-sci download-evalsets -o "
-            f"{data_dir} --suite {suite}` and filter again")
-
-
 def evalset_hashes(data_dir: str | Path, suite: str, workers: int = 1,
                    cache: Path | None = None,
                    on_tar: Callable[[EvalTarHashes], None] | None = None,
                    require_all: bool = False) -> EvalHashes:
     """Hash the test images of ``suite``'s tasks in ``data_dir`` (cached per shard).
     ``require_all``: a task whose data is absent is an error (else listed in ``missing``)."""
-    from datacomp_sci.core.evaldata import shard_paths, task_data_problem
-    from datacomp_sci.core.suites import load_suite
+    from datacomp_sci.core.evaldata import suite_shards
 
-    root = Path(data_dir).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such evaluation data folder (fetch it with "
-                                f"`datacomp-sci download-evalsets -o {root} --suite {suite}`)")
+    found = suite_shards(data_dir, suite, require_all)
+    root, tasks, jobs, missing = found.root, found.tasks, found.jobs, found.missing
     cache = cache or default_cache()
-    s = load_suite(suite)
-    jobs: list[tuple[int, Path]] = []
-    tasks: list[str] = []
-    missing: list[str] = []
-    for task in s.tasks:
-        problem = task_data_problem(task, root)
-        if problem is not None:
-            missing.append(f"{task.key}: {problem}")
-            continue
-        tasks.append(task.key)
-        jobs += [(len(tasks) - 1, p) for p in shard_paths(root / task.folder)]
-    if not tasks:
-        raise FileNotFoundError(
-            f"{root} holds none of the {s.size_text()}: fetch "
-            f"them with `datacomp-sci download-evalsets -o {root} --suite {suite}`")
-    if missing and require_all:
-        raise FileNotFoundError(missing_tasks_message(missing, root, suite, len(tasks)) +
-                                " (--require-all-tasks)")
     results: dict[int, EvalTarHashes] = {}
     todo = []
     for i, (_t, path) in enumerate(jobs):

@@ -98,28 +98,13 @@ def _describe_shard(path: Path, isc: ISCModel, cache: Path, batch_size: int, wor
 
 def evalset_descriptors(data_dir: str | Path, suite: str, isc: ISCModel, batch_size: int = 64,
                         workers: int = 0, device: str = "cpu", cache: Path | None = None,
-                        on_images: Callable[[int], None] | None = None) -> EvalDescriptors:
-    from datacomp_sci.core.evaldata import shard_paths, task_data_problem
-    from datacomp_sci.core.suites import load_suite
+                        on_images: Callable[[int], None] | None = None,
+                        require_all: bool = False) -> EvalDescriptors:
+    from datacomp_sci.core.evaldata import suite_shards
 
-    root = Path(data_dir).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such evaluation data folder (fetch it with "
-                                f"`datacomp-sci download-evalsets {root} --suite {suite}`)")
+    found = suite_shards(data_dir, suite, require_all)
+    root, tasks, jobs, missing = found.root, found.tasks, found.jobs, found.missing
     cache = cache or default_cache()
-    s = load_suite(suite)
-    tasks, missing, jobs = [], [], []
-    for task in s.tasks:
-        problem = task_data_problem(task, root)
-        if problem is not None:
-            missing.append(f"{task.key}: {problem}")
-            continue
-        tasks.append(task.key)
-        jobs += [(len(tasks) - 1, p) for p in shard_paths(root / task.folder)]
-    if not tasks:
-        raise FileNotFoundError(
-            f"{root} holds none of the {len(s.tasks)} evaluation sets of suite {suite!r}: fetch "
-            f"them with `datacomp-sci download-evalsets {root} --suite {suite}`")
     descs, task_idx, shard, member = [], [], [], []
     images: Counter = Counter()
     errors: Counter = Counter()

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datacomp_sci import __version__
+from datacomp_sci.core.evaldata import missing_tasks_message
 from datacomp_sci.core.resources import project_file
 from datacomp_sci.core.uids import (
     SUBSET_DTYPE,
@@ -44,7 +45,6 @@ from datacomp_sci.core.uids import (
 from datacomp_sci.core.util import atomic_open, atomic_write_json, package_versions, sha256_file
 from datacomp_sci.pool.pools import Pool, discover_pools
 from datacomp_sci.pool.query import connect, set_params
-from datacomp_sci.subsets.decontam import missing_tasks_message
 from datacomp_sci.subsets.dedup import (
     DEFAULT_RADIUS,
     ensure_phash_sidecars,
@@ -351,7 +351,8 @@ def _decontaminate_isc(pools: list[Pool], spec: FilterSpec, opts: RunOptions) ->
     isc = load_isc(spec.isc_weights, device)
     workers = opts.workers if opts.workers > 1 else 0
     ev = di.evalset_descriptors(spec.evalsets, spec.suite, isc, opts.batch_size, workers,
-                                device, on_images=opts.on_images)
+                                device, on_images=opts.on_images,
+                                require_all=spec.require_all_tasks)
     pd_ = di.pool_descriptors(pools, isc, opts.batch_size, workers, device, opts.on_images)
     rows, j, sim = di.match(pd_, ev, spec.isc_threshold)
     named = np.array([u is not None for u in pd_.uids], bool)  # a NULL uid cannot be kept
@@ -379,7 +380,15 @@ def _decontaminate_isc(pools: list[Pool], spec: FilterSpec, opts: RunOptions) ->
     params = {"method": "isc", "threshold": spec.isc_threshold, "suite": spec.suite,
               "evalsets": str(Path(spec.evalsets).expanduser().resolve()),  # type: ignore[arg-type]
               "descriptor": isc.identity}
-    return Selection(uids[keep], "decontaminate", None, params, stats, matches)
+    return Selection(uids[keep], "decontaminate", None, params, stats, matches,
+                     _absent_tasks_warnings(ev.missing, ev.tasks, spec))
+
+
+def _absent_tasks_warnings(missing: list[str], present: list[str], spec: FilterSpec) -> list[str]:
+    """The loud warning of a decontamination that ran without some of the suite's tasks."""
+    if not missing:
+        return []
+    return [missing_tasks_message(missing, spec.evalsets, spec.suite, len(present))]
 
 
 def _decontaminate(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Selection:
@@ -422,8 +431,7 @@ def _decontaminate(pools: list[Pool], spec: FilterSpec, opts: RunOptions) -> Sel
     params = {"radius": spec.radius, "suite": spec.suite,
               "evalsets": str(Path(spec.evalsets).expanduser().resolve()),
               "method": "phash (imagehash.phash, 64 bits)"}
-    warnings = [missing_tasks_message(ev.missing, spec.evalsets, spec.suite, len(ev.tasks))] \
-        if ev.missing else []
+    warnings = _absent_tasks_warnings(ev.missing, ev.tasks, spec)
     return Selection(uids[keep], "decontaminate", sql, params, stats, matches, warnings)
 
 
