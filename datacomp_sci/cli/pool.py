@@ -59,14 +59,15 @@ def build_pool_cmd(source, inputs, output, config, name, workers, shard_size, im
     OUTPUT/build_report.json and OUTPUT/skipped.jsonl (every skipped item and why).
     Interrupt it at any time: rerunning the same command resumes and gives the same bytes.
     """
-    from datacomp_sci.cli.progress import BuildProgress, print_build_summary
+    from datacomp_sci.cli.progress import print_build_summary
+    from datacomp_sci.core.bars import BuildBar
     from datacomp_sci.pool.build import build_pool, options_from_config
 
     opts = run_library(options_from_config, source, config, name=name, shard_size=shard_size,
                        image_size=image_size, keep_multi_panel=keep_multi_panel,
                        converter_timeout_s=converter_timeout)
     engine_opts = run_library(engine_from_options, engine, ray_address, task_retries, workers)
-    bar = BuildProgress(enabled=progress)
+    bar = BuildBar(progress)
     try:
         result = run_library(build_pool, list(inputs), output, opts, workers=workers,
                              overwrite=overwrite, keep_work=keep_work, progress=bar.update,

@@ -1,34 +1,10 @@
-"""Progress bars and end-of-run summaries for the command line (tqdm, plain text)."""
+"""End-of-run summaries for the command line (the progress bars are in core/bars.py)."""
 
 from __future__ import annotations
 
 import click
-from tqdm import tqdm
 
 from datacomp_sci.core.tables import format_table
-
-
-class BuildProgress:
-    """A bar over input archives showing papers and pairs, with rate and ETA."""
-
-    def __init__(self, enabled: bool = True):
-        self.enabled = enabled
-        self.bar: tqdm | None = None
-
-    def start(self, units) -> None:
-        if self.enabled:
-            self.bar = tqdm(total=len(units), unit="archive", dynamic_ncols=True,
-                            desc="build-pool")
-
-    def update(self, done: int, totals: dict) -> None:
-        if self.bar is not None:
-            self.bar.n = done
-            self.bar.set_postfix(papers=totals["papers"], pairs=totals["pairs"], refresh=False)
-            self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def print_build_summary(result) -> None:
