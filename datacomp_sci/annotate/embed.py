@@ -507,18 +507,8 @@ def _embed_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, di
             feats, status = _encode_file(loc, texts, {s: loaded[s] for s in todo}, reader,
                                          opts, device, precision)
             _write_file(meta, rows, todo, feats, status)
-            for slot in todo:
-                record["models"][slot] = ident[slot]
-            record["files"][stem] = {"state": "done", "rows": rows,
-                                     "slots": sorted(set(prior) | set(todo)),
-                                     "no_image": int((status == 0).sum()),
-                                     "undecodable": int((status == 2).sum())}
-            atomic_write_json(pool.root / "pool.json", info)
-            result.images += int((status == 1).sum())
-            result.files.append(FileReport(pool.name, str(meta), rows, "embedded", todo,
-                                           int((status == 0).sum()), int((status == 2).sum())))
-            if opts.on_file:
-                opts.on_file(str(meta), "embedded")
+            _record_done(pool, info, record, result, meta, rows, todo, prior, status, ident,
+                         opts)
     finally:
         if reader is not None:
             with contextlib.suppress(OSError):
@@ -598,17 +588,24 @@ def _embed_pool_on_engine(pool: Pool, choices: dict[str, ModelChoice], ident: di
         meta, rows, todo, prior = plan[pos]
         if isinstance(status, TaskFailed):
             status.raise_error(f"embedding {meta}")
-        for slot in todo:
-            record["models"][slot] = ident[slot]
-        record["files"][meta.stem] = {"state": "done", "rows": rows,
-                                      "slots": sorted(set(prior) | set(todo)),
-                                      "no_image": int((status == 0).sum()),
-                                      "undecodable": int((status == 2).sum())}
-        atomic_write_json(pool.root / "pool.json", info)
-        result.images += int((status == 1).sum())
-        result.files.append(FileReport(pool.name, str(meta), rows, "embedded", todo,
-                                       int((status == 0).sum()), int((status == 2).sum())))
         if opts.on_images:
             opts.on_images(rows)
-        if opts.on_file:
-            opts.on_file(str(meta), "embedded")
+        _record_done(pool, info, record, result, meta, rows, todo, prior, status, ident, opts)
+
+
+def _record_done(pool, info: dict, record: dict, result, meta: Path, rows: int,
+                 todo: list[str], prior: list[str], status, ident: dict, opts) -> None:
+    """A metadata file is embedded: its record in ``pool.json`` (written at once, so a
+    killed run resumes after it), the run's counts and the caller's callback."""
+    no_image, undecodable = int((status == 0).sum()), int((status == 2).sum())
+    for slot in todo:
+        record["models"][slot] = ident[slot]
+    record["files"][meta.stem] = {"state": "done", "rows": rows,
+                                  "slots": sorted(set(prior) | set(todo)),
+                                  "no_image": no_image, "undecodable": undecodable}
+    atomic_write_json(pool.root / "pool.json", info)
+    result.images += int((status == 1).sum())
+    result.files.append(FileReport(pool.name, str(meta), rows, "embedded", todo, no_image,
+                                   undecodable))
+    if opts.on_file:
+        opts.on_file(str(meta), "embedded")

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from datacomp_sci.core.outdir import fingerprint_diff
+from datacomp_sci.core.outdir import fingerprint_diff, read_record
 from datacomp_sci.core.tables import format_table
 from datacomp_sci.core.util import atomic_write_json, git_revision, package_versions, sha256_file
 from datacomp_sci.resharding.shardsets import resolve_shards
@@ -484,12 +484,9 @@ def _check_devices(plan: TrainPlan) -> None:
 
 def _completed(plan: TrainPlan) -> TrainResult | None:
     info_path = plan.exp_dir / "info.json"
-    if not info_path.exists():
+    info = read_record(info_path)
+    if info is None:
         return None
-    try:
-        info = json.loads(info_path.read_text())
-    except ValueError as e:
-        raise ValueError(f"{info_path}: unreadable ({e}); move it away to finish the run again") from e
     checkpoint = plan.exp_dir / info["checkpoint"]
     if not checkpoint.exists():
         return None
