@@ -246,14 +246,23 @@ def _read_optional(text: str, pos: int, end: int | None = None) -> tuple[str, in
             return text[pos + 1:i - 1], i
 
 
-def _skip_optionals(text: str, pos: int, end: int | None = None, n: int = 2) -> int:
-    """Position after up to ``n`` ``[...]`` arguments (e.g. ``\\includegraphics[..][..]``)."""
+def _read_optionals(text: str, pos: int, end: int | None = None,
+                    n: int = 2) -> tuple[list[str], int]:
+    """The contents of up to ``n`` ``[...]`` arguments (e.g. ``\\includegraphics[..][..]``)
+    and the position after them."""
+    found = []
     for _ in range(n):
         o = _read_optional(text, pos, end)
         if o is None:
             break
+        found.append(o[0])
         pos = o[1]
-    return pos
+    return found, pos
+
+
+def _skip_optionals(text: str, pos: int, end: int | None = None, n: int = 2) -> int:
+    """Position after up to ``n`` ``[...]`` arguments."""
+    return _read_optionals(text, pos, end, n)[1]
 
 
 def _read_arg(text: str, pos: int, end: int | None = None) -> tuple[str, int] | None:
@@ -930,13 +939,7 @@ class _Scanner:
         p = _star(text, p) if name not in ("label", "DCSIMPORTDIR") else p
         if name in ("includegraphics", "epsfbox", "epsffile", "plotone", "plottwo"):
             star = text.startswith("*", _skip_ws(text, m.end()))
-            options = []
-            for _ in range(2):
-                o = _read_optional(text, p, end)
-                if o is None:
-                    break
-                options.append(o[0])
-                p = o[1]
+            options, p = _read_optionals(text, p, end)
             g = _read_group(text, p, end)
             if g is None:
                 return p
@@ -990,13 +993,7 @@ class _Scanner:
 
     def _subfloat(self, start: int, p: int, end: int, out: list) -> int:
         text = self.text
-        opts = []
-        for _ in range(2):
-            o = _read_optional(text, p, end)
-            if o is None:
-                break
-            opts.append(o[0])
-            p = o[1]
+        opts, p = _read_optionals(text, p, end)
         body = _read_group(text, p, end)
         if body is None:
             return p
