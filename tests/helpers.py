@@ -319,3 +319,27 @@ def tar_bytes(members: list[tuple]) -> bytes:
                 info.type, info.linkname = m[1], m[2]
                 tar.addfile(info)
     return buf.getvalue()
+
+
+def kill_build_and_rerun(cmd: list[str], out: Path, units: int = 4, seconds: float = 240):
+    """Run a ``build-pool`` command line, SIGKILL it once ``units`` unit results are saved,
+    check it died unfinished, then rerun it to the end; returns the rerun's result."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    work = out / "_work" / "units"
+    deadline = time.time() + seconds
+    while time.time() < deadline and proc.poll() is None:
+        if work.is_dir() and len(list(work.glob("*.json"))) >= units:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the build finished before it could be killed"
+    assert not (out / "pool.json").exists()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done

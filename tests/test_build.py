@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from helpers import dead_pid
+from helpers import dead_pid, kill_build_and_rerun
 from loopback import http_server  # noqa: F401  (fixture)
 from PIL import Image
 
@@ -288,29 +288,13 @@ def test_cli_build_pool_prints_a_summary_and_resumes(tmp_path):
 
 def test_build_killed_with_sigkill_resumes_to_identical_bytes(arxiv_pool, tmp_path):
     """The real thing: kill -9 the CLI mid-build, rerun the same command."""
-    import os
-    import signal
-    import subprocess
     import sys
-    import time
 
     pool, _ = arxiv_pool
     out = tmp_path / "pool"
     cmd = [sys.executable, "-m", "datacomp_sci.cli", "build-pool", "arxiv", str(SAMPLES / "arxiv"),
            "-o", str(out), "--workers", "1", "--converter-timeout", "3", "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    units = out / "_work" / "units"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if units.is_dir() and len(list(units.glob("*.json"))) >= 4:
-            os.kill(proc.pid, signal.SIGKILL)
-            break
-        time.sleep(0.01)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the build finished before it could be killed"
-    assert not (out / "pool.json").exists()
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    kill_build_and_rerun(cmd, out, seconds=120)
     assert tree_digest(out) == tree_digest(pool)
 
 

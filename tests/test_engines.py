@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import tarfile
 import threading
@@ -22,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from engine_tasks import square_after_failures, user_error
-from helpers import make_shards
+from helpers import kill_build_and_rerun, make_shards
 
 import datacomp_sci
 import datacomp_sci.pool.build as build_mod
@@ -241,19 +240,7 @@ def test_build_pool_on_ray_resumes_after_the_driver_is_killed(local_pools, ray_c
     cmd = [sys.executable, "-m", "datacomp_sci.cli", "build-pool", "arxiv", str(SAMPLES / "arxiv"),
            "-o", str(out), "--workers", "2", "--converter-timeout", "3", "--no-progress",
            "--engine", "ray", "--ray-address", ray_cluster]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    units = out / "_work" / "units"
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if units.is_dir() and len(list(units.glob("*.json"))) >= 4:
-            os.kill(proc.pid, signal.SIGKILL)
-            break
-        time.sleep(0.01)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the build finished before it could be killed"
-    assert not (out / "pool.json").exists()
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    done = kill_build_and_rerun(cmd, out, seconds=240)
     assert "written" in done.stdout
     assert tree_digest(out) == tree_digest(local_pools / "arxiv")
 
