@@ -20,7 +20,7 @@ SECTION_KEYS: dict[str, dict[str, tuple[type, ...] | None]] = {
         "name": (str,), "description": (str,), "workdir": (str,), "scale": (str,),
         "suite": (str,), "evalsets": (str,), "workers": (int,), "pools": (dict,),
         "filters": (dict,), "runs": (dict,), "report": (dict,), "curate": (dict,),
-        "embed": (dict,),
+        "embed": (dict,), "seed": (int,), "deterministic": (bool,),
     },
     "pool": {"build": (dict,), "path": (str,)},
     "build": {"source": (str,), "inputs": (list, str), "config": (str,)},
