@@ -42,8 +42,8 @@ KINDS = [RED, None, MID, FAINT, None, RED, FAINT, RED]
 SQUARE = (0.3, 0.25, 0.75, 0.7)  # x1, y1, x2, y2 of the square, fractions of the image
 
 
-def _image(shard: int, index: int) -> bytes:
-    k = shard * PER_SHARD + index
+def _image(shard: int, index: int, per_shard: int = PER_SHARD) -> bytes:
+    k = (shard * per_shard + index) % len(KINDS)
     w, h = SIZES[k % len(SIZES)]
     arr = np.full((h, w, 3), 100, np.uint8)
     arr[:, :, 1] += np.arange(w, dtype=np.uint8)[None, :] % 7  # not a flat image
@@ -55,10 +55,12 @@ def _image(shard: int, index: int) -> bytes:
     return buf.getvalue()
 
 
-def make_pool(root: Path, built: bool = True, boxes=None):
+def make_pool(root: Path, built: bool = True, boxes=None, shards: int = N_SHARDS,
+              per_shard: int = PER_SHARD):
     """A pool as build-pool writes it (pool.json, face_bboxes all empty before detection),
     or, ``built=False``, a CommonPool-like download with ``boxes`` as its own column."""
-    samples = make_shards(root / "shards", N_SHARDS, PER_SHARD, image_fn=_image)
+    samples = make_shards(root / "shards", shards, per_shard,
+                          image_fn=lambda s, i: _image(s, i, per_shard))
     (root / "metadata").mkdir(parents=True)
     for s, shard in enumerate(samples):
         rows = [{"uid": x.uid, "text": x.caption, "original_width": 1, "original_height": 1,
@@ -322,3 +324,48 @@ def test_faces_on_ray_write_the_same_files_as_local(tmp_path, weights):
             os.environ.pop("PYTHONPATH", None)
         else:
             os.environ["PYTHONPATH"] = old
+
+
+@pytest.mark.slow
+def test_faces_killed_mid_run_resume_to_the_same_files(tmp_path, weights):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    shape = {"shards": 6, "per_shard": 24}
+    make_pool(tmp_path / "ref", **shape)
+    embed_pools([tmp_path / "ref"], _opts(weights))
+    make_pool(tmp_path / "pool", **shape)
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(repo)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "datacomp_sci.cli", "embed", str(tmp_path / "pool"), "--models",
+         "faces", "--faces-weights", str(weights), "--device", "cpu", "-j", "0",
+         "--batch-size", "1", "--no-progress"], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    pool_json = tmp_path / "pool" / "pool.json"
+    deadline = time.monotonic() + 120
+    done = 0
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            files = json.loads(pool_json.read_text())["embeddings"]["files"]
+            done = sum(f["state"] == "done" for f in files.values())
+        except (OSError, ValueError, KeyError):
+            done = 0
+        if done:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait(timeout=60)
+    assert 1 <= done < shape["shards"]  # killed after a file, before the last
+    res = embed_pools([tmp_path / "pool"], _opts(weights))
+    actions = [f.action for f in res.files]
+    assert "done" in actions and "embedded" in actions
+    for meta in sorted((tmp_path / "ref" / "metadata").glob("*.parquet")):
+        assert (tmp_path / "pool" / "metadata" / meta.name).read_bytes() == meta.read_bytes()
+    assert sorted(p.name for p in (tmp_path / "pool" / "metadata").iterdir()) == \
+        sorted(p.name for p in (tmp_path / "ref" / "metadata").iterdir())  # no temp files
+    ref = json.loads((tmp_path / "ref" / "pool.json").read_text())["embeddings"]
+    assert json.loads(pool_json.read_text())["embeddings"] == ref

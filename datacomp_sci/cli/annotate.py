@@ -88,7 +88,7 @@ def embed_cmd(pools, models, b32_pretrained, l14_pretrained, b32_model, l14_mode
     for f in res.files:
         counts[f.action] = counts.get(f.action, 0) + 1
     click.echo(f"files       {len(res.files)}: " + ", ".join(
-        f"{n} {a}" for a, n in sorted(counts.items())) + "  (kept: a download's own scores)")
+        f"{n} {a}" for a, n in sorted(counts.items())) + "  (kept: a download's own scores or boxes)")
     no_image = sum(f.no_image for f in res.files)
     bad = sum(f.undecodable for f in res.files)
     if res.faces_found is not None:
