@@ -138,7 +138,14 @@ def download_filter_assets_cmd(output, scales, base_url, verify_only, timeout):
 def blur_cmd(pool, progress):
     """Blur the faces listed in POOL's face_bboxes column, in its shards, exactly as
     img2dataset's blurrer does at download time (its Resizer and BoundingBoxBlurrer, JPEG
-    quality 95). Resumable per shard; a rerun changes nothing."""
+    quality 95). Resumable per shard; a rerun changes nothing. A pool whose faces were not
+    detected (datacomp-sci embed POOL --models faces) is refused; a CommonPool download
+    is blurred with the boxes it came with.
+
+    Example:
+
+      datacomp-sci embed pools/pmc --models faces && datacomp-sci blur pools/pmc
+    """
     from tqdm import tqdm
 
     from datacomp_sci.annotate.blur import blur_pool
