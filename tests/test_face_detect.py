@@ -369,3 +369,17 @@ def test_faces_killed_mid_run_resume_to_the_same_files(tmp_path, weights):
         sorted(p.name for p in (tmp_path / "ref" / "metadata").iterdir())  # no temp files
     ref = json.loads((tmp_path / "ref" / "pool.json").read_text())["embeddings"]
     assert json.loads(pool_json.read_text())["embeddings"] == ref
+
+
+def test_experiment_embed_step_takes_faces_and_their_weights(tmp_path):
+    from datacomp_sci.core.resources import resource_path
+    from datacomp_sci.pipeline.experiment import load_experiment
+
+    text = resource_path("experiments", "demo_tiny.yaml").read_text()
+    assert "  device: cpu\n" in text
+    f = tmp_path / "exp.yaml"
+    f.write_text(text.replace("  device: cpu\n", "  device: cpu\n  models: [b32, l14, faces]\n"
+                              "  faces_weights: weights/det.onnx\n", 1))
+    exp = load_experiment(str(f), workdir=str(tmp_path / "work"))
+    assert exp.embed.models == ("b32", "l14", "faces")
+    assert exp.embed.faces_weights == str(tmp_path / "work" / "weights" / "det.onnx")
