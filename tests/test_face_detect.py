@@ -247,6 +247,7 @@ def test_embed_then_blur_equals_img2dataset_blurrer_on_the_detected_boxes(tmp_pa
     assert r.exit_code == 0, r.output
     assert "faces       SCRFD-10G det_tiny.onnx" in r.output
     assert "boxes in 4 images" in r.output
+    assert "1 rows without an image, 0 undecodable (NULL face_bboxes)" in r.output
     r = CliRunner().invoke(main, ["blur", pool, "--no-progress"])
     assert r.exit_code == 0, r.output
     assert "4 images with" in r.output

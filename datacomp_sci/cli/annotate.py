@@ -94,9 +94,11 @@ def embed_cmd(pools, models, b32_pretrained, l14_pretrained, b32_model, l14_mode
     if res.faces_found is not None:
         click.echo(f"faces       {res.faces_found:,} boxes in {res.images_with_faces:,} images")
     rate = res.images / res.seconds if res.seconds else 0.0
+    effects = (["zero image embedding, NULL score"] if set(res.models) - {"faces"} else []) \
+        + (["NULL face_bboxes"] if "faces" in res.models else [])
     click.echo(f"images      {res.images:,} embedded on {res.device} ({res.precision}), "
                f"{rate:,.1f} img/s; {no_image} rows without an image, {bad} undecodable "
-               "(zero image embedding, NULL score)")
+               f"({'; '.join(effects)})")
     if res.damaged_shards:
         click.echo(f"damaged     {len(res.damaged_shards)} shards read up to the damage: "
                    + "; ".join(res.damaged_shards[:3]), err=True)
