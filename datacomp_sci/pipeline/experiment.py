@@ -210,13 +210,15 @@ FILTER_OPTIONS = ("arch", "fraction", "threshold", "method", "isc_weights", "isc
 
 @dataclass(frozen=True)
 class EmbedDecl:
-    """``embed:``: which pools get CLIP embeddings and scores before they are filtered."""
+    """``embed:``: which pools get CLIP embeddings and scores (and face boxes, with
+    ``faces`` among the models) before they are filtered."""
 
     pools: tuple[str, ...]
     models: tuple[str, ...] = ("b32", "l14")
     archs: dict[str, str] = field(default_factory=dict)       # slot -> OpenCLIP model name
     pretrained: dict[str, str] = field(default_factory=dict)  # slot -> tag or file
     device: str = "auto"
+    faces_weights: str | None = None  # an SCRFD .onnx file; None: insightface's cache
 
 
 @dataclass(frozen=True)
@@ -321,7 +323,9 @@ def _embed_decl(raw: Any, where: str, pools: dict, base: Path,
             v = str(raw[f"{s}_pretrained"])
             is_file = "/" in v or v.startswith(PACKAGE_PREFIX) or v.endswith(_WEIGHT_SUFFIXES)
             pretrained[s] = resolve_path(v, base) if is_file else v  # else an OpenCLIP tag
-    return EmbedDecl(names, models, archs, pretrained, str(raw.get("device") or "auto"))
+    faces = resolve_path(str(raw["faces_weights"]), base) if raw.get("faces_weights") else None
+    return EmbedDecl(names, models, archs, pretrained, str(raw.get("device") or "auto"),
+                     faces)
 
 
 def _run_decl(run: str, raw: Any, pools: dict, where: str,
@@ -515,7 +519,7 @@ def _embed(pool: str, decl: EmbedDecl, marker: Path, workers: int | None) -> Any
 
     opts = EmbedOptions(models=decl.models, archs={**DEFAULT_ARCH, **decl.archs},
                         pretrained={"b32": "openai", "l14": "openai", **decl.pretrained},
-                        device=decl.device, workers=min(workers or 1, 4) if workers else 0)
+                        faces_weights=decl.faces_weights, device=decl.device, workers=min(workers or 1, 4) if workers else 0)
     res = embed_pools([pool], opts)
     atomic_write_json(marker, {"pool": pool, "models": res.models, "images": res.images,
                                "files": [dataclasses.asdict(f) for f in res.files]})
