@@ -384,3 +384,12 @@ def test_experiment_embed_step_takes_faces_and_their_weights(tmp_path):
     exp = load_experiment(str(f), workdir=str(tmp_path / "work"))
     assert exp.embed.models == ("b32", "l14", "faces")
     assert exp.embed.faces_weights == str(tmp_path / "work" / "weights" / "det.onnx")
+
+
+def test_cuda_without_onnxruntime_cuda_provider_is_refused_not_run_on_cpu(weights, monkeypatch):
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(ValueError, match="onnxruntime-gpu.*--device cpu"):
+        faces.load_detector(weights, "cuda")
+    assert faces.load_detector(weights, "cpu") is not None

@@ -100,12 +100,16 @@ def weights_identity(path: Path) -> dict[str, Any]:
 
 def load_detector(path: str | Path, device: str = "cpu"):
     """insightface's ``SCRFD`` over ``path`` on onnxruntime, set to dataset2metadata's
-    input size, threshold and NMS; CUDA when ``device`` is cuda and onnxruntime has it."""
+    input size, threshold and NMS; on CUDA when ``device`` is cuda (refused in one line
+    when onnxruntime has no CUDA provider, rather than running on the CPU unasked)."""
     import onnxruntime
     from insightface.model_zoo.scrfd import SCRFD
 
     providers = ["CPUExecutionProvider"]
-    if device == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+            raise ValueError("face detection on CUDA needs onnxruntime with its CUDA provider "
+                             "(pip install onnxruntime-gpu), or run it with --device cpu")
         providers.insert(0, "CUDAExecutionProvider")
     try:
         session = onnxruntime.InferenceSession(str(path), providers=providers)
