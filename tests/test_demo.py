@@ -66,3 +66,21 @@ def test_demo_download_is_the_same_on_every_run(tmp_path, monkeypatch):
     assert urls.column("url")[0].as_py() == f"{cp.BASE_URL}/images/00000.jpg"
     keys = [name.split(".")[0] for name, _data in _members(shards[0][names.index("00000000.tar")])]
     assert keys == sorted(keys)
+
+
+@pytest.mark.slow
+def test_the_whole_demo_runs_and_ends_on_a_board(demo_run):
+    """The session's one real demo (the demo_run fixture, shared with test_docs_run.py)."""
+    from datacomp_sci.leaderboard.store import Store
+
+    assert demo_run.outcomes and {o.status for o in demo_run.outcomes} <= {"ran", "skipped"}
+    assert demo_run.coverage.downloaded == 390 and demo_run.coverage.rows == 400
+    pairs = {row[0]: row[1] for row in demo_run.summary}
+    assert pairs["commonpool"] == 400 and pairs["arxiv"] > 0 and pairs["pmc"] > 0
+    assert {"table3.md", "report.json", "report.png"} <= {p.name for p in demo_run.report_files}
+    entries = Store(demo_run.leaderboard).entries()
+    assert sorted(e.method for e in entries) == sorted(
+        ["commonpool", "arxiv_pmc", "commonpool_arxiv_pmc", "clip_score_mix"])
+    assert (demo_run.leaderboard_site / "index.html").is_file()
+    for run in ("commonpool", "arxiv_pmc", "commonpool_arxiv_pmc", "clip_score_mix"):
+        assert (demo_run.output / "runs" / run / "tiny_scale" / "eval_results.jsonl").is_file()
