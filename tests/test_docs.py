@@ -145,3 +145,13 @@ def test_every_docs_test_marker_is_spelled_right():
            for i, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1)
            if "docs-test:" in line and not line.startswith("    ") and not MARKER.search(line)]
     assert not bad, f"unknown docs-test markers (skip or no-parse, with a reason): {bad}"
+
+
+def test_markers_say_whether_a_block_is_checked_and_run(tmp_path):
+    page = tmp_path / "p.md"
+    page.write_text("<!-- docs-test: skip (network) -->\n```bash\ndatacomp-sci a\n```\n\n"
+                    "<!-- docs-test: no-parse (an error on purpose) -->\n```console\n$ x\n```\n\n"
+                    "```sh\ndatacomp-sci b\n```\n", encoding="utf-8")
+    assert shell_blocks(page) == [(3, "datacomp-sci a", ("skip", "network")),
+                                  (8, "$ x", ("no-parse", "an error on purpose")),
+                                  (12, "datacomp-sci b", None)]
