@@ -41,3 +41,20 @@ def pytest_addoption(parser):
                          "minutes at most; raise it for a long campaign)")
     group.addoption("--fuzz-seed", type=int, default=20261204, metavar="SEED",
                     help="seed of the mutations (the same seed gives the same cases)")
+    parser.getgroup("demo", "the demo's outputs (tests/test_docs_run.py)").addoption(
+        "--demo-output", default=None, metavar="DIR",
+        help="where the demo_run fixture runs `datacomp-sci demo` (default: a session "
+             "temp folder); a finished demo there is reused")
+
+
+@pytest.fixture(scope="session")
+def demo_run(request, tmp_path_factory):
+    """``datacomp-sci demo``'s result (a ``DemoResult``), run once per test session.
+
+    Tests must treat its folder as read-only (copy what they change). ``--demo-output DIR``
+    keeps the folder between sessions: the demo resumes there, so a finished one is reused.
+    """
+    from datacomp_sci.pipeline.demo import run_demo
+
+    folder = request.config.getoption("--demo-output") or tmp_path_factory.mktemp("demo") / "out"
+    return run_demo(folder, log=lambda line: None, progress=False)

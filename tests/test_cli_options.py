@@ -127,3 +127,19 @@ def test_experiment_workdir_is_deprecated_for_output(tmp_path):
     assert res.exit_code == 0, res.output
     assert "--workdir is deprecated" in res.stderr
     assert f"workdir {tmp_path}" in res.stdout
+
+
+def test_missing_object_storage_credentials_is_one_line(tmp_path, monkeypatch):
+    """s3fs raises botocore's NoCredentialsError while signing, before any request: the
+    command prints what to set instead of a traceback."""
+    pytest.importorskip("s3fs")
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-metadata lookup
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    res = CliRunner().invoke(main, ["build-pool", "arxiv", "s3://arxiv/src/arXiv_src_2012_*.tar",
+                                    "-o", str(tmp_path / "pool")])
+    assert res.exit_code == 1, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    assert "set AWS credentials" in res.output and "Traceback" not in res.output

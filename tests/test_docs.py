@@ -7,10 +7,11 @@ split at ``&&``, ``;`` and ``|``) must name an existing command and only options
 command has, in their current spelling (a deprecated spelling fails: it would print a
 warning to a user copying it), with a value where the option takes one.
 
-Blocks are not executed: most need the network (download-pool --scale,
-download-evalsets), a GPU or real arXiv/PMC data. A block that should not even be
-parsed (e.g. shows an error on purpose) is preceded by ``<!-- docs-test: skip (why) -->``;
-the reason is required (docs/guide/cli-conventions.md, "Examples in the docs").
+tests/test_docs_run.py runs the blocks against the demo's outputs. A block preceded by
+``<!-- docs-test: skip (why) -->`` (network, GPU, real arXiv/PMC data, hours of work) is
+checked here but not run; one preceded by ``<!-- docs-test: no-parse (why) -->`` (e.g. it
+shows an error on purpose) is not checked at all. The reason is required
+(docs/guide/cli-conventions.md, "Examples in the docs").
 """
 
 from __future__ import annotations
@@ -27,25 +28,27 @@ from datacomp_sci.cli.options import _DeprecatedAlias
 
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^```(bash|sh|shell|console)\s*$")
-SKIP = re.compile(r"<!--\s*docs-test:\s*skip\s*\((.+?)\)\s*-->")
+MARKER = re.compile(r"<!--\s*docs-test:\s*(skip|no-parse)\s*\((.+?)\)\s*-->")
 
 
 def doc_pages() -> list[Path]:
     return [ROOT / "README.md", *sorted((ROOT / "docs" / "guide").glob("*.md"))]
 
 
-def shell_blocks(page: Path) -> list[tuple[int, str, str | None]]:
-    """(first line number, text, skip reason or None) of each shell block."""
+def shell_blocks(page: Path) -> list[tuple[int, str, tuple[str, str] | None]]:
+    """(first line number, text, marker) of each shell block; the marker is None or
+    (``"skip"`` or ``"no-parse"``, reason) from a comment on the line before the block."""
     lines = page.read_text(encoding="utf-8").splitlines()
     blocks, i = [], 0
     while i < len(lines):
         if FENCE.match(lines[i].strip()):
             prev = next((x for x in reversed(lines[:i]) if x.strip()), "")
-            skip = SKIP.search(prev)
+            mark = MARKER.search(prev)
             j = i + 1
             while j < len(lines) and not lines[j].strip().startswith("```"):
                 j += 1
-            blocks.append((i + 2, "\n".join(lines[i + 1:j]), skip.group(1) if skip else None))
+            blocks.append((i + 2, "\n".join(lines[i + 1:j]),
+                           (mark.group(1), mark.group(2)) if mark else None))
             i = j
         i += 1
     return blocks
@@ -116,11 +119,11 @@ def test_docs_have_shell_examples_and_every_page_is_found():
     assert sum(len(commands(b)) for _p, _l, b, _s in CASES) > 50
 
 
-@pytest.mark.parametrize("page,line,block,skip", CASES,
-                         ids=[f"{p.name}:{line}" for p, line, _b, _s in CASES])
-def test_every_datacomp_sci_example_parses_with_current_options(page, line, block, skip):
-    if skip is not None:
-        pytest.skip(skip)
+@pytest.mark.parametrize("page,line,block,mark", CASES,
+                         ids=[f"{p.name}:{line}" for p, line, _b, _m in CASES])
+def test_every_datacomp_sci_example_parses_with_current_options(page, line, block, mark):
+    if mark is not None and mark[0] == "no-parse":
+        pytest.skip(mark[1])
     problems = [f"`datacomp-sci {' '.join(args)}`: {why}" for args in commands(block)
                 if (why := check_command(args)) is not None]
     assert not problems, f"{page.name}:{line}: " + "; ".join(problems)
@@ -134,3 +137,21 @@ def test_the_checker_catches_drift():
     assert commands("datacomp-sci a \\\n  --b c && datacomp-sci d  # e\n") == [["a", "--b", "c"],
                                                                             ["d"]]
     assert commands("datacomp-sci a --b; datacomp-sci c") == [["a", "--b"], ["c"]]
+
+
+def test_every_docs_test_marker_is_spelled_right():
+    """A misspelled marker (``docs-test: skp``, no reason) would silently run the block."""
+    bad = [f"{page.name}:{i}" for page in doc_pages()
+           for i, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1)
+           if "docs-test:" in line and not line.startswith("    ") and not MARKER.search(line)]
+    assert not bad, f"unknown docs-test markers (skip or no-parse, with a reason): {bad}"
+
+
+def test_markers_say_whether_a_block_is_checked_and_run(tmp_path):
+    page = tmp_path / "p.md"
+    page.write_text("<!-- docs-test: skip (network) -->\n```bash\ndatacomp-sci a\n```\n\n"
+                    "<!-- docs-test: no-parse (an error on purpose) -->\n```console\n$ x\n```\n\n"
+                    "```sh\ndatacomp-sci b\n```\n", encoding="utf-8")
+    assert shell_blocks(page) == [(3, "datacomp-sci a", ("skip", "network")),
+                                  (8, "$ x", ("no-parse", "an error on purpose")),
+                                  (12, "datacomp-sci b", None)]

@@ -129,6 +129,24 @@ def test_engine_options_are_checked():
         EngineOptions(workers=0)
 
 
+
+def test_ray_that_cannot_start_here_is_one_line(tmp_path):
+    """ray.init's OSError (here: a RAY_TMPDIR too long for its AF_UNIX sockets) is a
+    message naming the fix, not a traceback; the run stops before any work."""
+    pytest.importorskip("ray")
+    import subprocess
+
+    long_tmp = tmp_path / ("r" * 90)
+    env = {**os.environ, "RAY_TMPDIR": str(long_tmp), "RAY_ADDRESS": "",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    res = subprocess.run([sys.executable, "-m", "datacomp_sci.cli", "build-pool", "arxiv",
+                          str(SAMPLES / "arxiv"), "-o", str(tmp_path / "out"), "--engine", "ray",
+                          "--no-progress"], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1, res.stderr
+    assert "set RAY_TMPDIR to a shorter folder" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
 # ------------------------------------------------------------- build-pool
 def _build(source: str, out: Path, engine: EngineOptions, **kw):
     opts = options_from_config(source, None, converter_timeout_s=3, **kw)

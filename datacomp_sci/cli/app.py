@@ -47,6 +47,24 @@ def run_library(fn, *args, **kwargs):
         lead = "\n" if sys.stderr.isatty() else ""
         click.echo(f"{lead}interrupted: rerun the same command to resume", err=True)
         sys.exit(130)
+    except Exception as e:
+        message = storage_error_message(e)
+        if message is None:
+            raise
+        raise UserError(message) from e
+
+
+def storage_error_message(e: BaseException) -> str | None:
+    """One line for an object-storage client error (botocore's, raised through s3fs), or
+    None; recognised by class name, so botocore is not imported here."""
+    names = {c.__name__ for c in type(e).__mro__}
+    if names & {"NoCredentialsError", "PartialCredentialsError"}:
+        return (f"object storage: {e}: set AWS credentials (AWS_PROFILE, or "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); s3://arxiv is requester-pays "
+                "and needs them, the transfer is billed to you")
+    if "BotoCoreError" in names:
+        return f"object storage: {e}"
+    return None
 
 
 def resuming(what: str):

@@ -48,7 +48,7 @@ def experiment_cmd(file, output, dry_run, keep_going, quiet, progress):
                 "experiment file's `workers`].")
 @progress_option("Show each step's progress bars.")
 def demo_cmd(output, workers, progress):
-    """Run the whole pipeline on the bundled sample data (about 4 minutes on 2 CPU cores).
+    """Run the whole pipeline on the bundled sample data (about 5 minutes on 2 CPU cores).
 
     \b
     1. generate a small CommonPool-like URL pool and download it with img2dataset
@@ -63,7 +63,7 @@ def demo_cmd(output, workers, progress):
     4. import the runs into a local leaderboard (OUTPUT/leaderboard) and export its
        static site (OUTPUT/leaderboard_site).
 
-    Rerunning reuses finished steps. Outputs: OUTPUT/pools, OUTPUT/commonpool_tiny,
+    Rerunning reuses finished steps. Outputs: OUTPUT/pools, OUTPUT/commonpool,
     OUTPUT/subsets, OUTPUT/shards, OUTPUT/runs, OUTPUT/report (table3.md, report.png),
     OUTPUT/submissions, OUTPUT/leaderboard, OUTPUT/leaderboard_site.
     """

@@ -44,6 +44,10 @@ def connect(opts: EngineOptions) -> bool:
     except ConnectionError as e:
         raise ValueError(f"cannot join the Ray cluster at {address}: {e}; start one with "
                               "`ray start --head` or check --ray-address") from None
+    except OSError as e:  # starting Ray here failed (e.g. its socket paths are too long)
+        hint = ("; set RAY_TMPDIR to a shorter folder (Ray's socket paths must fit in 107 "
+                "bytes)" if "AF_UNIX path length" in str(e) else "")
+        raise ValueError(f"cannot start Ray on this machine: {e}{hint}") from None
     return True
 
 

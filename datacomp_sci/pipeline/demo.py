@@ -68,7 +68,7 @@ def make_commonpool(out: Path, log: Callable[[str], None]) -> object:
     from datacomp_sci.pool.download import DownloadOptions, download_pool, measure_coverage
     from datacomp_sci.samplegen.commonpool import BASE_URL, serve, write_commonpool_source
 
-    pool = out / "commonpool_tiny"
+    pool = out / "commonpool"
     if (pool / "coverage.json").exists():
         log(f"[demo] CommonPool-like pool: {pool} already downloaded")
         return measure_coverage(pool)[0]
@@ -159,7 +159,7 @@ def run_demo(output: str | Path, workers: int | None = None,
     exp = run_experiment(EXPERIMENT, workdir=str(out), log=log, workers=workers,
                          act=make_actions(progress=progress, quiet=True))
     result.outcomes = exp.outcomes
-    pools = [out / "pools" / "arxiv", out / "pools" / "pmc", out / "commonpool_tiny"]
+    pools = [out / "pools" / "arxiv", out / "pools" / "pmc", out / "commonpool"]
     result.summary_columns, result.summary = pool_summary(pools)
     result.report_files = sorted((out / "report").glob("*"))
     if not exp.count("blocked"):
