@@ -15,6 +15,7 @@ from datacomp_sci.cli.options import (
     engine_options,
     output_option,
     progress_option,
+    storage_options_option,
     workers_option,
 )
 
@@ -22,7 +23,8 @@ from datacomp_sci.cli.options import (
 @main.command("build-pool")
 @click.argument("source", type=click.Choice(["arxiv", "pmc"]))
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
-@output_option("Pool folder to write (shards/, metadata/, pool.json, build_report.json).",
+@output_option("Pool folder to write (shards/, metadata/, pool.json, build_report.json): a "
+               "local or shared folder, or an object-storage URL (s3://bucket/pool, gs://...).",
                file_okay=False)
 @click.option("--config", default=None, metavar="NAME|PATH",
               help="Pool definition: pools/NAME.yaml or a path. Default: pools/SOURCE.yaml.")
@@ -45,9 +47,10 @@ from datacomp_sci.cli.options import (
               help="Keep OUTPUT/_work (per-archive intermediate results) after a successful build.")
 @progress_option("Show a progress bar.")
 @engine_options()
+@storage_options_option()
 def build_pool_cmd(source, inputs, output, config, name, workers, shard_size, image_size,
                    keep_multi_panel, converter_timeout, overwrite, keep_work, progress, engine,
-                   ray_address, task_retries):
+                   ray_address, task_retries, storage_options):
     """Turn arXiv LaTeX packages or PMC Open Access packages into a DataComp pool.
 
     INPUT is a file, a folder or an fsspec URL (https://..., s3://... with globs): arXiv
@@ -61,18 +64,20 @@ def build_pool_cmd(source, inputs, output, config, name, workers, shard_size, im
     """
     from datacomp_sci.cli.progress import print_build_summary
     from datacomp_sci.core.bars import BuildBar
+    from datacomp_sci.core.storage import parse_storage_options
     from datacomp_sci.pool.build import build_pool, options_from_config
 
     opts = run_library(options_from_config, source, config, name=name, shard_size=shard_size,
                        image_size=image_size, keep_multi_panel=keep_multi_panel,
                        converter_timeout_s=converter_timeout)
     engine_opts = run_library(engine_from_options, engine, ray_address, task_retries, workers)
+    storage = run_library(parse_storage_options, storage_options)
     bar = BuildBar(progress)
     try:
         result = run_library(build_pool, list(inputs), output, opts, workers=workers,
                              overwrite=overwrite, keep_work=keep_work, progress=bar.update,
                              on_units=bar.start, on_resume=resuming("units"),
-                             engine=engine_opts)
+                             engine=engine_opts, storage_options=storage)
     finally:
         bar.close()
     print_build_summary(result)
