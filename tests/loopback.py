@@ -32,6 +32,14 @@ class FakeS3:
             self.fs.mkdir(name)
         return f"s3://{name}"
 
+    def names(self, url: str) -> list[str]:
+        """Names directly below ``url`` ([] when there are none)."""
+        try:
+            return [k.rstrip("/").rsplit("/", 1)[-1]
+                    for k in self.fs.ls(url.split("://", 1)[1], refresh=True)]
+        except FileNotFoundError:
+            return []
+
     def files(self, url: str) -> dict[str, bytes]:
         """Every object below ``url``: relative key -> bytes."""
         root = url.split("://", 1)[1].rstrip("/")

@@ -24,7 +24,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "nltk": ("nltk", "embed"),
     "cv2": ("opencv-python-headless", "embed"),
     "s3fs": ("s3fs", "s3"),
-    "gcsfs": ("gcsfs", "s3"),
+    "gcsfs": ("gcsfs", "gcs"),
     "ray": ("ray", "ray"),
     "fastapi": ("fastapi", "web"),
     "starlette": ("fastapi", "web"),
