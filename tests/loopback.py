@@ -65,6 +65,9 @@ def fake_s3():
 
     server_mod = pytest.importorskip("moto.server")
     pytest.importorskip("s3fs")
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not one line per request
     server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -73,9 +76,17 @@ def fake_s3():
            "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    import fsspec.config  # read the FSSPEC_* variables at import: set what it would have read
+
+    old_conf = fsspec.config.conf.get("s3")
+    fsspec.config.conf["s3"] = {**(old_conf or {}), "endpoint_url": env["FSSPEC_S3_ENDPOINT_URL"]}
     try:
         yield FakeS3(env["FSSPEC_S3_ENDPOINT_URL"])
     finally:
+        if old_conf is None:
+            fsspec.config.conf.pop("s3", None)
+        else:
+            fsspec.config.conf["s3"] = old_conf
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -189,3 +189,63 @@ def test_a_killed_build_to_s3_resumes_to_the_same_bytes(fake_s3, local_pmc):
     done = kill_build_and_rerun(cmd, url, units=4, seconds=120, list_files=fake_s3.names)
     assert "resuming: " in done.stderr
     assert digest(fake_s3.files(url)) == digest(local_pmc)
+
+
+# ------------------------------------------------------------- reshard
+@pytest.fixture(scope="module")
+def shards_and_subset(tmp_path_factory):
+    """4 img2dataset-layout shards, a subset with repeats and an absent uid, and the local
+    reshard of them (the reference bytes)."""
+    from helpers import make_shards
+
+    from datacomp_sci.core.uids import save_subset, uids_to_u8u8
+    from datacomp_sci.resharding.reshard import ReshardOptions, reshard
+
+    root = tmp_path_factory.mktemp("reshard")
+    samples = make_shards(root / "pool", 4, [6, 3, 7, 5])
+    uids = [s.uid for shard in samples for s in shard[::2]] + [samples[2][1].uid] * 2 + ["f" * 32]
+    save_subset(root / "subset.npy", uids_to_u8u8(uids))
+    reshard([str(root / "pool")], root / "subset.npy", root / "local",
+            ReshardOptions(shard_size=4, workers=1, use_index_cache=False))
+    return root
+
+
+@pytest.mark.parametrize("source", ["local-input", "s3-input"])
+def test_reshard_to_s3_equals_the_local_output(fake_s3, shards_and_subset, source):
+    from datacomp_sci.resharding.reshard import ReshardOptions, reshard
+
+    root = shards_and_subset
+    bucket = fake_s3.bucket("subsets")
+    inputs = [str(root / "pool")]
+    if source == "s3-input":
+        fake_s3.fs.put(str(root / "pool") + "/", "subsets/pool-copy/", recursive=True)
+        inputs = [f"{bucket}/pool-copy"]
+    url = f"{bucket}/{source}"
+    res = reshard(inputs, root / "subset.npy", url,
+                  ReshardOptions(shard_size=4, workers=2, use_index_cache=False))
+    assert res.output == url and res.meta["output_count"] > 0
+    expected = local_files(root / "local")
+    got = fake_s3.files(url)
+    if source == "s3-input":  # the report names the inputs as given
+        expected.pop("reshard_report.json")
+        got.pop("reshard_report.json")
+        meta = __import__("json").loads(got.pop("meta.json"))
+        ref = __import__("json").loads(expected.pop("meta.json"))
+        assert {k: v for k, v in meta.items() if k != "fingerprint"} == \
+            {k: v for k, v in ref.items() if k != "fingerprint"}
+    assert digest(got) == digest(expected)
+    again = reshard(inputs, root / "subset.npy", url,
+                    ReshardOptions(shard_size=4, workers=1, use_index_cache=False))
+    assert again.already_complete
+
+
+@pytest.mark.slow
+def test_reshard_on_ray_to_s3_equals_the_local_output(fake_s3, ray_s3, shards_and_subset):
+    from datacomp_sci.resharding.reshard import ReshardOptions, reshard
+
+    root = shards_and_subset
+    url = fake_s3.bucket("subsets") + "/ray"
+    reshard([str(root / "pool")], root / "subset.npy", url,
+            ReshardOptions(shard_size=4, use_index_cache=False,
+                           engine=EngineOptions(name="ray", workers=2)))
+    assert digest(fake_s3.files(url)) == digest(local_files(root / "local"))
