@@ -23,6 +23,12 @@ schema unchanged (docs/formats.md, "Model-derived metadata").
   ``pool.json`` does not list (a CommonPool download), is kept unless ``overwrite``.
   Other weights than the recorded ones are refused unless ``overwrite``.
 * Deterministic: the batches are the same whatever the number of decoding workers.
+* A pool on object storage (``s3://bucket/pool``: ``metadata/``, ``shards/``,
+  ``pool.json``): its metadata files and ``pool.json`` are copied to a temp folder of
+  this machine, images are read from the shards there by ranged reads, and each
+  finished file is uploaded whole (npz, sidecars, parquet), then ``pool.json`` recording
+  it: a killed run resumes from the ``pool.json`` on object storage. On an engine, each
+  task fetches its file, writes it and uploads it itself.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +48,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datacomp_sci.annotate.shardimages import ImageIndex, ImageReader, pool_image_index
+from datacomp_sci.core.storage import Location, is_url, output_location
 from datacomp_sci.core.util import (
     atomic_open,
     atomic_write_json,
@@ -380,13 +388,34 @@ def embed_pools(pool_paths: list[str | Path], opts: EmbedOptions) -> EmbedResult
         raise ValueError("--models: give b32, l14 or both")
     if opts.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1 (got {opts.batch_size})")
-    pools = discover_pools(pool_paths)
     choices = {s: ModelChoice(s, opts.archs[s], opts.pretrained[s]) for s in opts.models}
     ident = {s: weights_identity(c) for s, c in choices.items()}
     for c in choices.values():  # unknown names, missing weights: fail before any work
         resolve_weights(c)
+    with contextlib.ExitStack() as stack:
+        remotes: dict[Path, _Remote] = {}
+        local_paths: list[str | Path] = []
+        for p in pool_paths:
+            if not is_url(p):
+                local_paths.append(p)
+                continue
+            stage = Path(stack.enter_context(tempfile.TemporaryDirectory(
+                prefix="datacomp-sci-embed-")))
+            remote = _stage_pool(str(p), stage)
+            remotes[remote.stage.resolve()] = remote
+            local_paths.append(remote.stage)
+        return _embed_pools(discover_pools(local_paths), choices, ident, opts, remotes)
+
+
+def _embed_pools(pools: list[Pool], choices: dict[str, ModelChoice], ident: dict[str, dict],
+                 opts: EmbedOptions, remotes: dict[Path, _Remote]) -> EmbedResult:
     for pool in pools:  # refuse before computing anything
-        if not pool.shards_dir.is_dir():
+        if pool.root in remotes:
+            if not remotes[pool.root].shards:
+                raise FileNotFoundError(
+                    f"pool {pool.name} ({remotes[pool.root].loc}) has no shards/*.tar with its "
+                    "images: download them first (datacomp-sci download-pool)")
+        elif not pool.shards_dir.is_dir():
             raise FileNotFoundError(
                 f"pool {pool.name} ({pool.root}) has no shards/ folder with its images: "
                 "download them first (datacomp-sci download-pool)")
@@ -394,11 +423,60 @@ def embed_pools(pool_paths: list[str | Path], opts: EmbedOptions) -> EmbedResult
     on_engine = opts.engine is not None and opts.engine.name != "local"
     with contextlib.ExitStack() as stack:
         engine = stack.enter_context(engine_session(opts.engine)) if on_engine else None
-        return _embed_all(pools, choices, ident, opts, engine)
+        return _embed_all(pools, choices, ident, opts, engine, remotes)
+
+
+# --- pools on object storage ------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Remote:
+    """A pool on object storage and its local copy (metadata files, pool.json)."""
+
+    loc: Location
+    stage: Path
+    shards: tuple[str, ...]  # URLs of its shards/*.tar, sorted
+
+
+def _stage_pool(url: str, tmp: Path) -> _Remote:
+    """Copy a remote pool's ``pool.json``, ``metadata/`` and ``sidecars/`` files into
+    ``tmp/<its name>``; its shards stay where they are."""
+    loc = output_location(url)
+    stage = tmp / url.rstrip("/").rsplit("/", 1)[-1]
+    for sub in ("metadata", "sidecars"):
+        for name in loc.listdir(sub):
+            if name.endswith((".parquet", ".npz")):
+                with atomic_open(stage / sub / name, fsync=False) as f:
+                    f.write(loc.read_bytes(f"{sub}/{name}"))
+    if not (stage / "metadata").is_dir():
+        raise FileNotFoundError(f"{url} holds no metadata/*.parquet: give a pool (run "
+                                "`datacomp-sci build-pool` or `download-pool` first)")
+    if loc.is_file("pool.json"):
+        (stage / "pool.json").write_bytes(loc.read_bytes("pool.json"))
+    shards = tuple(loc.join("shards", n) for n in loc.listdir("shards") if n.endswith(".tar"))
+    return _Remote(loc, stage.resolve(), shards)
+
+
+def _publish(remote: _Remote | None, meta: Path) -> None:
+    """Upload one written metadata file, whole: its npz and fresh sidecars, then itself."""
+    if remote is None:
+        return
+    rel = meta.relative_to(remote.stage)
+    remote.loc.put_file(npz_path(meta), str(rel.with_suffix(".npz")))
+    for kind in SIDECAR_KINDS:
+        side = sidecar_path(meta, kind)
+        if side.exists():
+            remote.loc.put_file(side, str(side.relative_to(remote.stage)))
+    remote.loc.put_file(meta, str(rel))
+
+
+def _save_pool_json(pool: Pool, info: dict, remote: _Remote | None) -> None:
+    atomic_write_json(pool.root / "pool.json", info)
+    if remote is not None:
+        remote.loc.put_file(pool.root / "pool.json", "pool.json")
 
 
 def _embed_all(pools: list[Pool], choices: dict[str, ModelChoice], ident: dict[str, dict],
-               opts: EmbedOptions, engine: Engine | None) -> EmbedResult:
+               opts: EmbedOptions, engine: Engine | None,
+               remotes: dict[Path, _Remote] | None = None) -> EmbedResult:
     import time
 
     if engine is not None:  # the workers' devices count, not this machine's
@@ -418,10 +496,12 @@ def _embed_all(pools: list[Pool], choices: dict[str, ModelChoice], ident: dict[s
     result = EmbedResult([], ident, device, precision)
     t0 = time.perf_counter()
     for pool in pools:
+        remote = (remotes or {}).get(pool.root)
         if engine is None:
-            _embed_pool(pool, choices, ident, loaded, opts, device, precision, result)
+            _embed_pool(pool, choices, ident, loaded, opts, device, precision, result, remote)
         else:
-            _embed_pool_on_engine(pool, choices, ident, opts, device, precision, result, engine)
+            _embed_pool_on_engine(pool, choices, ident, opts, device, precision, result, engine,
+                                  remote)
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -464,7 +544,7 @@ def _write_file(meta: Path, rows: int, todo: list[str], feats: dict[str, np.ndar
 
 def _embed_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, dict],
                 loaded: dict[str, tuple], opts: EmbedOptions, device: str, precision: str,
-                result: EmbedResult) -> None:
+                result: EmbedResult, remote: _Remote | None = None) -> None:
     remove_stale_temps(pool.root / "metadata")
     info = _load_pool_json(pool)
     record = info.setdefault("embeddings", {"models": {}, "files": {}})
@@ -489,7 +569,8 @@ def _embed_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, di
                     opts.on_file(str(meta), action)
                 continue
             if index is None:
-                index = pool_image_index(pool.shards_dir, workers=max(1, opts.workers))
+                index = pool_image_index(remote.shards if remote else pool.shards_dir,
+                                         workers=max(1, opts.workers))
                 result.damaged_shards += index.damaged
                 reader = ImageReader(index.shards)
             for slot in todo:
@@ -503,12 +584,13 @@ def _embed_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, di
             # must not leave it looking like someone else's finished embeddings)
             prior = [s for s in done.get("slots", []) if s not in todo]
             record["files"][stem] = {"state": "writing", "rows": rows, "slots": prior}
-            atomic_write_json(pool.root / "pool.json", info)
+            _save_pool_json(pool, info, remote)
             feats, status = _encode_file(loc, texts, {s: loaded[s] for s in todo}, reader,
                                          opts, device, precision)
             _write_file(meta, rows, todo, feats, status)
+            _publish(remote, meta)
             _record_done(pool, info, record, result, meta, rows, todo, prior, status, ident,
-                         opts)
+                         opts, remote)
     finally:
         if reader is not None:
             with contextlib.suppress(OSError):
@@ -523,7 +605,22 @@ def _embed_file_task(args: tuple) -> np.ndarray:
     """One metadata file on an engine worker: load the slots' models (once per worker
     process), encode the rows, write the npz and the scores exactly as the local path
     does; returns the image status per row."""
-    meta, rows, todo, choices, opts, device, precision, loc, shards = args
+    meta, rows, todo, choices, opts, device, precision, loc, shards, remote = args
+    if remote is not None:  # fetch the file (and what belongs to it), write it, upload it
+        with tempfile.TemporaryDirectory(prefix="datacomp-sci-embed-") as tmp:
+            rel = Path(meta).relative_to(remote.stage)
+            staged = _Remote(remote.loc, Path(tmp), remote.shards)
+            names = [str(rel), str(rel.with_suffix(".npz"))] + \
+                [str(sidecar_path(rel, k)) for k in SIDECAR_KINDS]
+            for name in names:
+                if staged.loc.is_file(name):
+                    with atomic_open(staged.stage / name, fsync=False) as f:
+                        f.write(staged.loc.read_bytes(name))
+            local = staged.stage / rel
+            status = _embed_file_task((str(local), rows, todo, choices, opts, device, precision,
+                                       loc, shards, None))
+            _publish(staged, local)
+            return status
     models = {}
     for slot in todo:
         key = (choices[slot], device, precision)
@@ -543,7 +640,7 @@ def _embed_file_task(args: tuple) -> np.ndarray:
 
 def _embed_pool_on_engine(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, dict],
                           opts: EmbedOptions, device: str, precision: str, result: EmbedResult,
-                          engine: Engine) -> None:
+                          engine: Engine, remote: _Remote | None = None) -> None:
     """The files of one pool as engine tasks; the driver keeps ``pool.json`` (files marked
     as being written before their task starts, done as their results come in, in file
     order), so a killed driver resumes as the local path does."""
@@ -572,16 +669,17 @@ def _embed_pool_on_engine(pool: Pool, choices: dict[str, ModelChoice], ident: di
             opts.on_file(str(meta), action)
     if not plan:
         return
-    index = pool_image_index(pool.shards_dir, workers=max(1, opts.workers))
+    index = pool_image_index(remote.shards if remote else pool.shards_dir,
+                             workers=max(1, opts.workers))
     result.damaged_shards += index.damaged
     shipped = dataclasses.replace(opts, on_images=None, on_file=None, engine=None)
     tasks = []
     for meta, rows, todo, prior in plan:
         uids = pq.read_table(meta, columns=["uid"]).column("uid").to_pylist()
         tasks.append((str(meta), rows, todo, {s: choices[s] for s in todo}, shipped, device,
-                      precision, index.locate(uids), index.shards))
+                      precision, index.locate(uids), index.shards, remote))
         record["files"][meta.stem] = {"state": "writing", "rows": rows, "slots": prior}
-    atomic_write_json(pool.root / "pool.json", info)
+    _save_pool_json(pool, info, remote)
     gpus = 1.0 if device == "cuda" else 0.0
     for pos, status in engine.map(_embed_file_task, tasks, ordered=True, name="embed file",
                                   gpus=gpus):
@@ -590,11 +688,13 @@ def _embed_pool_on_engine(pool: Pool, choices: dict[str, ModelChoice], ident: di
             status.raise_error(f"embedding {meta}")
         if opts.on_images:
             opts.on_images(rows)
-        _record_done(pool, info, record, result, meta, rows, todo, prior, status, ident, opts)
+        _record_done(pool, info, record, result, meta, rows, todo, prior, status, ident, opts,
+                     remote)
 
 
 def _record_done(pool, info: dict, record: dict, result, meta: Path, rows: int,
-                 todo: list[str], prior: list[str], status, ident: dict, opts) -> None:
+                 todo: list[str], prior: list[str], status, ident: dict, opts,
+                 remote: _Remote | None = None) -> None:
     """A metadata file is embedded: its record in ``pool.json`` (written at once, so a
     killed run resumes after it), the run's counts and the caller's callback."""
     no_image, undecodable = int((status == 0).sum()), int((status == 2).sum())
@@ -603,7 +703,7 @@ def _record_done(pool, info: dict, record: dict, result, meta: Path, rows: int,
     record["files"][meta.stem] = {"state": "done", "rows": rows,
                                   "slots": sorted(set(prior) | set(todo)),
                                   "no_image": no_image, "undecodable": undecodable}
-    atomic_write_json(pool.root / "pool.json", info)
+    _save_pool_json(pool, info, remote)
     result.images += int((status == 1).sum())
     result.files.append(FileReport(pool.name, str(meta), rows, "embedded", todo, no_image,
                                    undecodable))
