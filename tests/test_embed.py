@@ -292,6 +292,7 @@ def _upload(fake_s3, folder, url: str) -> None:
                                  p.read_bytes())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", ["in-process", "engine-task"])
 def test_embed_a_pool_on_s3_writes_the_bytes_of_a_local_run_and_resumes_there(
         tmp_path, tiny_weights, fake_s3, path, monkeypatch):

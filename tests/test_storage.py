@@ -154,6 +154,7 @@ def local_pmc(tmp_path_factory):
     return local_files(out)
 
 
+@pytest.mark.slow
 def test_build_pool_to_s3_equals_the_local_build_byte_for_byte(fake_s3, local_pmc):
     url = fake_s3.bucket("pools") + "/pmc-local-engine"
     opts = options_from_config("pmc", None, converter_timeout_s=3, shard_size=7)

@@ -151,7 +151,8 @@ def query_cmd(pools, sql, fmt, output, db, params, max_rows, threads, memory_lim
 
 @main.command("download-pool")
 @output_option("Pool folder: OUTPUT/metadata/*.parquet, OUTPUT/shards/, coverage.json, "
-               "failed_uids.npy.", file_okay=False)
+               "failed_uids.npy; local or shared, or an object-storage URL (s3://bucket/pool: "
+               "img2dataset writes the shards there itself).", file_okay=False)
 @click.option("--metadata-dir", type=click.Path(file_okay=False), default=None,
               help="Local metadata parquets (columns url, text; uid and face_bboxes when present).")
 @click.option("--scale", type=click.Choice(["small", "medium", "large", "xlarge", "datacomp_1b"]),
@@ -174,20 +175,24 @@ def query_cmd(pools, sql, fmt, output, db, params, max_rows, threads, memory_lim
 @click.option("--coverage-only", is_flag=True,
               help="Download nothing: only recount coverage.json / failed_uids.npy from the shards.")
 @engine_options(task_retries=False)
+@storage_options_option()
 def download_pool_cmd(output, metadata_dir, scale, workers, download_threads, shard_size, retries,
-                      timeout, skip_bbox_blurring, coverage_only, engine, ray_address):
+                      timeout, skip_bbox_blurring, coverage_only, engine, ray_address,
+                      storage_options):
     """Download a URL-based pool into webdataset shards with img2dataset and DataComp's
     parameters (512 px keep_ratio_largest, only if bigger, jpg, 10000/shard, 8-digit shard
     names, uid saved, faces blurred), then report coverage. img2dataset shows its own
     progress. Rerun the same command to resume: finished shards are kept.
     """
+    from datacomp_sci.core.storage import parse_storage_options
     from datacomp_sci.pool.download import DownloadOptions, download_pool
 
     opts = DownloadOptions(processes=workers, threads=download_threads, shard_size=shard_size,
                            retries=retries, timeout=timeout, blur_faces=not skip_bbox_blurring)
     engine_opts = run_library(engine_from_options, engine, ray_address)
     res = run_library(download_pool, output, metadata_dir=metadata_dir, scale=scale, opts=opts,
-                      skip_shards=coverage_only, engine=engine_opts)
+                      skip_shards=coverage_only, engine=engine_opts,
+                      storage_options=run_library(parse_storage_options, storage_options))
     c = res.coverage
     click.echo(f"pool        {res.output}")
     click.echo(f"rows        {c.rows:,} in metadata; {c.attempted:,} attempted in "
