@@ -94,14 +94,14 @@ class Engine(Protocol):
 
 
 def output_folder(output: str | os.PathLike) -> Path:
-    """The output folder as a local path (a shared file system on a cluster). Object-store
-    URLs are refused with one line: writing outputs straight to ``s3://``/``gs://`` is not
-    supported yet, and a path like ``s3://b/x`` must not become a local folder ``s3:/b/x``."""
+    """The output folder as a local path (a shared file system on a cluster). The steps
+    that write object storage route URLs to :mod:`datacomp_sci.core.storage` first; a URL
+    that reaches this is refused with one line, so that ``s3://b/x`` never becomes a
+    local folder ``s3:/b/x``."""
     text = os.fspath(output)
     if "://" in text:
-        raise ValueError(f"{text}: outputs on object storage are not supported yet; write to a "
-                         "local or shared file system and copy the finished folder (aws s3 "
-                         "sync, gcloud storage rsync)")
+        raise ValueError(f"{text}: this step writes a local or shared folder only; write there "
+                         "and copy the finished folder (aws s3 sync, gcloud storage rsync)")
     return Path(text)
 
 
