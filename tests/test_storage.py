@@ -147,11 +147,16 @@ def test_an_unknown_protocol_and_a_missing_file_system_package_are_one_line(monk
 
 # ------------------------------------------------------------- build-pool
 @pytest.fixture(scope="module")
-def local_pmc(tmp_path_factory):
+def local_pmc_folder(tmp_path_factory):
     out = tmp_path_factory.mktemp("local") / "pmc"
     opts = options_from_config("pmc", None, converter_timeout_s=3, shard_size=7)
     build_pool([str(SAMPLES / "pmc")], out, opts, engine=EngineOptions(workers=2))
-    return local_files(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def local_pmc(local_pmc_folder):
+    return local_files(local_pmc_folder)
 
 
 @pytest.mark.slow
@@ -250,3 +255,36 @@ def test_reshard_on_ray_to_s3_equals_the_local_output(fake_s3, ray_s3, shards_an
             ReshardOptions(shard_size=4, use_index_cache=False,
                            engine=EngineOptions(name="ray", workers=2)))
     assert digest(fake_s3.files(url)) == digest(local_files(root / "local"))
+
+
+# ------------------------------------------------------------- embed
+@pytest.mark.slow
+def test_embed_on_ray_of_a_pool_on_s3_writes_the_local_bytes_there(fake_s3, ray_s3,
+                                                                  local_pmc_folder, tmp_path):
+    import shutil
+
+    torch = pytest.importorskip("torch")
+    open_clip = pytest.importorskip("open_clip")
+    from datacomp_sci.annotate.embed import EmbedOptions, embed_pools
+    from datacomp_sci.core.models import TINY_MODEL, register_models
+
+    register_models()
+    torch.manual_seed(0)
+    weights = tmp_path / "tiny.pt"
+    torch.save(open_clip.create_model(TINY_MODEL).state_dict(), weights)
+    base = dict(archs={"b32": TINY_MODEL, "l14": TINY_MODEL},
+                pretrained={"b32": str(weights), "l14": str(weights)}, device="cpu",
+                batch_size=8, workers=0)
+    shutil.copytree(local_pmc_folder, tmp_path / "pmc")
+    url = fake_s3.bucket("embedded") + "/pmc"
+    fake_s3.fs.put(str(local_pmc_folder) + "/", "embedded/pmc/", recursive=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as a Ray task's (num_cpus=1): matmuls split alike, same floats
+    try:
+        local = embed_pools([tmp_path / "pmc"], EmbedOptions(**base))
+    finally:
+        torch.set_num_threads(threads)
+    on_ray = embed_pools([url], EmbedOptions(**base, engine=EngineOptions(name="ray", workers=2)))
+    assert [f.action for f in on_ray.files] == [f.action for f in local.files]
+    assert on_ray.images == local.images > 0
+    assert digest(fake_s3.files(url)) == digest(local_files(tmp_path / "pmc"))
