@@ -23,8 +23,8 @@ class FakeS3:
         import s3fs
 
         self.endpoint = endpoint
-        self.fs = s3fs.S3FileSystem(endpoint_url=endpoint, use_listings_cache=False,
-                                    skip_instance_cache=True)
+        self.fs = s3fs.S3FileSystem(endpoint_url=endpoint, key="testing", secret="testing",
+                                    use_listings_cache=False, skip_instance_cache=True)
 
     def bucket(self, name: str) -> str:
         """Create bucket ``name`` (if absent); returns ``s3://name``."""

@@ -130,6 +130,17 @@ def test_an_endpoint_that_does_not_answer_is_one_line(fake_s3):
     assert "cannot use the output location" in line and "endpoint" in line
 
 
+def test_missing_credentials_are_one_line(fake_s3, monkeypatch):
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-role lookup
+    fake_s3.bucket("pools")
+    res = _build_cli("s3://pools/no-creds", "--storage-option", "skip_instance_cache=true")
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    (line,) = res.output.strip().splitlines()
+    assert "NoCredentialsError" in line and "AWS_ACCESS_KEY_ID" in line
+
+
 def test_an_unknown_protocol_and_a_missing_file_system_package_are_one_line(monkeypatch):
     res = _build_cli("nosuchproto://b/x")
     assert res.exit_code != 0 and "unknown protocol 'nosuchproto'" in res.output
