@@ -417,3 +417,7 @@ def test_an_output_url_of_an_unknown_protocol_is_refused_in_one_line(command, tm
     assert res.exit_code != 0 and "unknown protocol 'nosuchproto'" in res.output
     assert len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output
     assert not (tmp_path / "nosuchproto:").exists()
+    mangled = CliRunner().invoke(main, command + ["-o", "s3:/bucket/pool", "--no-progress"]
+                                 if command[0] != "download-pool" else command + ["-o", "s3:/b/p"])
+    assert mangled.exit_code != 0 and "not a URL (write s3://" in mangled.output
+    assert not (tmp_path / "s3:").exists()

@@ -88,6 +88,8 @@ def test_local_locations_keep_their_spelling_and_storage_options_parse():
         parse_storage_options(["endpoint_url"])
     with pytest.raises(ValueError, match="bucket and a prefix"):
         location("s3://")
+    with pytest.raises(ValueError, match=r"write s3://b/x\)"):
+        location("s3:/b/x")  # a slash lost: never a local folder "s3:"
 
 
 def test_fsspec_environment_configures_the_location(monkeypatch):

@@ -272,6 +272,19 @@ def _one_line(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
+def _refuse_mangled_url(text: str) -> None:
+    """``s3:/bucket/x`` (a slash lost, or a path joined by ``os.path``) must not become
+    a local folder named ``s3:``."""
+    import re
+
+    from fsspec.registry import known_implementations
+
+    m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+):/+", text)
+    if m and m.group(1).lower() in known_implementations:
+        raise ValueError(f"{text}: not a URL (write {m.group(1)}://{text[m.end():]}) and not "
+                         "meant as a local folder")
+
+
 def location(output: str | os.PathLike | Location,
              storage_options: dict[str, Any] | None = None) -> Location:
     """The output location for a path or URL. A local path keeps its spelling; a URL
@@ -283,6 +296,7 @@ def location(output: str | os.PathLike | Location,
     if text.startswith("file://"):
         text = text[len("file://"):]
     if not is_url(text):
+        _refuse_mangled_url(text)
         return Location(str(Path(text)), {})
     proto = text.split("://", 1)[0]
     if not text.split("://", 1)[1].strip("/"):
@@ -295,10 +309,14 @@ def location(output: str | os.PathLike | Location,
 
 
 def output_location(output: str | os.PathLike | Location,
-                    storage_options: dict[str, Any] | None = None) -> Location:
-    """A step's output: a local folder as it is given, or an object-storage location
-    checked for use (:meth:`Location.check_writable`)."""
+                    storage_options: dict[str, Any] | None = None,
+                    resolve: bool = False) -> Location:
+    """A step's output: a local folder (as it is given, or absolute with ``~`` expanded
+    when ``resolve``), or an object-storage location checked for use
+    (:meth:`Location.check_writable`)."""
     out = location(output, storage_options)
     if not out.local:
         out.check_writable()
+    elif resolve:
+        out = Location(str(out.path.expanduser().resolve()), {})
     return out

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 ENGINES = ("local", "ray")
@@ -91,18 +90,6 @@ class Engine(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def output_folder(output: str | os.PathLike) -> Path:
-    """The output folder as a local path (a shared file system on a cluster). The steps
-    that write object storage route URLs to :mod:`datacomp_sci.core.storage` first; a URL
-    that reaches this is refused with one line, so that ``s3://b/x`` never becomes a
-    local folder ``s3:/b/x``."""
-    text = os.fspath(output)
-    if "://" in text:
-        raise ValueError(f"{text}: this step writes a local or shared folder only; write there "
-                         "and copy the finished folder (aws s3 sync, gcloud storage rsync)")
-    return Path(text)
 
 
 def describe_error(exc: BaseException) -> str:

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from datacomp_sci.core.storage import Location, location, output_location
 from datacomp_sci.core.uids import SUBSET_DTYPE, sort_subset, uids_to_u8u8
 from datacomp_sci.core.util import link_or_copy, user_cache_dir
-from datacomp_sci.engines import EngineOptions, engine_session, output_folder
+from datacomp_sci.engines import EngineOptions, engine_session
 
 # Where DataComp's metadata lives: CommonPool's scales in one dataset repository (as
 # DataComp's download_upstream.py fetches them: pattern {scale}/*.parquet, xlarge one
@@ -253,10 +253,7 @@ def download_pool(output: str | os.PathLike, *, metadata_dir: str | os.PathLike 
     options; img2dataset's own reads and writes use fsspec's configuration)."""
     if (metadata_dir is None) == (scale is None):
         raise ValueError("give exactly one of --metadata-dir (local parquets) or --scale")
-    if "://" in os.fspath(output):
-        out = output_location(output, storage_options)
-    else:
-        out = location(output_folder(output).expanduser().resolve())
+    out = output_location(output, storage_options, resolve=True)
     source = Path(metadata_dir).expanduser() if metadata_dir else None
     if source is not None and not source.is_dir():
         raise FileNotFoundError(f"{source}: no such metadata folder")

@@ -77,7 +77,7 @@ from datacomp_sci.core.tars import (
 )
 from datacomp_sci.core.uids import SUBSET_DTYPE, load_subset, u8u8_to_uids
 from datacomp_sci.core.util import atomic_open, dumps_stable, sha256_file
-from datacomp_sci.engines import Engine, EngineOptions, TaskFailed, engine_session, output_folder
+from datacomp_sci.engines import Engine, EngineOptions, TaskFailed, engine_session
 from datacomp_sci.resharding.index import default_index_cache, tar_index_cached
 from datacomp_sci.resharding.inputs import (
     OUTPUT_SHARD_FORMAT,
@@ -652,9 +652,7 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
 
 
 def _output(output: str | os.PathLike, opts: ReshardOptions) -> Location:
-    if isinstance(output, Location) or "://" in os.fspath(output):
-        return output_location(output, opts.storage_options)
-    return location(output_folder(output).expanduser().resolve())
+    return output_location(output, opts.storage_options, resolve=True)
 
 
 def _reshard(out: Location, work: Location, local_work: Path, subset: np.ndarray,
