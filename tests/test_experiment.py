@@ -64,8 +64,9 @@ class FakeActions:
                               f"{proportions}")
             touch(spec)
 
-        def train(spec, scale, out, workers):
+        def train(spec, scale, out, workers, seed=0, deterministic=False):
             self.calls.append(f"train:{out.name}:{spec.name}:{scale}")
+            self.train_options = (seed, deterministic)
             touch(out / f"{scale}_scale" / "info.json")
 
         def evalsets(suite, data_dir):
@@ -114,6 +115,23 @@ def test_steps_run_in_dependency_order_then_are_skipped(tmp_path):
     again = run_steps(steps, log=lambda s: None)
     assert [o.status for o in again] == ["skipped"] * 12 + ["ran"]
     assert fake.calls == ["report:cp:2"]
+
+
+def test_seed_and_deterministic_reach_every_training_run(tmp_path):
+    exp, fake, steps = setup(tmp_path)
+    run_steps(steps, log=lambda s: None)
+    assert fake.train_options == (0, False)
+    f = tmp_path / "exp.yaml"
+    f.write_text(f.read_text() + "seed: 7\ndeterministic: true\n")
+    exp = load_experiment(str(f))
+    fake = FakeActions(exp.workdir)
+    steps = experiment_steps(exp, fake.actions(), suite_markers=())
+    (step,) = [s for s in steps if s.name == "train:cp"]
+    step.run()
+    assert fake.train_options == (7, True)
+    f.write_text(f.read_text().replace("deterministic: true", "deterministic: yes please"))
+    with pytest.raises(ValueError, match="`deterministic` must be true or false"):
+        load_experiment(str(f))
 
 
 def test_incomplete_evaluation_is_rerun(tmp_path):

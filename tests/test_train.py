@@ -256,8 +256,18 @@ def _losses(log: Path) -> list[float]:
     return [float(x) for x in re.findall(r"Contrastive_loss: ([0-9.]+) \(", log.read_text())]
 
 
+def _weights(checkpoint: Path) -> dict:
+    import torch
+
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+
+
 def test_tiny_run_interrupt_resume_complete(tmp_path, monkeypatch):
+    """Interrupted, resumed and completed, with --deterministic: the resumed run's weights
+    equal those of an uninterrupted run bit for bit (without --deterministic OpenCLIP's
+    sample-shuffle buffer is seeded from the clock, and they differ)."""
     import open_clip
+    import open_clip_train.data as oc_data
     import open_clip_train.main as oc_main
     import torch
 
@@ -266,8 +276,10 @@ def test_tiny_run_interrupt_resume_complete(tmp_path, monkeypatch):
     np.save(data / "sample_ids.npy", sample_ids)
     (data / "meta.json").write_text(json.dumps(
         {"output_shard_count": 2, "output_shard_format": "{:08d}.tar"}))
-    plan = make_plan(get_scale("tiny"), tiny_opts(tmp_path / "runs"), data=str(data), world=(0, 1))
+    plan = make_plan(get_scale("tiny"), tiny_opts(tmp_path / "runs", deterministic=True),
+                     data=str(data), world=(0, 1))
     exp = tmp_path / "runs" / "tiny_scale"
+    shuffle = (oc_data._SAMPLE_SHUFFLE_SIZE, oc_data._SAMPLE_SHUFFLE_INITIAL)
 
     # 1) interrupted after 2 of 5 epochs (as a killed job would be)
     real_epoch = oc_main.train_one_epoch
@@ -281,7 +293,7 @@ def test_tiny_run_interrupt_resume_complete(tmp_path, monkeypatch):
     printed: list[str] = []
     with pytest.raises(KeyboardInterrupt):
         train(plan, echo=printed.append)
-    assert "steps          30" in printed[0]
+    assert "steps          30" in printed[0] and "deterministic" in printed[0]
     assert sorted(p.name for p in (exp / "checkpoints").iterdir()) == ["epoch_latest.pt"]
     assert not (exp / "info.json").exists()
     monkeypatch.setattr(oc_main, "train_one_epoch", real_epoch)
@@ -302,6 +314,7 @@ def test_tiny_run_interrupt_resume_complete(tmp_path, monkeypatch):
         "datacomp-sci-tiny", "checkpoints/epoch_5.pt", "tiny")
     assert info["checkpoint_sha256"] == sha256_file(exp / "checkpoints/epoch_5.pt")
     assert info["openclip_argv"] == plan.argv() and info["world_size"] == 1
+    assert info["fingerprint"]["deterministic"] is True
     assert info["scale_config"]["samples_seen"] == 960
     assert info["data"]["sources"][0]["found_by"] == "meta.json"
     assert info["subset_files"] == [{"source": "pool", "path": str(data / "sample_ids.npy"),
@@ -326,10 +339,26 @@ def test_tiny_run_interrupt_resume_complete(tmp_path, monkeypatch):
     assert again.status == "already complete" and again.info == info
 
     # a different configuration in the same experiment folder is refused
-    other = make_plan(get_scale("tiny"), tiny_opts(tmp_path / "runs", seed=1), data=str(data),
-                      world=(0, 1))
+    other = make_plan(get_scale("tiny"), tiny_opts(tmp_path / "runs", seed=1, deterministic=True),
+                      data=str(data), world=(0, 1))
     with pytest.raises(ValueError, match="different fingerprint|different seed"):
         train(other)
+    plain = make_plan(get_scale("tiny"), tiny_opts(tmp_path / "runs"), data=str(data), world=(0, 1))
+    with pytest.raises(ValueError, match="different deterministic"):
+        train(plain)
+    monkeypatch.undo()
+
+    # 4) an uninterrupted deterministic run ends with the same weights, and the process's
+    #    OpenCLIP and torch settings are put back afterwards
+    straight = make_plan(get_scale("tiny"), tiny_opts(tmp_path / "runs", exp_name="straight",
+                                                      deterministic=True),
+                         data=str(data), world=(0, 1))
+    done = train(straight, echo=printed.append)
+    resumed, uninterrupted = _weights(exp / info["checkpoint"]), _weights(Path(done.checkpoint))
+    assert all(torch.equal(resumed[k], v) for k, v in uninterrupted.items())
+    assert _losses(tmp_path / "runs" / "straight" / "out.log")[-1] == losses[-1]
+    assert shuffle == (oc_data._SAMPLE_SHUFFLE_SIZE, oc_data._SAMPLE_SHUFFLE_INITIAL)
+    assert not torch.are_deterministic_algorithms_enabled()
 
 
 def test_tiny_run_on_pools_built_from_the_bundled_samples(tmp_path, capfd):

@@ -14,6 +14,11 @@ every other member is copied unchanged, in the same order, with the reproducible
 headers ``reshard`` writes. Each shard is rewritten atomically, and ``pool.json``
 records under ``blurred`` the shards done (with the sha256 of the new tar), so an
 interrupted run resumes and a rerun changes nothing.
+
+A pool whose faces were not detected in every metadata file (``embed --models faces``,
+recorded in ``pool.json``) is refused before any shard is touched: blurring it would leave
+faces unblurred. A CommonPool download needs no detection: its ``face_bboxes`` came with
+its metadata (:func:`.faces.detection_missing`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from datacomp_sci.annotate.faces import detection_missing
 from datacomp_sci.core.tars import tar_end, tar_member_bytes
 from datacomp_sci.core.util import atomic_path, atomic_write_json, sha256_file
 from datacomp_sci.pool.pools import discover_pool
@@ -120,9 +126,15 @@ def blur_pool(path: str | Path, on_shard: Callable[[Path], None] | None = None) 
     pool = discover_pool(path)
     if not pool.shards_dir.is_dir():
         raise FileNotFoundError(f"pool {pool.name} ({pool.root}) has no shards/ folder")
-    boxes = _boxes_by_uid(pool)
     info_path = pool.root / "pool.json"
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    missing = detection_missing(pool, info.get("embeddings", {}))
+    if missing:
+        raise ValueError(
+            f"pool {pool.name} ({pool.root}): faces were not detected in {len(missing)} of "
+            f"{len(pool.metadata_files)} metadata files (first: {missing[0].name}): run "
+            f"datacomp-sci embed {pool.root} --models faces first")
+    boxes = _boxes_by_uid(pool)
     done = info.setdefault("blurred", {})
     res = BlurResult()
     for shard in sorted(pool.shards_dir.glob("*.tar")):

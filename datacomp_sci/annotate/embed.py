@@ -23,6 +23,9 @@ schema unchanged (docs/formats.md, "Model-derived metadata").
   ``pool.json`` does not list (a CommonPool download), is kept unless ``overwrite``.
   Other weights than the recorded ones are refused unless ``overwrite``.
 * Deterministic: the batches are the same whatever the number of decoding workers.
+* ``faces`` (with or without the CLIP slots): the ``face_bboxes`` column, from insightface's
+  SCRFD with dataset2metadata's settings (:mod:`.faces`); recorded, resumed, kept for a
+  download and refused with other weights exactly as a CLIP slot is.
 * A pool on object storage (``s3://bucket/pool``: ``metadata/``, ``shards/``,
   ``pool.json``): its metadata files and ``pool.json`` are copied to a temp folder of
   this machine, images are read from the shards there by ranged reads, and each
@@ -47,6 +50,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from datacomp_sci.annotate import faces as face_det
 from datacomp_sci.annotate.shardimages import ImageIndex, ImageReader, pool_image_index
 from datacomp_sci.core.storage import Location, is_url, output_location
 from datacomp_sci.core.util import (
@@ -66,6 +70,8 @@ from datacomp_sci.pool.pools import (
 )
 
 SLOTS = ("b32", "l14")
+FACES = "faces"
+ALL_SLOTS = (*SLOTS, FACES)
 DEFAULT_ARCH = {"b32": "ViT-B-32", "l14": "ViT-L-14"}
 SCORE_COLUMN = {"b32": "clip_b32_similarity_score", "l14": "clip_l14_similarity_score"}
 _OPENAI_ARCHS = ("ViT-B-32", "ViT-L-14")
@@ -78,7 +84,7 @@ class ModelChoice:
 
     slot: str
     arch: str
-    pretrained: str  # an OpenCLIP pretrained tag, or a local checkpoint file
+    pretrained: str  # an OpenCLIP pretrained tag, or a local checkpoint (faces: .onnx) file
 
 
 @dataclass
@@ -86,6 +92,7 @@ class EmbedOptions:
     models: tuple[str, ...] = SLOTS
     archs: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ARCH))
     pretrained: dict[str, str] = field(default_factory=lambda: {s: "openai" for s in SLOTS})
+    faces_weights: str | None = None  # an SCRFD .onnx file; None: insightface's buffalo_l
     device: str = "auto"
     precision: str | None = None  # fp16 | fp32; None: fp16 on cuda, fp32 on cpu
     batch_size: int = 256
@@ -107,6 +114,8 @@ class FileReport:
     slots: list[str] = field(default_factory=list)
     no_image: int = 0
     undecodable: int = 0
+    faces: int | None = None  # boxes found (faces detected in this run)
+    images_with_faces: int | None = None
 
 
 @dataclass
@@ -119,11 +128,24 @@ class EmbedResult:
     seconds: float = 0.0
     damaged_shards: list[str] = field(default_factory=list)
 
+    @property
+    def faces_found(self) -> int | None:
+        """Boxes found in this run's files; None when no file had its faces detected."""
+        counts = [f.faces for f in self.files if f.faces is not None]
+        return sum(counts) if counts else None
+
+    @property
+    def images_with_faces(self) -> int:
+        return sum(f.images_with_faces or 0 for f in self.files)
+
 
 # --- weights ------------------------------------------------------------------------------
 def weights_identity(choice: ModelChoice) -> dict[str, Any]:
-    """What pool.json records for a slot: arch, the tag or file name, the file's sha256."""
+    """What pool.json records for a slot: arch, the tag or file name, the file's sha256
+    (for faces, the detector's settings too)."""
     path = Path(choice.pretrained).expanduser()
+    if choice.slot == FACES:
+        return face_det.weights_identity(path)
     if path.is_file():
         return {"arch": choice.arch, "pretrained": path.name, "sha256": sha256_file(path)}
     return {"arch": choice.arch, "pretrained": choice.pretrained, "sha256": None}
@@ -145,6 +167,8 @@ def resolve_weights(choice: ModelChoice) -> tuple[str, dict[str, Any]]:
     cache, downloaded when missing) and the model options it needs. Cheap checks first:
     an unknown model or tag, or missing weights without network, fail before any model is
     built."""
+    if choice.slot == FACES:
+        return str(face_det.resolve_weights(choice.pretrained)), {}
     import open_clip
 
     from datacomp_sci.core.models import register_models
@@ -172,7 +196,10 @@ def resolve_weights(choice: ModelChoice) -> tuple[str, dict[str, Any]]:
 
 
 def load_model(choice: ModelChoice, device: str, precision: str):
-    """(model in eval mode, image preprocess, tokenizer) for a slot, through OpenCLIP."""
+    """(model in eval mode, image preprocess, tokenizer) for a slot, through OpenCLIP; for
+    faces, (insightface's SCRFD detector, None, None)."""
+    if choice.slot == FACES:
+        return face_det.load_detector(choice.pretrained, device), None, None
     import open_clip
 
     file, kwargs = resolve_weights(choice)
@@ -216,21 +243,25 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
             zf.writestr(info, buf.getvalue())
 
 
-def rewrite_scores(metadata_file: Path, scores: dict[str, np.ndarray]) -> None:
-    """Replace score columns of a metadata parquet (float32, NaN -> NULL); the schema,
-    its metadata and the compression stay as they were. Fresh sidecars stay fresh."""
+def face_bboxes_array(boxes: list) -> pa.Array:
+    """``face_bboxes`` values (a list of [x1, y1, x2, y2] per row, None for NULL) as the
+    column's Arrow type, list<list<float64>>."""
+    return pa.array(boxes, pa.list_(pa.list_(pa.float64())))
+
+
+def rewrite_columns(metadata_file: Path, columns: dict[str, pa.Array]) -> None:
+    """Replace (or append) columns of a metadata parquet; the schema, its metadata and the
+    compression stay as they were. Fresh sidecars stay fresh: the rows did not change."""
     pf = pq.ParquetFile(metadata_file)
     table = pf.read()
     compression = "zstd"
     if pf.metadata.num_row_groups and pf.metadata.num_columns:
         compression = pf.metadata.row_group(0).column(0).compression.lower()
     fresh = [k for k in SIDECAR_KINDS if sidecar_fresh(metadata_file, k)]
-    for slot, values in scores.items():
-        col = SCORE_COLUMN[slot]
-        arr = pa.array(values.astype(np.float32), pa.float32(), mask=np.isnan(values))
+    for col, arr in columns.items():
         i = table.schema.get_field_index(col)
         if i < 0:
-            table = table.append_column(pa.field(col, pa.float32()), arr)
+            table = table.append_column(pa.field(col, arr.type), arr)
         else:
             table = table.set_column(i, table.schema.field(i), arr.cast(table.schema.field(i).type))
     with atomic_open(metadata_file) as f:
@@ -367,8 +398,11 @@ def _check_weights(pool: Pool, record: dict, ident: dict[str, dict], overwrite: 
                 f"{want['arch']} {want['pretrained']}")
 
 
-def _existing_complete(meta: Path, slot: str, rows: int) -> bool:
-    """True when the file already has both arrays of ``slot`` and a full score column."""
+def _existing_complete(pool: Pool, meta: Path, slot: str, rows: int) -> bool:
+    """True when the file already has both arrays of ``slot`` and a full score column
+    (faces: boxes that came with a download)."""
+    if slot == FACES:
+        return face_det.has_upstream_boxes(pool, meta)
     arrays = read_npz(npz_path(meta))
     if any(k not in arrays or len(arrays[k]) != rows for k in (f"{slot}_img", f"{slot}_txt")):
         return False
@@ -382,13 +416,17 @@ def _existing_complete(meta: Path, slot: str, rows: int) -> bool:
 def embed_pools(pool_paths: list[str | Path], opts: EmbedOptions) -> EmbedResult:
     """Embed every metadata file of the pools (see the module docstring)."""
     for slot in opts.models:
-        if slot not in SLOTS:
-            raise ValueError(f"--models takes b32 and/or l14 (got {slot!r})")
+        if slot not in ALL_SLOTS:
+            raise ValueError(f"--models takes b32, l14 and/or faces (got {slot!r})")
     if not opts.models:
-        raise ValueError("--models: give b32, l14 or both")
+        raise ValueError("--models: give one or more of b32, l14, faces")
     if opts.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1 (got {opts.batch_size})")
-    choices = {s: ModelChoice(s, opts.archs[s], opts.pretrained[s]) for s in opts.models}
+    choices = {s: ModelChoice(s, opts.archs[s], opts.pretrained[s])
+               for s in opts.models if s != FACES}
+    if FACES in opts.models:  # the file first: its sha256 is the weights' identity
+        choices[FACES] = ModelChoice(FACES, face_det.DETECTOR,
+                                     str(face_det.resolve_weights(opts.faces_weights)))
     ident = {s: weights_identity(c) for s, c in choices.items()}
     for c in choices.values():  # unknown names, missing weights: fail before any work
         resolve_weights(c)
@@ -460,7 +498,8 @@ def _publish(remote: _Remote | None, meta: Path) -> None:
     if remote is None:
         return
     rel = meta.relative_to(remote.stage)
-    remote.loc.put_file(npz_path(meta), str(rel.with_suffix(".npz")))
+    if npz_path(meta).exists():  # (faces alone write no npz)
+        remote.loc.put_file(npz_path(meta), str(rel.with_suffix(".npz")))
     for kind in SIDECAR_KINDS:
         side = sidecar_path(meta, kind)
         if side.exists():
@@ -506,7 +545,7 @@ def _embed_all(pools: list[Pool], choices: dict[str, ModelChoice], ident: dict[s
     return result
 
 
-def _plan_file(meta: Path, record: dict, choices: dict[str, ModelChoice],
+def _plan_file(pool: Pool, meta: Path, record: dict, choices: dict[str, ModelChoice],
                opts: EmbedOptions) -> tuple[int, dict, list[str], list[str]]:
     """(rows, its pool.json record, slots to compute, slots kept from a download)."""
     stem = meta.stem
@@ -518,28 +557,51 @@ def _plan_file(meta: Path, record: dict, choices: dict[str, ModelChoice],
                 and done.get("rows") == rows and not opts.overwrite:
             continue
         if stem not in record["files"] and not opts.overwrite \
-                and _existing_complete(meta, slot, rows):
+                and _existing_complete(pool, meta, slot, rows):
             kept.append(slot)
             continue
         todo.append(slot)
     return rows, done, todo, kept
 
 
+def _annotate_file(rows_loc, texts: list[str], models: dict[str, tuple], reader: ImageReader,
+                   opts: EmbedOptions, device: str, precision: str):
+    """(CLIP features, face boxes or None, image status per row) of one file's rows for
+    the slots in ``models``."""
+    clip = {s: m for s, m in models.items() if s != FACES}
+    feats, status, boxes = {}, None, None
+    if clip:
+        feats, status = _encode_file(rows_loc, texts, clip, reader, opts, device, precision)
+    if FACES in models:
+        boxes, face_status = face_det.detect_rows(rows_loc, reader, models[FACES][0],
+                                                  opts.batch_size, opts.workers,
+                                                  opts.on_images)
+        status = face_status if status is None else status
+    return feats, boxes, status
+
+
 def _write_file(meta: Path, rows: int, todo: list[str], feats: dict[str, np.ndarray],
-                status: np.ndarray) -> None:
-    """The npz arrays and score columns of one metadata file, from its features."""
+                status: np.ndarray, boxes: list | None = None) -> None:
+    """The npz arrays, score columns and face boxes of one metadata file (one parquet
+    rewrite), from its features and boxes."""
+    columns: dict[str, pa.Array] = {}
+    if boxes is not None:
+        columns[face_det.COLUMN] = face_bboxes_array(boxes)
+    clip = [s for s in todo if s != FACES]
+    if not clip:
+        rewrite_columns(meta, columns)
+        return
     arrays = read_npz(npz_path(meta))
     arrays = {k: v for k, v in arrays.items() if len(v) == rows}
-    scores: dict[str, np.ndarray] = {}
-    for slot in todo:
+    for slot in clip:
         img, txt = feats[f"{slot}_img"], feats[f"{slot}_txt"]
         s = np.einsum("ij,ij->i", img, txt, dtype=np.float32).astype(np.float32)
         s[status != 1] = np.nan
-        scores[slot] = s
+        columns[SCORE_COLUMN[slot]] = pa.array(s, pa.float32(), mask=np.isnan(s))
         arrays[f"{slot}_img"] = img.astype(np.float16)
         arrays[f"{slot}_txt"] = txt.astype(np.float16)
     write_npz(npz_path(meta), arrays)
-    rewrite_scores(meta, scores)
+    rewrite_columns(meta, columns)
 
 
 def _embed_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, dict],
@@ -561,7 +623,7 @@ def _embed_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, di
     try:
         for meta in pool.metadata_files:
             stem = meta.stem
-            rows, done, todo, kept = _plan_file(meta, record, choices, opts)
+            rows, done, todo, kept = _plan_file(pool, meta, record, choices, opts)
             if not todo:
                 action = "kept" if kept else "done"
                 result.files.append(FileReport(pool.name, str(meta), rows, action, kept))
@@ -585,12 +647,12 @@ def _embed_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, di
             prior = [s for s in done.get("slots", []) if s not in todo]
             record["files"][stem] = {"state": "writing", "rows": rows, "slots": prior}
             _save_pool_json(pool, info, remote)
-            feats, status = _encode_file(loc, texts, {s: loaded[s] for s in todo}, reader,
-                                         opts, device, precision)
-            _write_file(meta, rows, todo, feats, status)
+            feats, boxes, status = _annotate_file(loc, texts, {s: loaded[s] for s in todo},
+                                                  reader, opts, device, precision)
+            _write_file(meta, rows, todo, feats, status, boxes)
             _publish(remote, meta)
-            _record_done(pool, info, record, result, meta, rows, todo, prior, status, ident,
-                         opts, remote)
+            _record_done(pool, info, record, result, meta, rows, todo, prior,
+                         (status, _face_counts(boxes)), ident, opts, remote)
     finally:
         if reader is not None:
             with contextlib.suppress(OSError):
@@ -601,12 +663,14 @@ def _embed_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, di
 _LOADED: dict[tuple, tuple] = {}  # per worker process: models stay loaded between files
 
 
-def _embed_file_task(args: tuple) -> np.ndarray:
+def _embed_file_task(args: tuple) -> tuple[np.ndarray, tuple[int, int] | None]:
     """One metadata file on an engine worker: load the slots' models (once per worker
-    process), encode the rows, write the npz and the scores exactly as the local path
-    does; returns the image status per row."""
+    process), encode the rows, write the npz, the scores and the face boxes exactly as
+    the local path does; returns the image status per row and the face counts. For a pool
+    on object storage (``remote``) the task fetches the file (and what belongs to it),
+    writes it in a temp folder and uploads it."""
     meta, rows, todo, choices, opts, device, precision, loc, shards, remote = args
-    if remote is not None:  # fetch the file (and what belongs to it), write it, upload it
+    if remote is not None:
         with tempfile.TemporaryDirectory(prefix="datacomp-sci-embed-") as tmp:
             rel = Path(meta).relative_to(remote.stage)
             staged = _Remote(remote.loc, Path(tmp), remote.shards)
@@ -617,10 +681,10 @@ def _embed_file_task(args: tuple) -> np.ndarray:
                     with atomic_open(staged.stage / name, fsync=False) as f:
                         f.write(staged.loc.read_bytes(name))
             local = staged.stage / rel
-            status = _embed_file_task((str(local), rows, todo, choices, opts, device, precision,
-                                       loc, shards, None))
+            outcome = _embed_file_task((str(local), rows, todo, choices, opts, device,
+                                        precision, loc, shards, None))
             _publish(staged, local)
-            return status
+            return outcome
     models = {}
     for slot in todo:
         key = (choices[slot], device, precision)
@@ -630,12 +694,13 @@ def _embed_file_task(args: tuple) -> np.ndarray:
     texts = [t or "" for t in pq.read_table(meta, columns=["text"]).column("text").to_pylist()]
     reader = ImageReader(shards)
     try:
-        feats, status = _encode_file(loc, texts, models, reader, opts, device, precision)
+        feats, boxes, status = _annotate_file(loc, texts, models, reader, opts, device,
+                                              precision)
     finally:
         with contextlib.suppress(OSError):
             reader.close()
-    _write_file(Path(meta), rows, todo, feats, status)
-    return status
+    _write_file(Path(meta), rows, todo, feats, status, boxes)
+    return status, _face_counts(boxes)
 
 
 def _embed_pool_on_engine(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, dict],
@@ -659,7 +724,7 @@ def _embed_pool_on_engine(pool: Pool, choices: dict[str, ModelChoice], ident: di
                         f["slots"].remove(slot)
     plan = []
     for meta in pool.metadata_files:
-        rows, done, todo, kept = _plan_file(meta, record, choices, opts)
+        rows, done, todo, kept = _plan_file(pool, meta, record, choices, opts)
         if todo:
             plan.append((meta, rows, todo, [s for s in done.get("slots", []) if s not in todo]))
             continue
@@ -681,31 +746,42 @@ def _embed_pool_on_engine(pool: Pool, choices: dict[str, ModelChoice], ident: di
         record["files"][meta.stem] = {"state": "writing", "rows": rows, "slots": prior}
     _save_pool_json(pool, info, remote)
     gpus = 1.0 if device == "cuda" else 0.0
-    for pos, status in engine.map(_embed_file_task, tasks, ordered=True, name="embed file",
+    for pos, outcome in engine.map(_embed_file_task, tasks, ordered=True, name="embed file",
                                   gpus=gpus):
         meta, rows, todo, prior = plan[pos]
-        if isinstance(status, TaskFailed):
-            status.raise_error(f"embedding {meta}")
+        if isinstance(outcome, TaskFailed):
+            outcome.raise_error(f"embedding {meta}")
         if opts.on_images:
             opts.on_images(rows)
-        _record_done(pool, info, record, result, meta, rows, todo, prior, status, ident, opts,
+        _record_done(pool, info, record, result, meta, rows, todo, prior, outcome, ident, opts,
                      remote)
 
 
+def _face_counts(boxes: list | None) -> tuple[int, int] | None:
+    """(boxes, images with at least one box) of a file's detections."""
+    if boxes is None:
+        return None
+    return sum(len(b) for b in boxes if b), sum(1 for b in boxes if b)
+
+
 def _record_done(pool, info: dict, record: dict, result, meta: Path, rows: int,
-                 todo: list[str], prior: list[str], status, ident: dict, opts,
-                 remote: _Remote | None = None) -> None:
+                 todo: list[str], prior: list[str], outcome: tuple, ident: dict,
+                 opts, remote: _Remote | None = None) -> None:
     """A metadata file is embedded: its record in ``pool.json`` (written at once, so a
-    killed run resumes after it), the run's counts and the caller's callback."""
+    killed run resumes after it), the run's counts and the caller's callback.
+    ``outcome``: (image status per row, (boxes, images with faces) or None)."""
+    status, faces = outcome
     no_image, undecodable = int((status == 0).sum()), int((status == 2).sum())
     for slot in todo:
         record["models"][slot] = ident[slot]
-    record["files"][meta.stem] = {"state": "done", "rows": rows,
-                                  "slots": sorted(set(prior) | set(todo)),
-                                  "no_image": no_image, "undecodable": undecodable}
+    entry = {"state": "done", "rows": rows, "slots": sorted(set(prior) | set(todo)),
+             "no_image": no_image, "undecodable": undecodable}
+    if faces is not None:
+        entry["faces"], entry["images_with_faces"] = faces
+    record["files"][meta.stem] = entry
     _save_pool_json(pool, info, remote)
     result.images += int((status == 1).sum())
     result.files.append(FileReport(pool.name, str(meta), rows, "embedded", todo, no_image,
-                                   undecodable))
+                                   undecodable, *(faces or (None, None))))
     if opts.on_file:
         opts.on_file(str(meta), "embedded")

@@ -32,6 +32,10 @@ def _scale_names() -> list[str]:
               type=click.Choice(["amp", "amp_bf16", "amp_bfloat16", "bf16", "fp16", "fp32"]),
               help="Numeric precision (default: amp as DataComp; tiny: fp32).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--deterministic", is_flag=True,
+              help="Same data, options and --seed give the same checkpoint: no sample-shuffle "
+                   "buffer (samples in seeded shard order; reshard output is already shuffled) "
+                   "and torch's deterministic algorithms. Bit-identical on CPU (tiny scale).")
 @click.option("--num-checkpoints", type=int, default=5, show_default=True,
               help="Checkpoints (OpenCLIP epochs) over the run; samples seen stay the same.")
 @click.option("--accum-freq", type=int, default=1, show_default=True,
@@ -46,7 +50,7 @@ def _scale_names() -> list[str]:
               help="Show only OpenCLIP's warnings and errors on the console (OUTPUT/EXP/out.log "
                    "keeps every line).")
 def train_cmd(scale, data, data_spec, output, exp_name, loader_workers, precision, seed,
-              num_checkpoints, accum_freq, resume, report_to, dry_run, quiet):
+              deterministic, num_checkpoints, accum_freq, resume, report_to, dry_run, quiet):
     """Train CLIP with OpenCLIP's trainer on DataComp's recipe for SCALE.
 
     Calls open_clip_train.main.main() with DataComp's argument list: samples seen, global
@@ -69,7 +73,7 @@ def train_cmd(scale, data, data_spec, output, exp_name, loader_workers, precisio
 
     opts = TrainOptions(output=output, exp_name=exp_name, workers=loader_workers, precision=precision,
                         seed=seed, num_checkpoints=num_checkpoints, accum_freq=accum_freq,
-                        resume=resume, report_to=report_to)
+                        resume=resume, report_to=report_to, deterministic=deterministic)
     plan = run_library(make_plan, get_scale(scale), opts, data=data, data_spec=data_spec)
     if dry_run:
         if plan.rank == 0:

@@ -210,13 +210,15 @@ FILTER_OPTIONS = ("arch", "fraction", "threshold", "method", "isc_weights", "isc
 
 @dataclass(frozen=True)
 class EmbedDecl:
-    """``embed:``: which pools get CLIP embeddings and scores before they are filtered."""
+    """``embed:``: which pools get CLIP embeddings and scores (and face boxes, with
+    ``faces`` among the models) before they are filtered."""
 
     pools: tuple[str, ...]
     models: tuple[str, ...] = ("b32", "l14")
     archs: dict[str, str] = field(default_factory=dict)       # slot -> OpenCLIP model name
     pretrained: dict[str, str] = field(default_factory=dict)  # slot -> tag or file
     device: str = "auto"
+    faces_weights: str | None = None  # an SCRFD .onnx file; None: insightface's cache
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,8 @@ class Experiment:
     proportions: dict[str, str] = field(default_factory=dict)  # run -> "natural" | "a=0.8,b=0.2"
     curations: dict[str, CurateDecl] = field(default_factory=dict)
     embed: EmbedDecl | None = None
+    seed: int = 0                # train --seed of every run
+    deterministic: bool = False  # train --deterministic for every run
 
 
 def resolve_path(value: str, base: Path | None = None) -> str:
@@ -319,7 +323,9 @@ def _embed_decl(raw: Any, where: str, pools: dict, base: Path,
             v = str(raw[f"{s}_pretrained"])
             is_file = "/" in v or v.startswith(PACKAGE_PREFIX) or v.endswith(_WEIGHT_SUFFIXES)
             pretrained[s] = resolve_path(v, base) if is_file else v  # else an OpenCLIP tag
-    return EmbedDecl(names, models, archs, pretrained, str(raw.get("device") or "auto"))
+    faces = resolve_path(str(raw["faces_weights"]), base) if raw.get("faces_weights") else None
+    return EmbedDecl(names, models, archs, pretrained, str(raw.get("device") or "auto"),
+                     faces)
 
 
 def _run_decl(run: str, raw: Any, pools: dict, where: str,
@@ -451,7 +457,8 @@ def load_experiment(name_or_path: str, workdir: str | None = None,
         name=name, path=path, workdir=wdir, scale=str(doc["scale"]), suite=suite,
         eval_data=resolve_path(str(doc["evalsets"]), wdir), pools=pools, filters=filters,
         runs=runs, baseline=baseline, workers=doc.get("workers"), proportions=proportions,
-        curations=curations, embed=embed)
+        curations=curations, embed=embed, seed=int(doc.get("seed") or 0),
+        deterministic=bool(doc.get("deterministic", False)))
 
 
 # --- actions: the other stages' public functions ------------------------------------------------
@@ -512,7 +519,7 @@ def _embed(pool: str, decl: EmbedDecl, marker: Path, workers: int | None) -> Any
 
     opts = EmbedOptions(models=decl.models, archs={**DEFAULT_ARCH, **decl.archs},
                         pretrained={"b32": "openai", "l14": "openai", **decl.pretrained},
-                        device=decl.device, workers=min(workers or 1, 4) if workers else 0)
+                        faces_weights=decl.faces_weights, device=decl.device, workers=min(workers or 1, 4) if workers else 0)
     res = embed_pools([pool], opts)
     atomic_write_json(marker, {"pool": pool, "models": res.models, "images": res.images,
                                "files": [dataclasses.asdict(f) for f in res.files]})
@@ -540,12 +547,13 @@ def _mix(shards: list[Path], names: list[str], proportions: str, scale: str,
                        samples_seen=get_scale(scale).samples_seen, output=spec)
 
 
-def _train(spec: Path, scale: str, out: Path, workers: int | None, quiet: bool = False) -> Any:
+def _train(spec: Path, scale: str, out: Path, workers: int | None, seed: int = 0,
+           deterministic: bool = False, quiet: bool = False) -> Any:
     from datacomp_sci.training.scales import get_scale
     from datacomp_sci.training.train import TrainOptions, make_plan, train
 
-    plan = make_plan(get_scale(scale), TrainOptions(output=str(out), workers=workers),
-                     data_spec=str(spec))
+    opts = TrainOptions(output=str(out), workers=workers, seed=seed, deterministic=deterministic)
+    plan = make_plan(get_scale(scale), opts, data_spec=str(spec))
     return train(plan, quiet=quiet)  # prints the plan before training
 
 
@@ -708,7 +716,7 @@ def _run_steps(exp: Experiment, run: str, pools: tuple[str, ...], act: Actions,
     mix = Step(f"mix:{run}", tuple(str(s / "meta.json") for s in shards), (str(spec),),
                lambda: act.mix(shards, list(pools), proportions, exp.scale, spec))
     train = Step(f"train:{run}", (str(spec),), (str(run_dir / "info.json"),),
-                 lambda: act.train(spec, exp.scale, out, exp.workers))
+                 lambda: act.train(spec, exp.scale, out, exp.workers, exp.seed, exp.deterministic))
     evaluate = Step(f"evaluate:{run}", (str(run_dir / "info.json"), *suite_markers),
                     (str(run_dir / "eval_results.jsonl"),),
                     lambda: act.evaluate(run_dir, exp.suite, exp.eval_data),

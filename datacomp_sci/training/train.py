@@ -220,6 +220,7 @@ class TrainOptions:
     accum_freq: int = 1
     resume: str = "latest"
     report_to: str | None = None  # tensorboard | wandb
+    deterministic: bool = False  # see _deterministic(): no sample-shuffle buffer, deterministic kernels
 
 
 @dataclass(frozen=True)
@@ -271,13 +272,16 @@ class TrainPlan:
 
     def fingerprint(self) -> dict:
         """What a resumed run must share with the run it continues."""
-        return {
+        out = {
             "scale": self.scale.to_dict(),
             "train_data": self.data.train_data,
             "upsampling_factors": self.data.upsampling_factors,
             "num_checkpoints": self.options.num_checkpoints,
             "seed": self.options.seed,
         }
+        if self.options.deterministic:  # absent otherwise: earlier runs' records stay valid
+            out["deterministic"] = True
+        return out
 
     def to_dict(self) -> dict:
         return {
@@ -399,7 +403,8 @@ def format_plan(plan: TrainPlan) -> str:
         f"{plan.per_device_batch:,} per device x {o.accum_freq} accumulation step(s)",
         f"optimiser      lr {s.learning_rate:g}, warmup {s.warmup:,} steps, beta2 "
         f"{'OpenCLIP default' if s.beta2 is None else s.beta2}",
-        f"precision      {plan.precision}, {plan.workers} data workers per device, seed {o.seed}",
+        f"precision      {plan.precision}, {plan.workers} data workers per device, seed {o.seed}"
+        + (", deterministic (no sample-shuffle buffer)" if o.deterministic else ""),
         f"output         {plan.exp_dir}",
         f"data           {len(plan.data.sources)} source(s), {plan.data.n_samples:,} samples"
         + (f", from {plan.data.spec_path}" if plan.data.spec_path else ""),
@@ -460,7 +465,7 @@ def train(plan: TrainPlan, echo: Callable[[str], None] = print,
     say(format_plan(plan))
     if plan.rank == 0:
         atomic_write_json(plan.exp_dir / "train_plan.json", plan.to_dict())
-    _run_openclip(plan.argv(), plan.exp_dir / "out.log", quiet)
+    _run_openclip(plan.argv(), plan.exp_dir / "out.log", quiet, plan.options.deterministic)
     if plan.rank != 0:
         return None
     checkpoint = plan.exp_dir / plan.final_checkpoint
@@ -514,15 +519,18 @@ def _check_same_run(plan: TrainPlan, previous: dict | None) -> None:
         )
 
 
-def _run_openclip(argv: list[str], log_file: Path, quiet: bool = False) -> None:
+def _run_openclip(argv: list[str], log_file: Path, quiet: bool = False,
+                  deterministic: bool = False) -> None:
     """Call ``open_clip_train.main.main(argv)`` in-process and leave the process as it was.
-    ``quiet``: OpenCLIP's console handler shows warnings and errors only."""
+    ``quiet``: OpenCLIP's console handler shows warnings and errors only.
+    ``deterministic``: see :func:`_deterministic`."""
     from datacomp_sci.core import models
 
     models.register_models()
     from open_clip_train import main as openclip_main
 
-    with _restore_logging(), _restore_rng(), _quiet_console(openclip_main, quiet):
+    with _restore_logging(), _restore_rng(), _quiet_console(openclip_main, quiet), \
+            _deterministic(deterministic):
         try:
             status = openclip_main.main(argv)
         except SystemExit as e:  # argparse, or OpenCLIP's exit(1)
@@ -590,6 +598,46 @@ def _quiet_console(openclip_main: Any, quiet: bool) -> Iterator[None]:
         yield
     finally:
         openclip_main.setup_logging = original
+
+
+@contextlib.contextmanager
+def _deterministic(enabled: bool) -> Iterator[None]:
+    """A run whose checkpoints depend only on the data, the options and ``--seed``.
+
+    OpenCLIP seeds torch, numpy and ``random`` from ``--seed`` and the shard order is seeded
+    (``ResampledShards2(deterministic=True)``), but its sample-shuffle buffer is
+    ``webdataset.shuffle(bufsize, initial)`` without an ``rng``, which webdataset seeds from
+    the clock and the process id. No OpenCLIP argument reaches that seed; the buffer sizes
+    are the module settings ``open_clip_train.data._SAMPLE_SHUFFLE_SIZE`` /
+    ``_SAMPLE_SHUFFLE_INITIAL``, read when the pipeline is built. With both at 1 the buffer
+    holds one sample and hands it on unchanged, so samples come in seeded shard order
+    (``reshard`` already shuffles samples across shards with its own seed). Torch is also
+    switched to deterministic algorithms (on CUDA that needs ``CUBLAS_WORKSPACE_CONFIG``,
+    set here when unset). Everything is put back afterwards."""
+    if not enabled:
+        yield
+        return
+    import os
+
+    import torch
+    from open_clip_train import data as openclip_data
+
+    names = ("_SAMPLE_SHUFFLE_SIZE", "_SAMPLE_SHUFFLE_INITIAL")
+    saved = {n: getattr(openclip_data, n) for n in names}
+    saved_algorithms = torch.are_deterministic_algorithms_enabled()
+    saved_cublas = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    for n in names:
+        setattr(openclip_data, n, 1)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        for n, v in saved.items():
+            setattr(openclip_data, n, v)
+        torch.use_deterministic_algorithms(saved_algorithms)
+        if saved_cublas is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 
 
 @contextlib.contextmanager
