@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 from helpers import make_shards
-from loopback import http_server  # noqa: F401  (fixture: a loopback HTTP server)
+from loopback import fake_s3, http_server  # noqa: F401  (fixtures: loopback S3 and HTTP servers)
 
 
 @pytest.fixture

@@ -321,25 +321,32 @@ def tar_bytes(members: list[tuple]) -> bytes:
     return buf.getvalue()
 
 
-def kill_build_and_rerun(cmd: list[str], out: Path, units: int = 4, seconds: float = 240):
+def kill_build_and_rerun(cmd: list[str], out: Path | str, units: int = 4, seconds: float = 240,
+                         list_files: Callable[[str], list[str]] | None = None):
     """Run a ``build-pool`` command line, SIGKILL it once ``units`` unit results are saved,
-    check it died unfinished, then rerun it to the end; returns the rerun's result."""
+    check it died unfinished, then rerun it to the end; returns the rerun's result.
+    ``list_files(folder)``: the names in an output folder, for outputs that are not local
+    folders (object storage); default: the local folder's."""
     import os
     import signal
     import subprocess
     import time
 
+    def local_names(folder: str) -> list[str]:
+        return [p.name for p in Path(folder).glob("*")]
+
+    names = list_files or local_names
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    work = out / "_work" / "units"
+    work = f"{out}/_work/units"
     deadline = time.time() + seconds
     while time.time() < deadline and proc.poll() is None:
-        if work.is_dir() and len(list(work.glob("*.json"))) >= units:
+        if sum(n.endswith(".json") for n in names(work)) >= units:
             os.kill(proc.pid, signal.SIGKILL)
             break
         time.sleep(0.01)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the build finished before it could be killed"
-    assert not (out / "pool.json").exists()
+    assert "pool.json" not in names(str(out))
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return done

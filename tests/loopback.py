@@ -14,3 +14,82 @@ def http_server():
     """``http_server(folder) -> "http://127.0.0.1:PORT"`` serving ``folder`` until the test ends."""
     with contextlib.ExitStack() as stack:
         yield lambda folder: stack.enter_context(serve_folder(folder))
+
+
+class FakeS3:
+    """moto's S3 server on loopback, with fsspec configured to use it (environment)."""
+
+    def __init__(self, endpoint: str) -> None:
+        import s3fs
+
+        self.endpoint = endpoint
+        self.fs = s3fs.S3FileSystem(endpoint_url=endpoint, key="testing", secret="testing",
+                                    use_listings_cache=False, skip_instance_cache=True)
+
+    def bucket(self, name: str) -> str:
+        """Create bucket ``name`` (if absent); returns ``s3://name``."""
+        if not self.fs.exists(name):
+            self.fs.mkdir(name)
+        return f"s3://{name}"
+
+    def names(self, url: str) -> list[str]:
+        """Names directly below ``url`` ([] when there are none)."""
+        try:
+            return [k.rstrip("/").rsplit("/", 1)[-1]
+                    for k in self.fs.ls(url.split("://", 1)[1], refresh=True)]
+        except FileNotFoundError:
+            return []
+
+    def files(self, url: str) -> dict[str, bytes]:
+        """Every object below ``url``: relative key -> bytes."""
+        root = url.split("://", 1)[1].rstrip("/")
+        return {key[len(root) + 1:]: self.fs.cat_file(key)
+                for key in sorted(self.fs.find(root))}
+
+    def download(self, url: str, dest) -> None:
+        """Copy every object below ``url`` into the local folder ``dest``."""
+        from pathlib import Path
+
+        for rel, data in self.files(url).items():
+            path = Path(dest) / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+
+@pytest.fixture(scope="module")
+def fake_s3():
+    """A fake S3 (moto's ThreadedMotoServer on 127.0.0.1, a free port) for one test module.
+    fsspec finds it through ``FSSPEC_S3_ENDPOINT_URL`` and s3fs its credentials through
+    ``AWS_*`` variables, set here for this process and the processes it starts."""
+    import os
+
+    server_mod = pytest.importorskip("moto.server")
+    pytest.importorskip("s3fs")
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not one line per request
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"FSSPEC_S3_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    import fsspec.config  # read the FSSPEC_* variables at import: set what it would have read
+
+    old_conf = fsspec.config.conf.get("s3")
+    fsspec.config.conf["s3"] = {**(old_conf or {}), "endpoint_url": env["FSSPEC_S3_ENDPOINT_URL"]}
+    try:
+        yield FakeS3(env["FSSPEC_S3_ENDPOINT_URL"])
+    finally:
+        if old_conf is None:
+            fsspec.config.conf.pop("s3", None)
+        else:
+            fsspec.config.conf["s3"] = old_conf
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.stop()

@@ -155,3 +155,31 @@ def test_scale_fetches_datacomps_metadata_then_downloads(url_pool, tmp_path, mon
     # a rerun finds the metadata in place and asks the Hub nothing
     again = download_pool(out, scale=scale, opts=OPTS)
     assert len(calls) == 1 and again.coverage.downloaded == GOOD
+
+
+@pytest.mark.slow
+def test_download_pool_to_s3_gives_the_local_run_s_samples_and_coverage(url_pool, tmp_path,
+                                                                        fake_s3):
+    meta, uids = url_pool
+    local = download_pool(tmp_path / "local", metadata_dir=meta, opts=OPTS)
+    url = fake_s3.bucket("downloads") + "/pool"
+    res = download_pool(url, metadata_dir=meta, opts=OPTS)
+    assert res.output == url and res.img2dataset_kwargs["output_folder"] == f"{url}/shards"
+    assert res.coverage == local.coverage
+    files = fake_s3.files(url)
+    assert not any(k.startswith("shards/_tmp") for k in files)
+    assert files["metadata/0123abcd.parquet"] == (meta / "0123abcd.parquet").read_bytes()
+    assert files["failed_uids.npy"] == (tmp_path / "local" / "failed_uids.npy").read_bytes()
+    names = sorted(p.relative_to(tmp_path / "local").as_posix()
+                   for p in (tmp_path / "local").rglob("*") if p.is_file())
+    assert sorted(files) == names
+
+    def samples(tar_bytes: bytes) -> dict[str, bytes]:  # img2dataset writes in completion order
+        with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tf:
+            return {m.name: tf.extractfile(m).read() for m in tf if m.isfile()}
+
+    for n in range(3):
+        name = f"shards/{n:08d}.tar"
+        assert samples(files[name]) == samples((tmp_path / "local" / name).read_bytes())
+    again = download_pool(url, metadata_dir=meta, opts=OPTS, skip_shards=True)
+    assert again.coverage == local.coverage

@@ -425,9 +425,17 @@ def test_engine_mistakes_are_one_line_errors(tmp_path, monkeypatch):
     ["reshard", "-i", str(SAMPLES), "--subset", str(SAMPLES / "expected.json")],
     ["download-pool", "--metadata-dir", str(SAMPLES)],
 ], ids=["build-pool", "reshard", "download-pool"])
-def test_object_storage_outputs_are_refused_in_one_line(command, tmp_path, monkeypatch):
+def test_an_output_url_of_an_unknown_protocol_is_refused_in_one_line(command, tmp_path,
+                                                                     monkeypatch):
+    # (object-storage outputs themselves: tests/test_storage.py, against a loopback S3)
     monkeypatch.chdir(tmp_path)
-    res = CliRunner().invoke(main, command + ["-o", "s3://bucket/pool", "--no-progress"]
-                             if command[0] != "download-pool" else command + ["-o", "s3://b/p"])
-    assert res.exit_code != 0 and "object storage are not supported yet" in res.output
+    out = "nosuchproto://bucket/pool"
+    res = CliRunner().invoke(main, command + ["-o", out, "--no-progress"]
+                             if command[0] != "download-pool" else command + ["-o", out])
+    assert res.exit_code != 0 and "unknown protocol 'nosuchproto'" in res.output
+    assert len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output
+    assert not (tmp_path / "nosuchproto:").exists()
+    mangled = CliRunner().invoke(main, command + ["-o", "s3:/bucket/pool", "--no-progress"]
+                                 if command[0] != "download-pool" else command + ["-o", "s3:/b/p"])
+    assert mangled.exit_code != 0 and "not a URL (write s3://" in mangled.output
     assert not (tmp_path / "s3:").exists()

@@ -26,6 +26,12 @@ schema unchanged (docs/formats.md, "Model-derived metadata").
 * ``faces`` (with or without the CLIP slots): the ``face_bboxes`` column, from insightface's
   SCRFD with dataset2metadata's settings (:mod:`.faces`); recorded, resumed, kept for a
   download and refused with other weights exactly as a CLIP slot is.
+* A pool on object storage (``s3://bucket/pool``: ``metadata/``, ``shards/``,
+  ``pool.json``): its metadata files and ``pool.json`` are copied to a temp folder of
+  this machine, images are read from the shards there by ranged reads, and each
+  finished file is uploaded whole (npz, sidecars, parquet), then ``pool.json`` recording
+  it: a killed run resumes from the ``pool.json`` on object storage. On an engine, each
+  task fetches its file, writes it and uploads it itself.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +52,7 @@ import pyarrow.parquet as pq
 
 from datacomp_sci.annotate import faces as face_det
 from datacomp_sci.annotate.shardimages import ImageIndex, ImageReader, pool_image_index
+from datacomp_sci.core.storage import Location, is_url, output_location
 from datacomp_sci.core.util import (
     atomic_open,
     atomic_write_json,
@@ -414,7 +422,6 @@ def embed_pools(pool_paths: list[str | Path], opts: EmbedOptions) -> EmbedResult
         raise ValueError("--models: give one or more of b32, l14, faces")
     if opts.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1 (got {opts.batch_size})")
-    pools = discover_pools(pool_paths)
     choices = {s: ModelChoice(s, opts.archs[s], opts.pretrained[s])
                for s in opts.models if s != FACES}
     if FACES in opts.models:  # the file first: its sha256 is the weights' identity
@@ -423,8 +430,30 @@ def embed_pools(pool_paths: list[str | Path], opts: EmbedOptions) -> EmbedResult
     ident = {s: weights_identity(c) for s, c in choices.items()}
     for c in choices.values():  # unknown names, missing weights: fail before any work
         resolve_weights(c)
+    with contextlib.ExitStack() as stack:
+        remotes: dict[Path, _Remote] = {}
+        local_paths: list[str | Path] = []
+        for p in pool_paths:
+            if not is_url(p):
+                local_paths.append(p)
+                continue
+            stage = Path(stack.enter_context(tempfile.TemporaryDirectory(
+                prefix="datacomp-sci-embed-")))
+            remote = _stage_pool(str(p), stage)
+            remotes[remote.stage.resolve()] = remote
+            local_paths.append(remote.stage)
+        return _embed_pools(discover_pools(local_paths), choices, ident, opts, remotes)
+
+
+def _embed_pools(pools: list[Pool], choices: dict[str, ModelChoice], ident: dict[str, dict],
+                 opts: EmbedOptions, remotes: dict[Path, _Remote]) -> EmbedResult:
     for pool in pools:  # refuse before computing anything
-        if not pool.shards_dir.is_dir():
+        if pool.root in remotes:
+            if not remotes[pool.root].shards:
+                raise FileNotFoundError(
+                    f"pool {pool.name} ({remotes[pool.root].loc}) has no shards/*.tar with its "
+                    "images: download them first (datacomp-sci download-pool)")
+        elif not pool.shards_dir.is_dir():
             raise FileNotFoundError(
                 f"pool {pool.name} ({pool.root}) has no shards/ folder with its images: "
                 "download them first (datacomp-sci download-pool)")
@@ -432,11 +461,61 @@ def embed_pools(pool_paths: list[str | Path], opts: EmbedOptions) -> EmbedResult
     on_engine = opts.engine is not None and opts.engine.name != "local"
     with contextlib.ExitStack() as stack:
         engine = stack.enter_context(engine_session(opts.engine)) if on_engine else None
-        return _embed_all(pools, choices, ident, opts, engine)
+        return _embed_all(pools, choices, ident, opts, engine, remotes)
+
+
+# --- pools on object storage ------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Remote:
+    """A pool on object storage and its local copy (metadata files, pool.json)."""
+
+    loc: Location
+    stage: Path
+    shards: tuple[str, ...]  # URLs of its shards/*.tar, sorted
+
+
+def _stage_pool(url: str, tmp: Path) -> _Remote:
+    """Copy a remote pool's ``pool.json``, ``metadata/`` and ``sidecars/`` files into
+    ``tmp/<its name>``; its shards stay where they are."""
+    loc = output_location(url)
+    stage = tmp / url.rstrip("/").rsplit("/", 1)[-1]
+    for sub in ("metadata", "sidecars"):
+        for name in loc.listdir(sub):
+            if name.endswith((".parquet", ".npz")):
+                with atomic_open(stage / sub / name, fsync=False) as f:
+                    f.write(loc.read_bytes(f"{sub}/{name}"))
+    if not (stage / "metadata").is_dir():
+        raise FileNotFoundError(f"{url} holds no metadata/*.parquet: give a pool (run "
+                                "`datacomp-sci build-pool` or `download-pool` first)")
+    if loc.is_file("pool.json"):
+        (stage / "pool.json").write_bytes(loc.read_bytes("pool.json"))
+    shards = tuple(loc.join("shards", n) for n in loc.listdir("shards") if n.endswith(".tar"))
+    return _Remote(loc, stage.resolve(), shards)
+
+
+def _publish(remote: _Remote | None, meta: Path) -> None:
+    """Upload one written metadata file, whole: its npz and fresh sidecars, then itself."""
+    if remote is None:
+        return
+    rel = meta.relative_to(remote.stage)
+    if npz_path(meta).exists():  # (faces alone write no npz)
+        remote.loc.put_file(npz_path(meta), str(rel.with_suffix(".npz")))
+    for kind in SIDECAR_KINDS:
+        side = sidecar_path(meta, kind)
+        if side.exists():
+            remote.loc.put_file(side, str(side.relative_to(remote.stage)))
+    remote.loc.put_file(meta, str(rel))
+
+
+def _save_pool_json(pool: Pool, info: dict, remote: _Remote | None) -> None:
+    atomic_write_json(pool.root / "pool.json", info)
+    if remote is not None:
+        remote.loc.put_file(pool.root / "pool.json", "pool.json")
 
 
 def _embed_all(pools: list[Pool], choices: dict[str, ModelChoice], ident: dict[str, dict],
-               opts: EmbedOptions, engine: Engine | None) -> EmbedResult:
+               opts: EmbedOptions, engine: Engine | None,
+               remotes: dict[Path, _Remote] | None = None) -> EmbedResult:
     import time
 
     if engine is not None:  # the workers' devices count, not this machine's
@@ -456,10 +535,12 @@ def _embed_all(pools: list[Pool], choices: dict[str, ModelChoice], ident: dict[s
     result = EmbedResult([], ident, device, precision)
     t0 = time.perf_counter()
     for pool in pools:
+        remote = (remotes or {}).get(pool.root)
         if engine is None:
-            _embed_pool(pool, choices, ident, loaded, opts, device, precision, result)
+            _embed_pool(pool, choices, ident, loaded, opts, device, precision, result, remote)
         else:
-            _embed_pool_on_engine(pool, choices, ident, opts, device, precision, result, engine)
+            _embed_pool_on_engine(pool, choices, ident, opts, device, precision, result, engine,
+                                  remote)
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -525,7 +606,7 @@ def _write_file(meta: Path, rows: int, todo: list[str], feats: dict[str, np.ndar
 
 def _embed_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, dict],
                 loaded: dict[str, tuple], opts: EmbedOptions, device: str, precision: str,
-                result: EmbedResult) -> None:
+                result: EmbedResult, remote: _Remote | None = None) -> None:
     remove_stale_temps(pool.root / "metadata")
     info = _load_pool_json(pool)
     record = info.setdefault("embeddings", {"models": {}, "files": {}})
@@ -550,7 +631,8 @@ def _embed_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, di
                     opts.on_file(str(meta), action)
                 continue
             if index is None:
-                index = pool_image_index(pool.shards_dir, workers=max(1, opts.workers))
+                index = pool_image_index(remote.shards if remote else pool.shards_dir,
+                                         workers=max(1, opts.workers))
                 result.damaged_shards += index.damaged
                 reader = ImageReader(index.shards)
             for slot in todo:
@@ -564,12 +646,13 @@ def _embed_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, di
             # must not leave it looking like someone else's finished embeddings)
             prior = [s for s in done.get("slots", []) if s not in todo]
             record["files"][stem] = {"state": "writing", "rows": rows, "slots": prior}
-            atomic_write_json(pool.root / "pool.json", info)
+            _save_pool_json(pool, info, remote)
             feats, boxes, status = _annotate_file(loc, texts, {s: loaded[s] for s in todo},
                                                   reader, opts, device, precision)
             _write_file(meta, rows, todo, feats, status, boxes)
+            _publish(remote, meta)
             _record_done(pool, info, record, result, meta, rows, todo, prior,
-                         (status, _face_counts(boxes)), ident, opts)
+                         (status, _face_counts(boxes)), ident, opts, remote)
     finally:
         if reader is not None:
             with contextlib.suppress(OSError):
@@ -583,8 +666,25 @@ _LOADED: dict[tuple, tuple] = {}  # per worker process: models stay loaded betwe
 def _embed_file_task(args: tuple) -> tuple[np.ndarray, tuple[int, int] | None]:
     """One metadata file on an engine worker: load the slots' models (once per worker
     process), encode the rows, write the npz, the scores and the face boxes exactly as
-    the local path does; returns the image status per row and the face counts."""
-    meta, rows, todo, choices, opts, device, precision, loc, shards = args
+    the local path does; returns the image status per row and the face counts. For a pool
+    on object storage (``remote``) the task fetches the file (and what belongs to it),
+    writes it in a temp folder and uploads it."""
+    meta, rows, todo, choices, opts, device, precision, loc, shards, remote = args
+    if remote is not None:
+        with tempfile.TemporaryDirectory(prefix="datacomp-sci-embed-") as tmp:
+            rel = Path(meta).relative_to(remote.stage)
+            staged = _Remote(remote.loc, Path(tmp), remote.shards)
+            names = [str(rel), str(rel.with_suffix(".npz"))] + \
+                [str(sidecar_path(rel, k)) for k in SIDECAR_KINDS]
+            for name in names:
+                if staged.loc.is_file(name):
+                    with atomic_open(staged.stage / name, fsync=False) as f:
+                        f.write(staged.loc.read_bytes(name))
+            local = staged.stage / rel
+            outcome = _embed_file_task((str(local), rows, todo, choices, opts, device,
+                                        precision, loc, shards, None))
+            _publish(staged, local)
+            return outcome
     models = {}
     for slot in todo:
         key = (choices[slot], device, precision)
@@ -605,7 +705,7 @@ def _embed_file_task(args: tuple) -> tuple[np.ndarray, tuple[int, int] | None]:
 
 def _embed_pool_on_engine(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, dict],
                           opts: EmbedOptions, device: str, precision: str, result: EmbedResult,
-                          engine: Engine) -> None:
+                          engine: Engine, remote: _Remote | None = None) -> None:
     """The files of one pool as engine tasks; the driver keeps ``pool.json`` (files marked
     as being written before their task starts, done as their results come in, in file
     order), so a killed driver resumes as the local path does."""
@@ -634,16 +734,17 @@ def _embed_pool_on_engine(pool: Pool, choices: dict[str, ModelChoice], ident: di
             opts.on_file(str(meta), action)
     if not plan:
         return
-    index = pool_image_index(pool.shards_dir, workers=max(1, opts.workers))
+    index = pool_image_index(remote.shards if remote else pool.shards_dir,
+                             workers=max(1, opts.workers))
     result.damaged_shards += index.damaged
     shipped = dataclasses.replace(opts, on_images=None, on_file=None, engine=None)
     tasks = []
     for meta, rows, todo, prior in plan:
         uids = pq.read_table(meta, columns=["uid"]).column("uid").to_pylist()
         tasks.append((str(meta), rows, todo, {s: choices[s] for s in todo}, shipped, device,
-                      precision, index.locate(uids), index.shards))
+                      precision, index.locate(uids), index.shards, remote))
         record["files"][meta.stem] = {"state": "writing", "rows": rows, "slots": prior}
-    atomic_write_json(pool.root / "pool.json", info)
+    _save_pool_json(pool, info, remote)
     gpus = 1.0 if device == "cuda" else 0.0
     for pos, outcome in engine.map(_embed_file_task, tasks, ordered=True, name="embed file",
                                   gpus=gpus):
@@ -652,7 +753,8 @@ def _embed_pool_on_engine(pool: Pool, choices: dict[str, ModelChoice], ident: di
             outcome.raise_error(f"embedding {meta}")
         if opts.on_images:
             opts.on_images(rows)
-        _record_done(pool, info, record, result, meta, rows, todo, prior, outcome, ident, opts)
+        _record_done(pool, info, record, result, meta, rows, todo, prior, outcome, ident, opts,
+                     remote)
 
 
 def _face_counts(boxes: list | None) -> tuple[int, int] | None:
@@ -664,7 +766,7 @@ def _face_counts(boxes: list | None) -> tuple[int, int] | None:
 
 def _record_done(pool, info: dict, record: dict, result, meta: Path, rows: int,
                  todo: list[str], prior: list[str], outcome: tuple, ident: dict,
-                 opts) -> None:
+                 opts, remote: _Remote | None = None) -> None:
     """A metadata file is embedded: its record in ``pool.json`` (written at once, so a
     killed run resumes after it), the run's counts and the caller's callback.
     ``outcome``: (image status per row, (boxes, images with faces) or None)."""
@@ -677,7 +779,7 @@ def _record_done(pool, info: dict, record: dict, result, meta: Path, rows: int,
     if faces is not None:
         entry["faces"], entry["images_with_faces"] = faces
     record["files"][meta.stem] = entry
-    atomic_write_json(pool.root / "pool.json", info)
+    _save_pool_json(pool, info, remote)
     result.images += int((status == 1).sum())
     result.files.append(FileReport(pool.name, str(meta), rows, "embedded", todo, no_image,
                                    undecodable, *(faces or (None, None))))

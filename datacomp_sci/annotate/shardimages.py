@@ -33,11 +33,33 @@ class ShardImages:
     error: str | None = None  # the tar could not be read to its end
 
 
+def _open_shard(shard: str):
+    """A local tar; or one on object storage (an fsspec URL), copied to a temp file of
+    this machine (the reader lists members by file descriptor; the offsets are the same)."""
+    if "://" not in shard:
+        return open(shard, "rb")
+    import shutil
+    import tempfile
+
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(shard)
+    tmp = tempfile.TemporaryFile(prefix="datacomp-sci-shard-")
+    try:
+        with fs.open(path, "rb", block_size=1 << 22) as src:
+            shutil.copyfileobj(src, tmp, 1 << 22)
+        tmp.seek(0)
+    except BaseException:
+        tmp.close()
+        raise
+    return tmp
+
+
 def list_shard_images(shard: str) -> ShardImages:
     """uid, offset and size of every sample image of one webdataset tar."""
     out = ShardImages(shard)
     try:
-        with open(shard, "rb") as f:
+        with _open_shard(shard) as f:
             for sample in iter_sample_images(f):
                 if sample is None:
                     out.missing += 1
@@ -75,10 +97,11 @@ class ImageIndex:
         return shard, off, size
 
 
-def pool_image_index(shards_dir: Path, workers: int = 1) -> ImageIndex:
+def pool_image_index(shards_dir: Path | list[str], workers: int = 1) -> ImageIndex:
     """List the images of every ``*.tar`` in ``shards_dir`` (sorted; the first
-    occurrence of a uid wins)."""
-    shards = sorted(str(p) for p in Path(shards_dir).glob("*.tar"))
+    occurrence of a uid wins), or of the given shard paths or URLs."""
+    shards = sorted(str(p) for p in Path(shards_dir).glob("*.tar")) \
+        if isinstance(shards_dir, (str, Path)) else list(shards_dir)
     uid_to_row: dict[str, int] = {}
     shard_idx: list[int] = []
     offsets: list[int] = []
@@ -112,6 +135,11 @@ class ImageReader:
     def read(self, shard: int, offset: int, size: int) -> bytes:
         if self._pid != os.getpid():
             self._fds, self._pid = {}, os.getpid()
+        if "://" in self.shards[shard]:  # object storage: one ranged GET
+            import fsspec
+
+            fs, path = fsspec.core.url_to_fs(self.shards[shard])
+            return fs.cat_file(path, start=offset, end=offset + size)
         fd = self._fds.get(shard)
         if fd is None:
             fd = self._fds[shard] = os.open(self.shards[shard], os.O_RDONLY)

@@ -7,11 +7,11 @@ from __future__ import annotations
 import click
 
 from datacomp_sci.cli.app import main, run_library
-from datacomp_sci.cli.options import _POOLS_ARG, engine_from_options, engine_options, output_option
+from datacomp_sci.cli.options import engine_from_options, engine_options, output_option
 
 
 @main.command("embed")
-@_POOLS_ARG
+@click.argument("pools", nargs=-1, required=True, metavar="POOL...")
 @click.option("--models", default="b32,l14", show_default=True, metavar="b32,l14,faces",
               help="What to compute: the CLIP slots b32 and l14 (npz arrays {slot}_img, "
                    "{slot}_txt and the clip_{slot}_similarity_score column) and faces (the "
@@ -50,7 +50,9 @@ def embed_cmd(pools, models, b32_pretrained, l14_pretrained, b32_model, l14_mode
     of POOL..., exactly as CommonPool ships them: metadata/{stem}.npz (b32_img, b32_txt,
     l14_img, l14_txt; float16; row i = parquet row i), the clip_*_similarity_score and
     face_bboxes columns of metadata/{stem}.parquet. Resumable per metadata file; weights
-    recorded in pool.json.
+    recorded in pool.json. POOL is a pool folder or an object-storage URL (s3://bucket/pool,
+    gs://...; endpoint and credentials from fsspec's FSSPEC_S3_* variables and the
+    environment): each finished file is uploaded whole, then pool.json.
 
     Examples:
 

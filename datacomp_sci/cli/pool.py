@@ -15,6 +15,7 @@ from datacomp_sci.cli.options import (
     engine_options,
     output_option,
     progress_option,
+    storage_options_option,
     workers_option,
 )
 
@@ -22,7 +23,8 @@ from datacomp_sci.cli.options import (
 @main.command("build-pool")
 @click.argument("source", type=click.Choice(["arxiv", "pmc"]))
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
-@output_option("Pool folder to write (shards/, metadata/, pool.json, build_report.json).",
+@output_option("Pool folder to write (shards/, metadata/, pool.json, build_report.json): a "
+               "local or shared folder, or an object-storage URL (s3://bucket/pool, gs://...).",
                file_okay=False)
 @click.option("--config", default=None, metavar="NAME|PATH",
               help="Pool definition: pools/NAME.yaml or a path. Default: pools/SOURCE.yaml.")
@@ -45,9 +47,10 @@ from datacomp_sci.cli.options import (
               help="Keep OUTPUT/_work (per-archive intermediate results) after a successful build.")
 @progress_option("Show a progress bar.")
 @engine_options()
+@storage_options_option()
 def build_pool_cmd(source, inputs, output, config, name, workers, shard_size, image_size,
                    keep_multi_panel, converter_timeout, overwrite, keep_work, progress, engine,
-                   ray_address, task_retries):
+                   ray_address, task_retries, storage_options):
     """Turn arXiv LaTeX packages or PMC Open Access packages into a DataComp pool.
 
     INPUT is a file, a folder or an fsspec URL (https://..., s3://... with globs): arXiv
@@ -61,18 +64,20 @@ def build_pool_cmd(source, inputs, output, config, name, workers, shard_size, im
     """
     from datacomp_sci.cli.progress import print_build_summary
     from datacomp_sci.core.bars import BuildBar
+    from datacomp_sci.core.storage import parse_storage_options
     from datacomp_sci.pool.build import build_pool, options_from_config
 
     opts = run_library(options_from_config, source, config, name=name, shard_size=shard_size,
                        image_size=image_size, keep_multi_panel=keep_multi_panel,
                        converter_timeout_s=converter_timeout)
     engine_opts = run_library(engine_from_options, engine, ray_address, task_retries, workers)
+    storage = run_library(parse_storage_options, storage_options)
     bar = BuildBar(progress)
     try:
         result = run_library(build_pool, list(inputs), output, opts, workers=workers,
                              overwrite=overwrite, keep_work=keep_work, progress=bar.update,
                              on_units=bar.start, on_resume=resuming("units"),
-                             engine=engine_opts)
+                             engine=engine_opts, storage_options=storage)
     finally:
         bar.close()
     print_build_summary(result)
@@ -146,7 +151,8 @@ def query_cmd(pools, sql, fmt, output, db, params, max_rows, threads, memory_lim
 
 @main.command("download-pool")
 @output_option("Pool folder: OUTPUT/metadata/*.parquet, OUTPUT/shards/, coverage.json, "
-               "failed_uids.npy.", file_okay=False)
+               "failed_uids.npy; local or shared, or an object-storage URL (s3://bucket/pool: "
+               "img2dataset writes the shards there itself).", file_okay=False)
 @click.option("--metadata-dir", type=click.Path(file_okay=False), default=None,
               help="Local metadata parquets (columns url, text; uid and face_bboxes when present).")
 @click.option("--scale", type=click.Choice(["small", "medium", "large", "xlarge", "datacomp_1b"]),
@@ -169,20 +175,24 @@ def query_cmd(pools, sql, fmt, output, db, params, max_rows, threads, memory_lim
 @click.option("--coverage-only", is_flag=True,
               help="Download nothing: only recount coverage.json / failed_uids.npy from the shards.")
 @engine_options(task_retries=False)
+@storage_options_option()
 def download_pool_cmd(output, metadata_dir, scale, workers, download_threads, shard_size, retries,
-                      timeout, skip_bbox_blurring, coverage_only, engine, ray_address):
+                      timeout, skip_bbox_blurring, coverage_only, engine, ray_address,
+                      storage_options):
     """Download a URL-based pool into webdataset shards with img2dataset and DataComp's
     parameters (512 px keep_ratio_largest, only if bigger, jpg, 10000/shard, 8-digit shard
     names, uid saved, faces blurred), then report coverage. img2dataset shows its own
     progress. Rerun the same command to resume: finished shards are kept.
     """
+    from datacomp_sci.core.storage import parse_storage_options
     from datacomp_sci.pool.download import DownloadOptions, download_pool
 
     opts = DownloadOptions(processes=workers, threads=download_threads, shard_size=shard_size,
                            retries=retries, timeout=timeout, blur_faces=not skip_bbox_blurring)
     engine_opts = run_library(engine_from_options, engine, ray_address)
     res = run_library(download_pool, output, metadata_dir=metadata_dir, scale=scale, opts=opts,
-                      skip_shards=coverage_only, engine=engine_opts)
+                      skip_shards=coverage_only, engine=engine_opts,
+                      storage_options=run_library(parse_storage_options, storage_options))
     c = res.coverage
     click.echo(f"pool        {res.output}")
     click.echo(f"rows        {c.rows:,} in metadata; {c.attempted:,} attempted in "

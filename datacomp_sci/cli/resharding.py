@@ -10,6 +10,7 @@ from datacomp_sci.cli.options import (
     engine_options,
     output_option,
     progress_option,
+    storage_options_option,
     workers_option,
 )
 from datacomp_sci.core import tarscan
@@ -22,7 +23,8 @@ from datacomp_sci.core import tarscan
 @click.option("--subset", required=True, type=click.Path(dir_okay=False),
               help="DataComp subset file (.npy of u8,u8 uids; a uid listed k times is written k times).")
 @output_option("Output folder ({N:08d}.tar, _stats.json, meta.json, sample_ids.npy, "
-               "missing_uids.npy).", file_okay=False)
+               "missing_uids.npy): local or shared, or an object-storage URL (s3://bucket/x, "
+               "gs://...).", file_okay=False)
 @click.option("--shard-size", type=int, default=10000, show_default=True,
               help="Samples per output shard.")
 @workers_option("Processes reading input shards and writing output shards (--engine ray: "
@@ -52,9 +54,10 @@ from datacomp_sci.core import tarscan
               help="With --text-from: seed of the per-uid text draws.")
 @progress_option("Show a progress bar.")
 @engine_options()
+@storage_options_option()
 def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_work, index_cache,
                 no_index_cache, tar_reader, text_from, text_mix, seed, progress, engine,
-                ray_address, task_retries):
+                ray_address, task_retries, storage_options):
     """Keep the samples whose uid is in SUBSET and write them as new shards, with DataComp's
     resharder semantics (keys {uid}-{j}, members copied unchanged, meta.json). Deterministic
     for any --workers; rerun the same command to resume after an interruption.
@@ -62,6 +65,7 @@ def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_wor
     import os
 
     from datacomp_sci.core.bars import ReshardBar
+    from datacomp_sci.core.storage import parse_storage_options
     from datacomp_sci.resharding.reshard import ReshardOptions, reshard
 
     engine_opts = run_library(engine_from_options, engine, ray_address, task_retries, workers)
@@ -69,7 +73,8 @@ def reshard_cmd(inputs, subset, output, shard_size, workers, overwrite, keep_wor
                           overwrite=overwrite, keep_work=keep_work, index_cache=index_cache,
                           use_index_cache=not no_index_cache, tar_reader=tar_reader,
                           engine=engine_opts, text_from=text_from, text_mix=text_mix,
-                          seed=seed)
+                          seed=seed,
+                          storage_options=run_library(parse_storage_options, storage_options))
     bar = ReshardBar(progress)
     try:
         res = run_library(reshard, list(inputs), subset, output, opts, progress=bar,

@@ -27,7 +27,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "onnx": ("onnx", "embed"),
     "cv2": ("opencv-python-headless", "embed"),
     "s3fs": ("s3fs", "s3"),
-    "gcsfs": ("gcsfs", "s3"),
+    "gcsfs": ("gcsfs", "gcs"),
     "ray": ("ray", "ray"),
     "fastapi": ("fastapi", "web"),
     "starlette": ("fastapi", "web"),

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 ENGINES = ("local", "ray")
@@ -91,18 +90,6 @@ class Engine(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def output_folder(output: str | os.PathLike) -> Path:
-    """The output folder as a local path (a shared file system on a cluster). Object-store
-    URLs are refused with one line: writing outputs straight to ``s3://``/``gs://`` is not
-    supported yet, and a path like ``s3://b/x`` must not become a local folder ``s3:/b/x``."""
-    text = os.fspath(output)
-    if "://" in text:
-        raise ValueError(f"{text}: outputs on object storage are not supported yet; write to a "
-                         "local or shared file system and copy the finished folder (aws s3 "
-                         "sync, gcloud storage rsync)")
-    return Path(text)
 
 
 def describe_error(exc: BaseException) -> str:

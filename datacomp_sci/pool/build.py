@@ -12,6 +12,10 @@ result saved atomically; shards are then cut from the results in unit order by o
 writer. So the output is byte-identical for any ``--workers``, and a killed run resumes:
 finished units are not redone, finished shards (their ``_stats.json`` exists) are not
 rewritten, and the result equals an uninterrupted run.
+
+DIR may be a local (or shared) folder or an object-storage prefix (``s3://bucket/pool``,
+:mod:`datacomp_sci.core.storage`): workers write their unit results there, whole, and
+the driver reads them back from there; the bytes written are the same.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shutil
 import subprocess
 import time
 import traceback
@@ -36,15 +39,10 @@ from datacomp_sci import __version__
 from datacomp_sci.core import outdir
 from datacomp_sci.core.resources import project_file
 from datacomp_sci.core.schema import METADATA_SCHEMA, SOURCES, PaperPairs
+from datacomp_sci.core.storage import Location, location, output_location
 from datacomp_sci.core.uids import pair_uid
-from datacomp_sci.core.util import (
-    atomic_open,
-    atomic_write_json,
-    dumps_stable,
-    package_versions,
-    sha256_bytes,
-)
-from datacomp_sci.engines import Engine, EngineOptions, TaskFailed, engine_session, output_folder
+from datacomp_sci.core.util import dumps_stable, package_versions, sha256_bytes
+from datacomp_sci.engines import Engine, EngineOptions, TaskFailed, engine_session
 from datacomp_sci.extract.archives import (
     ArchiveError,
     ArchiveLimits,
@@ -98,7 +96,7 @@ class BuildOptions:
 
 @dataclass
 class BuildResult:
-    output: Path
+    output: Path | str  # a local folder, or the object-storage URL
     report: dict
     already_complete: bool = False
     elapsed_s: float = 0.0
@@ -255,30 +253,45 @@ def _paper_rows(paper: Paper, opts: BuildOptions, run: _UnitRun) -> list[dict]:
     return rows
 
 
-def unit_result_paths(work: Path, unit: Unit) -> tuple[Path, Path]:
-    return work / f"{unit.index:06d}.arrow", work / f"{unit.index:06d}.json"
+def unit_result_names(index: int) -> tuple[str, str]:
+    """The unit's table and its summary (written last: it marks the unit as done)."""
+    return f"{index:06d}.arrow", f"{index:06d}.json"
 
 
-def _write_unit_table(path: Path, table: pa.Table) -> None:
+def _write_unit_table(work: Location, name: str, table: pa.Table) -> None:
     """Unit results as uncompressed Arrow IPC: the JPEG bytes are copied, not re-encoded,
     and the writer memory-maps them back (parquet cost a third of the bookkeeping)."""
-    with atomic_open(path, fsync=False) as f, pa.ipc.new_file(f, UNIT_SCHEMA) as w:
+    with work.writer(name, fsync=False) as f, pa.ipc.new_file(f, UNIT_SCHEMA) as w:
         w.write_table(table)
 
 
-def read_unit_table(path: Path) -> pa.Table:
-    with pa.memory_map(str(path)) as source:
-        return pa.ipc.open_file(source).read_all()
+def read_unit_table(work: Location, name: str) -> pa.Table:
+    if work.local:
+        with pa.memory_map(work.join(name)) as source:
+            return pa.ipc.open_file(source).read_all()
+    return pa.ipc.open_file(pa.py_buffer(work.read_bytes(name))).read_all()
 
 
-def process_unit(unit: Unit, opts: BuildOptions, work: Path) -> dict:
-    """Extract every pair of one unit into ``work/NNNNNN.arrow`` (+ ``.json`` summary).
+def _read_summary(work: Location, name: str) -> dict | None:
+    if work.local:
+        path = Path(work.join(name))
+        return json.loads(path.read_text()) if path.exists() else None
+    try:
+        return json.loads(work.read_bytes(name))
+    except FileNotFoundError:
+        return None
+
+
+def process_unit(unit: Unit, opts: BuildOptions, work: Location | Path) -> dict:
+    """Extract every pair of one unit into ``work/NNNNNN.arrow`` (+ ``.json`` summary),
+    a local folder or an object-storage location, each file written whole.
 
     Idempotent: a unit whose summary exists is not redone.
     """
-    data_path, summary_path = unit_result_paths(work, unit)
-    if summary_path.exists():
-        return json.loads(summary_path.read_text())
+    work = location(work)
+    data_name, summary_name = unit_result_names(unit.index)
+    if (done := _read_summary(work, summary_name)) is not None:
+        return done
     run = _UnitRun(unit)
     tables: list[pa.Table] = []
     try:
@@ -294,11 +307,10 @@ def process_unit(unit: Unit, opts: BuildOptions, work: Path) -> dict:
     except Exception as e:  # hostile bytes can make any reader raise: count it, go on
         run.skip("unit", "corrupt_tar", None, unit.url, f"{type(e).__name__}: {e}")
     table = pa.concat_tables(tables) if tables else UNIT_SCHEMA.empty_table()
-    _write_unit_table(data_path, table)
+    _write_unit_table(work, data_name, table)
     summary = {"unit": unit.url, "index": unit.index, "rows": table.num_rows,
                "counts": dict(run.counts), "skips": dict(run.skips), "skipped_items": run.items}
-    with atomic_open(summary_path, "w", fsync=False) as f:
-        f.write(dumps_stable(summary))
+    work.write_text(summary_name, dumps_stable(summary), fsync=False)
     return summary
 
 
@@ -307,11 +319,11 @@ def process_unit(unit: Unit, opts: BuildOptions, work: Path) -> dict:
 class ShardCutter:
     """Cuts unit results, in unit order, into shards of ``shard_size`` samples."""
 
-    def __init__(self, out: Path, opts: BuildOptions):
+    def __init__(self, out: Location, opts: BuildOptions):
         self.out, self.opts = out, opts
-        self.shards_dir, self.meta_dir = out / "shards", out / "metadata"
-        self.shards_dir.mkdir(parents=True, exist_ok=True)
-        self.meta_dir.mkdir(parents=True, exist_ok=True)
+        self.shards_dir, self.meta_dir = out.child("shards"), out.child("metadata")
+        self.shards_dir.makedirs()
+        self.meta_dir.makedirs()
         self.pending: list[dict] = []
         self.seen_uids: set[str] = set()
         self.next_shard = 0
@@ -340,7 +352,7 @@ class ShardCutter:
         sid = self.next_shard
         self.next_shard += 1
         self.written += len(rows)
-        if shard_done(self.shards_dir, sid) and (self.meta_dir / f"{shard_name(sid)}.parquet").exists():
+        if shard_done(self.shards_dir, sid) and self.meta_dir.exists(f"{shard_name(sid)}.parquet"):
             self.resumed_shards += 1
             return
         samples, meta_rows = [], []
@@ -359,7 +371,7 @@ class ShardCutter:
                 "license": row["license"], "image_format": row["image_format"],
             }))
         table = pa.Table.from_pylist(meta_rows, schema=METADATA_SCHEMA)
-        with atomic_open(self.meta_dir / f"{shard_name(sid)}.parquet") as f:
+        with self.meta_dir.writer(f"{shard_name(sid)}.parquet") as f:
             pq.write_table(table, f)
         write_shard(self.shards_dir, sid, samples)  # its _stats.json is written last
 
@@ -389,11 +401,11 @@ def _state(units: list[Unit], opts: BuildOptions) -> dict:
             "inputs": [{"url": u.url, "kind": u.kind, "size": u.size} for u in units]}
 
 
-def _prepare_output(out: Path, state: dict, overwrite: bool) -> bool:
+def _prepare_output(out: Location, state: dict, overwrite: bool) -> bool:
     """Check an existing output folder (:mod:`datacomp_sci.core.outdir`). Returns True
     when the same build is complete; else the folder is claimed for this build."""
-    if overwrite and out.exists():
-        shutil.rmtree(out)
+    if overwrite:
+        out.rmtree()
     if outdir.finished(out, "pool.json", "state", state, "a pool built",
                        state="_work/state.json") is not None:
         return True
@@ -410,7 +422,7 @@ def _failed_unit(unit: Unit, failed: TaskFailed) -> dict:
             "skips": {"unit/task_failed": 1}, "skipped_items": [item], "failed": True}
 
 
-def _run_units(units: list[Unit], opts: BuildOptions, work: Path,
+def _run_units(units: list[Unit], opts: BuildOptions, work: Location,
                engine: Engine) -> Iterator[dict]:
     """Process units on the engine (in parallel, retried), yielding summaries in unit order."""
     task = functools.partial(process_unit, opts=opts, work=work)
@@ -425,30 +437,36 @@ def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
                progress: Callable[[int, dict], None] | None = None,
                on_units: Callable[[list[Unit]], None] | None = None,
                engine: EngineOptions | None = None,
-               on_resume: Callable[[int, int], None] | None = None) -> BuildResult:
+               on_resume: Callable[[int, int], None] | None = None,
+               storage_options: dict | None = None) -> BuildResult:
     """Build a pool from paper packages. See the module docstring for the data flow.
 
     ``progress(n_units_done, totals)`` is called after each unit; ``on_units(units)`` once
     the inputs are listed (the CLI uses both for its progress bar); ``on_resume(done,
     total)`` when an interrupted build resumes with ``done`` of ``total`` units finished.
     ``engine`` says where units run (default: this machine's processes, ``workers`` of
-    them); the pool is the same bytes on any engine.
+    them); the pool is the same bytes on any engine. ``output`` is a folder or an
+    object-storage URL (``storage_options``: its file system's options, over fsspec's
+    configuration).
     """
     t0 = time.time()
-    out = output_folder(output)
+    out = output_location(output, storage_options)
     units, problems = list_units(list(inputs), opts.source)
     if not units:
         why = "; ".join(f"{p['input']}: {p['detail']}" for p in problems)
         raise ValueError(f"no input packages found ({why or 'no archives or package folders'}): "
                          "give arXiv/PMC archives, folders of them, or URLs")
     state = _state(units, opts)
+    shown = out.path if out.local else out.url
     if _prepare_output(out, state, overwrite):
-        report = json.loads((out / "build_report.json").read_text())
-        return BuildResult(out, report, already_complete=True, elapsed_s=time.time() - t0)
-    work = out / "_work" / "units"
-    work.mkdir(parents=True, exist_ok=True)
-    if on_resume and (done := sum(unit_result_paths(work, u)[1].exists() for u in units)):
-        on_resume(done, len(units))
+        report = json.loads(out.read_bytes("build_report.json"))
+        return BuildResult(shown, report, already_complete=True, elapsed_s=time.time() - t0)
+    work = out.child("_work", "units")
+    work.makedirs()
+    if on_resume:
+        present = set(work.listdir())
+        if done := sum(unit_result_names(u.index)[1] in present for u in units):
+            on_resume(done, len(units))
     if on_units:
         on_units(units)
     cutter = ShardCutter(out, opts)
@@ -472,8 +490,8 @@ def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
         items.append({"unit": None, "paper_id": d["paper_id"], "stage": "write",
                       "reason": "duplicate_uid", "item": d["item"], "detail": d["uid"]})
     report = _report(units, counts, skips, cutter)
-    _write_skipped(out / "skipped.jsonl", items)
-    atomic_write_json(out / "build_report.json", report)
+    _write_skipped(out, items)
+    out.write_json("build_report.json", report)
     pool = {
         "format": POOL_FORMAT, "name": opts.name, "source": opts.source,
         "description": opts.description, "uid_rule": UID_RULE,
@@ -482,10 +500,10 @@ def build_pool(inputs: list[str], output: str | os.PathLike, opts: BuildOptions,
         "options": opts.fingerprint(), "versions": tool_versions(),
         "inputs": state["inputs"], "state": state,
     }
-    atomic_write_json(out / "pool.json", pool)
+    out.write_json("pool.json", pool)
     if not keep_work:
-        shutil.rmtree(out / "_work", ignore_errors=True)
-    return BuildResult(out, report, elapsed_s=time.time() - t0)
+        out.rmtree("_work")
+    return BuildResult(shown, report, elapsed_s=time.time() - t0)
 
 
 def build_outcome(report: dict) -> str:
@@ -501,10 +519,10 @@ def build_outcome(report: dict) -> str:
     return "empty" if read > 0 else "unreadable"
 
 
-def _add_summary(summary: dict, work: Path, cutter: ShardCutter, counts: Counter,
+def _add_summary(summary: dict, work: Location, cutter: ShardCutter, counts: Counter,
                  skips: Counter, items: list[dict]) -> None:
     if not summary.get("failed"):
-        cutter.add_unit(read_unit_table(work / f"{summary['index']:06d}.arrow"))
+        cutter.add_unit(read_unit_table(work, unit_result_names(summary["index"])[0]))
     counts.update(summary["counts"])
     skips.update(summary["skips"])
     items.extend(summary["skipped_items"])
@@ -531,8 +549,8 @@ def _report(units: list[Unit], counts: Counter, skips: Counter, cutter: ShardCut
     }
 
 
-def _write_skipped(path: Path, items: list[dict]) -> None:
-    with atomic_open(path, "w") as f:
+def _write_skipped(out: Location, items: list[dict]) -> None:
+    with out.writer("skipped.jsonl", "w") as f:
         for it in items:
             f.write(json.dumps(it, sort_keys=True, ensure_ascii=False) + "\n")
 

@@ -7,12 +7,16 @@ sibling ``.npz``), ``OUT/shards/{N:08d}.tar|.parquet|_stats.json``, plus ours:
 ``OUT/failed_uids.npy`` (a subset file of every uid without a downloaded image, including
 rows of shards not finished yet). Rerunning resumes: img2dataset's incremental mode skips
 every shard that has its ``_stats.json``.
+
+``OUT`` may be an object-storage URL (``s3://bucket/pool``): the metadata files are
+uploaded to ``OUT/metadata/``, img2dataset reads them from there and writes its shards
+through fsspec itself (its own writers; on ``--engine ray`` its workers read and write
+object storage, never this machine's disk), and the coverage is measured from there.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,9 +26,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from datacomp_sci.core.uids import save_subset, uids_to_u8u8
-from datacomp_sci.core.util import atomic_write_json, link_or_copy
-from datacomp_sci.engines import EngineOptions, engine_session, output_folder
+from datacomp_sci.core.storage import Location, location, output_location
+from datacomp_sci.core.uids import SUBSET_DTYPE, sort_subset, uids_to_u8u8
+from datacomp_sci.core.util import link_or_copy, user_cache_dir
+from datacomp_sci.engines import EngineOptions, engine_session
 
 # Where DataComp's metadata lives: CommonPool's scales in one dataset repository (as
 # DataComp's download_upstream.py fetches them: pattern {scale}/*.parquet, xlarge one
@@ -97,6 +102,20 @@ def fetch_scale_metadata(scale: str, metadata_dir: Path) -> Path:
     return local / pattern.split("*", 1)[0]
 
 
+def upload_metadata(source: Path, metadata: Location) -> list[Path]:
+    """Upload ``*.parquet`` and sibling ``*.npz`` to ``OUT/metadata`` on object storage
+    (each whole; those already there are kept). Returns the local parquets."""
+    files = sorted(source.rglob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"{source}: no .parquet metadata files")
+    present = set(metadata.listdir())
+    for f in files:
+        for src in (f, f.with_suffix(".npz")):
+            if src.exists() and src.name not in present:
+                metadata.put_file(src, src.name)
+    return files
+
+
 def link_metadata(source: Path, metadata_dir: Path) -> list[Path]:
     """Hard-link (or copy) ``*.parquet`` and sibling ``*.npz`` into ``OUT/metadata``."""
     files = sorted(source.rglob("*.parquet"))
@@ -132,7 +151,7 @@ def check_columns(files: list[Path]) -> set[str]:
 
 
 # ------------------------------------------------------------------------ img2dataset
-def img2dataset_kwargs(metadata_dir: Path, shard_dir: Path, columns: set[str],
+def img2dataset_kwargs(metadata_dir: Path | str, shard_dir: Path | str, columns: set[str],
                        opts: DownloadOptions) -> dict:
     """The exact ``img2dataset.download`` call DataComp makes (plus retries/incremental)."""
     return dict(
@@ -162,25 +181,36 @@ def _run_img2dataset(kwargs: dict, engine: EngineOptions | None = None) -> None:
         call["distributor"] = "ray"
     with engine_session(engine):  # joins (or starts) the Ray cluster img2dataset's tasks use
         img2dataset.download(**call)
-    shutil.rmtree(Path(kwargs["output_folder"]) / "_tmp", ignore_errors=True)
+    location(kwargs["output_folder"]).rmtree("_tmp")
 
 
 # ------------------------------------------------------------------------ coverage
-def _finished_shard_tables(shard_dir: Path) -> list[pa.Table]:
+def _parquet(folder: Location, name: str) -> pq.ParquetFile:
+    """A parquet file of a local folder or of object storage (read by ranges)."""
+    if folder.local:
+        return pq.ParquetFile(folder.join(name))
+    return pq.ParquetFile(folder.open(name))
+
+
+def _finished_shard_tables(shard_dir: Location) -> list[pa.Table]:
     tables = []
-    for stats in sorted(shard_dir.glob("*_stats.json")):
-        pq_path = shard_dir / stats.name.replace("_stats.json", ".parquet")
-        if pq_path.exists():
-            cols = [c for c in ("uid", "status", "error_message") if c in pq.read_schema(pq_path).names]
-            tables.append(pq.read_table(pq_path, columns=cols))
+    names = set(shard_dir.listdir())
+    for stats in sorted(n for n in names if n.endswith("_stats.json")):
+        pq_name = stats.replace("_stats.json", ".parquet")
+        if pq_name in names:
+            f = _parquet(shard_dir, pq_name)
+            cols = [c for c in ("uid", "status", "error_message") if c in f.schema_arrow.names]
+            tables.append(f.read(columns=cols))
     return tables
 
 
-def measure_coverage(out: Path) -> tuple[Coverage, np.ndarray | None]:
+def measure_coverage(out: Path | Location) -> tuple[Coverage, np.ndarray | None]:
     """Coverage counts from the shards' parquet files, and the failed uids (u8,u8)."""
-    meta_files = sorted((out / "metadata").glob("*.parquet"))
-    cov = Coverage(rows=sum(pq.read_metadata(f).num_rows for f in meta_files))
-    tables = _finished_shard_tables(out / "shards")
+    out = location(out)
+    metadata = out.child("metadata")
+    meta_files = [_parquet(metadata, n) for n in metadata.listdir() if n.endswith(".parquet")]
+    cov = Coverage(rows=sum(f.metadata.num_rows for f in meta_files))
+    tables = _finished_shard_tables(out.child("shards"))
     cov.finished_shards = len(tables)
     status: Counter = Counter()
     errors: Counter = Counter()
@@ -202,10 +232,11 @@ def measure_coverage(out: Path) -> tuple[Coverage, np.ndarray | None]:
     return cov, failed
 
 
-def _failed_uids(meta_files: list[Path], ok_uids: list[pa.ChunkedArray]) -> np.ndarray | None:
-    if not meta_files or any("uid" not in pq.read_schema(f).names for f in meta_files):
+def _failed_uids(meta_files: list[pq.ParquetFile],
+                 ok_uids: list[pa.ChunkedArray]) -> np.ndarray | None:
+    if not meta_files or any("uid" not in f.schema_arrow.names for f in meta_files):
         return None
-    every = pa.chunked_array([pq.read_table(f, columns=["uid"])["uid"] for f in meta_files])
+    every = pa.chunked_array([f.read(columns=["uid"])["uid"] for f in meta_files])
     ok = pa.chunked_array(ok_uids, type=pa.string()) if ok_uids else pa.chunked_array([], pa.string())
     missing = every.filter(pc.invert(pc.is_in(every, value_set=ok.combine_chunks())))
     return uids_to_u8u8(missing)
@@ -214,27 +245,37 @@ def _failed_uids(meta_files: list[Path], ok_uids: list[pa.ChunkedArray]) -> np.n
 # ------------------------------------------------------------------------ the command
 def download_pool(output: str | os.PathLike, *, metadata_dir: str | os.PathLike | None = None,
                   scale: str | None = None, opts: DownloadOptions = DownloadOptions(),
-                  skip_shards: bool = False,
-                  engine: EngineOptions | None = None) -> DownloadResult:
+                  skip_shards: bool = False, engine: EngineOptions | None = None,
+                  storage_options: dict | None = None) -> DownloadResult:
     """Fetch/link metadata, run img2dataset (resumable), write coverage.json + failed_uids.npy.
-    ``engine``: local (img2dataset's multiprocessing) or ray (its ray distributor)."""
+    ``engine``: local (img2dataset's multiprocessing) or ray (its ray distributor).
+    ``output``: a folder or an object-storage URL (``storage_options``: its file system's
+    options; img2dataset's own reads and writes use fsspec's configuration)."""
     if (metadata_dir is None) == (scale is None):
         raise ValueError("give exactly one of --metadata-dir (local parquets) or --scale")
-    out = output_folder(output).expanduser().resolve()
-    meta_out = out / "metadata"
+    out = output_location(output, storage_options, resolve=True)
     source = Path(metadata_dir).expanduser() if metadata_dir else None
     if source is not None and not source.is_dir():
         raise FileNotFoundError(f"{source}: no such metadata folder")
-    if source is None:
-        source = meta_out if any(meta_out.glob("*.parquet")) else fetch_scale_metadata(scale, meta_out)
-    files = link_metadata(source, meta_out)
-    kwargs = img2dataset_kwargs(meta_out, out / "shards", check_columns(files), opts)
+    if out.local:
+        meta_out = out.path / "metadata"
+        if source is None:
+            source = meta_out if any(meta_out.glob("*.parquet")) else \
+                fetch_scale_metadata(scale, meta_out)
+        files = link_metadata(source, meta_out)
+    else:
+        if source is None:  # the Hub's cache on this machine
+            source = fetch_scale_metadata(scale, user_cache_dir() / "commonpool" / "metadata")
+        files = upload_metadata(source, out.child("metadata"))
+    kwargs = img2dataset_kwargs(out.join("metadata"), out.join("shards"), check_columns(files),
+                                opts)
     if not skip_shards:
-        (out / "shards").mkdir(parents=True, exist_ok=True)
+        out.makedirs("shards")
         _run_img2dataset(kwargs, engine)
     cov, failed = measure_coverage(out)
     if failed is not None:
-        save_subset(out / "failed_uids.npy", failed)
-    atomic_write_json(out / "coverage.json", {**asdict(cov), "fraction": round(cov.fraction, 6),
-                                              "img2dataset": kwargs})
-    return DownloadResult(str(out), cov, kwargs)
+        with out.writer("failed_uids.npy") as f:  # a subset file, as save_subset writes it
+            np.save(f, sort_subset(np.asarray(failed, dtype=SUBSET_DTYPE)))
+    out.write_json("coverage.json", {**asdict(cov), "fraction": round(cov.fraction, 6),
+                                     "img2dataset": kwargs})
+    return DownloadResult(out.url, cov, kwargs)

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datacomp_sci.core.schema import SHARD_JSON_FIELDS, SHARD_PARQUET_SCHEMA
-from datacomp_sci.core.util import atomic_open, atomic_write_text
+from datacomp_sci.core.storage import Location, location
 
 # An int: a float mtime makes tarfile add a PAX header before every member (webdataset's
 # TarWriter does not pass its USTAR format through), doubling the headers readers parse.
@@ -61,16 +61,18 @@ class ShardSample:
         return self.meta["caption"]
 
 
-def shard_done(folder: Path, shard_id: int) -> bool:
-    return (folder / f"{shard_name(shard_id)}_stats.json").exists()
+def shard_done(folder: Path | Location, shard_id: int) -> bool:
+    return location(folder).exists(f"{shard_name(shard_id)}_stats.json")
 
 
-def write_shard(folder: Path, shard_id: int, samples: list[ShardSample]) -> dict:
-    """Write one complete shard (tar, parquet, stats) atomically; return the stats."""
+def write_shard(folder: Path | Location, shard_id: int, samples: list[ShardSample]) -> dict:
+    """Write one complete shard (tar, parquet, stats), each file whole, into a local
+    folder or an object-storage location; return the stats."""
     import webdataset as wds  # imports torch (~1 s): only the writer process pays it
 
     name = shard_name(shard_id)
-    with atomic_open(folder / f"{name}.tar") as f:
+    folder = location(folder)
+    with folder.writer(f"{name}.tar") as f:
         writer = wds.TarWriter(f, mtime=TAR_MTIME)
         for s in samples:
             meta = {k: s.meta.get(k) for k in SHARD_JSON_FIELDS}
@@ -84,7 +86,7 @@ def write_shard(folder: Path, shard_id: int, samples: list[ShardSample]) -> dict
     table = pa.Table.from_pylist(
         [{k: s.meta.get(k) for k in SHARD_JSON_FIELDS} for s in samples], schema=SHARD_PARQUET_SCHEMA
     )
-    with atomic_open(folder / f"{name}.parquet") as f:
+    with folder.writer(f"{name}.parquet") as f:
         pq.write_table(table, f)
     status = Counter(s.meta["status"] for s in samples)
     stats = {
@@ -97,5 +99,5 @@ def write_shard(folder: Path, shard_id: int, samples: list[ShardSample]) -> dict
         "end_time": 0,
         "status_dict": dict(sorted(status.items())),
     }
-    atomic_write_text(folder / f"{name}_stats.json", json.dumps(stats, indent=4))
+    folder.write_text(f"{name}_stats.json", json.dumps(stats, indent=4))
     return stats

@@ -34,6 +34,10 @@ Beyond upstream:
   tar whose size or mtime changed since it was indexed is refused on resume.
 * Inputs: pool folders, shard folders, reshard outputs, single tars, globs, brace
   patterns and fsspec URLs (read as streams), several at once.
+* Outputs on object storage (``-o s3://bucket/subset``): the phase-1 files are written by
+  the tasks to ``OUTPUT/_work/`` there (each whole, ``in_{i}.json`` last); a phase-2 task
+  fetches the ones its output shard needs into its own temp folder, writes the shard
+  there and uploads it whole (``_stats.json`` after it). Same bytes as a local output.
 * ``--text-from kg_captions``: the ``.txt`` of a kept sample may be replaced by a
   KG-derived text (:mod:`.textmix`), deterministically per uid; the replaced texts are
   written to ``_work/in_{i}.alt`` and copied from there, everything else is copied
@@ -49,6 +53,7 @@ import json
 import os
 import shutil
 import tarfile
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -58,6 +63,7 @@ import numpy as np
 
 from datacomp_sci import __version__
 from datacomp_sci.core import outdir, tarscan
+from datacomp_sci.core.storage import Location, location, output_location
 from datacomp_sci.core.tars import (
     BLOCK,
     UID_KEY,
@@ -70,13 +76,8 @@ from datacomp_sci.core.tars import (
     uid_status,
 )
 from datacomp_sci.core.uids import SUBSET_DTYPE, load_subset, u8u8_to_uids
-from datacomp_sci.core.util import (
-    atomic_open,
-    atomic_write_json,
-    dumps_stable,
-    sha256_file,
-)
-from datacomp_sci.engines import Engine, EngineOptions, TaskFailed, engine_session, output_folder
+from datacomp_sci.core.util import atomic_open, dumps_stable, sha256_file
+from datacomp_sci.engines import Engine, EngineOptions, TaskFailed, engine_session
 from datacomp_sci.resharding.index import default_index_cache, tar_index_cached
 from datacomp_sci.resharding.inputs import (
     OUTPUT_SHARD_FORMAT,
@@ -101,6 +102,7 @@ class ReshardOptions:
     text_mix: float = 0.5  # share of the uids with KG texts whose caption is replaced
     seed: int = 0  # seed of the per-uid text draws
     engine: EngineOptions | None = None  # None: this machine's processes, ``workers`` of them
+    storage_options: dict | None = None  # an object-storage output's file-system options
 
     def engine_options(self) -> EngineOptions:
         return self.engine or EngineOptions(workers=self.workers)
@@ -144,6 +146,25 @@ def _work_file(path: str | os.PathLike):
     """Temp-then-rename without fsync: ``_work`` files only need to survive a killed
     process (the page cache keeps them), not a power cut; final outputs are fsynced."""
     return atomic_open(path, "wb", fsync=False, buffering=1 << 20)
+
+
+@contextlib.contextmanager
+def _scratch() -> Iterator[Path]:
+    """A temp folder on the machine running the task (object-storage outputs)."""
+    folder = tempfile.mkdtemp(prefix="datacomp-sci-reshard-")
+    try:
+        yield Path(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _fetch(work: Location, name: str, dest: Path) -> Path:
+    """``work/name`` as a file in ``dest`` (downloaded once per task)."""
+    path = dest / name
+    if not path.exists():
+        with _work_file(path) as f:
+            f.write(work.read_bytes(name))
+    return path
 
 
 def _uid_key(raw: bytes | None, counts: ShardResult) -> bytes | None:
@@ -225,7 +246,10 @@ def _index_remote(url: str, keys: np.ndarray, index: _ShardIndex, res: ShardResu
                   data_path: Path) -> None:
     import fsspec
 
-    with _work_file(data_path) as data, fsspec.open(url, "rb", block_size=1 << 22) as f:
+    # block_size is an argument of open, not of the file system (s3fs would pass it on to
+    # its session and fail)
+    fs, path = fsspec.core.url_to_fs(url)
+    with _work_file(data_path) as data, fs.open(path, "rb", block_size=1 << 22) as f:
         try:
             for members in iter_tar_samples(f, res):
                 res.processed += 1
@@ -243,12 +267,26 @@ def _index_remote(url: str, keys: np.ndarray, index: _ShardIndex, res: ShardResu
             data.flush()
 
 
-def filter_shard(shard: InputShard, keys_path: str, work: str,
+def filter_shard(shard: InputShard, keys_path: str, work: str | Location,
                  index_cache: str | None = None, reader: str = "auto",
                  texts_path: str | None = None) -> ShardResult:
     """Phase 1 for one input shard: the kept samples' new headers (``in_{i}.hdr``) and
     data locations (``in_{i}.npz``); ``in_{i}.json`` (the counts) is written last.
-    Local shards use (and fill) the header index cache ``index_cache`` unless it is None."""
+    Local shards use (and fill) the header index cache ``index_cache`` unless it is None.
+
+    ``work`` on object storage: ``keys_path`` and ``texts_path`` are names there; the
+    files are made in a temp folder of this machine, then uploaded whole, json last."""
+    if isinstance(work, Location) and not work.local:
+        with _scratch() as tmp:
+            keys_local = _fetch(work, keys_path, tmp)
+            texts_local = _fetch(work, texts_path, tmp) if texts_path else None
+            res = filter_shard(shard, str(keys_local), str(tmp), index_cache, reader,
+                               str(texts_local) if texts_local else None)
+            stem = f"in_{shard.index:08d}"
+            for suffix in (".hdr", ".alt", ".data", ".npz", ".json"):  # .json last
+                if (tmp / f"{stem}{suffix}").exists():
+                    work.put_file(tmp / f"{stem}{suffix}", f"{stem}{suffix}")
+            return res
     keys = np.load(keys_path, mmap_mode="r")
     res = ShardResult(shard.index, shard.url)
     stem = Path(work) / f"in_{shard.index:08d}"
@@ -278,8 +316,14 @@ def filter_shard(shard: InputShard, keys_path: str, work: str,
     return res
 
 
-def _load_result(work: Path, index: int) -> ShardResult | None:
-    path = work / f"in_{index:08d}.json"
+def _load_result(work: Path | Location, index: int) -> ShardResult | None:
+    name = f"in_{index:08d}.json"
+    if isinstance(work, Location) and not work.local:
+        try:
+            return ShardResult(**json.loads(work.read_bytes(name)))
+        except FileNotFoundError:
+            return None
+    path = (work.path if isinstance(work, Location) else Path(work)) / name
     if not path.exists():
         return None
     return ShardResult(**json.loads(path.read_text()))
@@ -381,7 +425,10 @@ def _copy_run(run: _Run, sink: _TarSink) -> None:
     with contextlib.ExitStack() as stack:
         src = stack.enter_context(open(run.source, "rb"))
         st = os.fstat(src.fileno())
-        if [st.st_size, st.st_mtime_ns] != index["source"].tolist():
+        # the run's own .data (a remote input's kept bytes) may be a fresh download: only
+        # its size must match; an input tar must not have changed at all
+        check = [st.st_size] + ([] if run.source == f"{run.stem}.data" else [st.st_mtime_ns])
+        if check != index["source"].tolist()[:len(check)]:
             raise FileExistsError(f"{run.source} changed after this run indexed it; "
                                   "rerun with --overwrite")
         alt = stack.enter_context(open(f"{run.stem}.alt", "rb")) if alt_flags else None
@@ -393,30 +440,58 @@ def _copy_run(run: _Run, sink: _TarSink) -> None:
             sink.copy(fd, offset, size)
 
 
-def _write_output_shard(out_dir: Path, work: Path, n: int, runs: list[_Run], count: int) -> None:
+def _fetch_runs(runs: list[_Run], work: Location, tmp: Path) -> list[_Run]:
+    """The runs with their phase-1 files fetched from ``work`` (object storage) into ``tmp``."""
+    local = []
+    for run in runs:
+        stem = Path(run.stem).name
+        own_data = run.source == f"{run.stem}.data"
+        names = [f"{stem}.npz", f"{stem}.hdr"] + ([f"{stem}.data"] if own_data else [])
+        if work.exists(f"{stem}.alt"):
+            names.append(f"{stem}.alt")
+        for name in names:
+            _fetch(work, name, tmp)
+        local.append(_Run(str(tmp / stem), str(tmp / f"{stem}.data") if own_data else run.source,
+                          run.start, run.stop))
+    return local
+
+
+def _write_output_shard(out_dir: Path | Location, work: Location | None, n: int,
+                        runs: list[_Run], count: int) -> None:
+    """Write output shard ``n``; ``work``: where the phase-1 files are when they are on
+    object storage (None: the local paths the runs name)."""
+    out_dir = location(out_dir)
+    if work is not None:
+        with _scratch() as tmp:
+            _write_output_shard(out_dir, None, n, _fetch_runs(runs, work, tmp), count)
+        return
     name = OUTPUT_SHARD_FORMAT.format(n)
-    with atomic_open(out_dir / name) as out:
+    with out_dir.writer(name) as out:
         out.flush()
         sink = _TarSink(out.fileno())
         for run in runs:
             _copy_run(run, sink)
         sink.add(tar_end(sink.size))
         sink.flush()
-    atomic_write_json(out_dir / f"{Path(name).stem}_stats.json", {"count": count, "successes": count})
+    out_dir.write_json(f"{Path(name).stem}_stats.json", {"count": count, "successes": count})
 
 
 def _write_output_shard_task(args: tuple) -> None:
     _write_output_shard(*args)
 
 
-def _run_phase2(out: Path, work: Path, results: list[ShardResult], engine: Engine,
-                shard_size: int) -> int:
-    """Write every output shard not written yet; returns the number of output shards."""
+def _run_phase2(out: Location, work: Path, results: list[ShardResult], engine: Engine,
+                shard_size: int, remote_work: Location | None = None) -> int:
+    """Write every output shard not written yet; returns the number of output shards.
+    ``work``: a local folder holding the phase-1 ``.npz`` files (the plan is made from
+    them); ``remote_work``: where the tasks find all phase-1 files, when on object storage."""
     todo = []
     n_out = 0
+    done = set(out.listdir()) if not out.local else None
     for n, (runs, count) in enumerate(_output_plan(work, results, shard_size)):
-        if not (out / f"{n:08d}_stats.json").exists():
-            todo.append((out, work, n, runs, count))
+        stats = f"{n:08d}_stats.json"
+        if not (stats in done if done is not None else out.exists(stats)):
+            todo.append((out, remote_work, n, runs, count))
         n_out = n + 1
     for pos, outcome in engine.map(_write_output_shard_task, todo, ordered=False,
                                    name="reshard write"):
@@ -445,38 +520,45 @@ def _fingerprint(inputs: list[InputShard], subset_sha: str, opts: ReshardOptions
             "n_inputs": len(inputs), "subset_sha256": subset_sha, "shard_size": opts.shard_size}
 
 
-def _empty_reshard(out: Path, work: Path, results: list[ShardResult], n_uids: int) -> None:
+def _empty_reshard(out: Location, results: list[ShardResult], n_uids: int) -> None:
     """Nothing selected: remove what this run made (so it blocks no corrected rerun) and
     say so, with the missing-uid count."""
     processed = sum(r.processed for r in results)
-    shutil.rmtree(work, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        out.rmdir()  # only if empty: never another run's files
+    out.rmtree("_work")
+    if out.local:
+        with contextlib.suppress(OSError):
+            out.path.rmdir()  # only if empty: never another run's files
     raise ValueError(
         f"empty reshard: none of the subset's {n_uids:,} uids is among the {processed:,} "
         f"samples of the {len(results)} input shards ({n_uids:,} missing); nothing was "
         "written. Is the subset made from these pools?")
 
 
-def _started(work: Path) -> bool:
+def _started(work: Location) -> bool:
     """Whether an earlier run did any work worth resuming (an input shard finished)."""
-    return any(work.glob("in_*.json"))
+    return any(n.startswith("in_") and n.endswith(".json") for n in work.listdir())
 
 
-def _prepare_output(out: Path, fingerprint: dict, opts: ReshardOptions) -> Path:
-    work = out / "_work"
-    run_file = work / "run.json"
-    if not opts.overwrite and run_file.exists() and not _started(work) and \
-            outdir.read_record(run_file) != json.loads(dumps_stable(fingerprint)):
-        shutil.rmtree(work)  # a start that stopped before any work: nothing to keep
-        with contextlib.suppress(OSError):
-            out.rmdir()
+def _run_record(work: Location) -> dict | None:
+    if work.local:
+        return outdir.read_record(work.path / "run.json")
+    return json.loads(work.read_bytes("run.json")) if work.is_file("run.json") else None
+
+
+def _prepare_output(out: Location, fingerprint: dict, opts: ReshardOptions) -> Location:
+    work = out.child("_work")
+    if not opts.overwrite and work.exists("run.json") and not _started(work) and \
+            _run_record(work) != json.loads(dumps_stable(fingerprint)):
+        work.rmtree()  # a start that stopped before any work: nothing to keep
+        if out.local:
+            with contextlib.suppress(OSError):
+                out.path.rmdir()
     outdir.claim(out, fingerprint, "reshard", state_file="_work/run.json",
                  overwrite=opts.overwrite, foreign_ok=("_work",))
     return work
 
 
-def _completed(out: Path, fingerprint: dict) -> dict | None:
+def _completed(out: Location, fingerprint: dict) -> dict | None:
     return outdir.finished(out, "meta.json", "fingerprint", fingerprint, "a reshard")
 
 
@@ -484,10 +566,12 @@ def _filter_shard_task(args: tuple) -> ShardResult:
     return filter_shard(*args)
 
 
-def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, engine: Engine,
-                progress: Callable[[ShardResult], None],
+def _run_phase1(inputs: list[InputShard], keys_path: Path | str, work: Path | Location,
+                engine: Engine, progress: Callable[[ShardResult], None],
                 index_cache: Path | None = None, reader: str = "auto",
                 texts_path: str | None = None) -> list[ShardResult]:
+    """Index the input shards not done yet. ``work`` on object storage: ``keys_path`` and
+    ``texts_path`` are names there."""
     results: dict[int, ShardResult] = {}
     todo = []
     for s in inputs:
@@ -498,7 +582,8 @@ def _run_phase1(inputs: list[InputShard], keys_path: Path, work: Path, engine: E
             results[s.index] = done
             progress(done)
     cache = str(index_cache) if index_cache is not None else None
-    tasks = [(s, str(keys_path), str(work), cache, reader, texts_path) for s in todo]
+    task_work = work if isinstance(work, Location) else str(work)
+    tasks = [(s, str(keys_path), task_work, cache, reader, texts_path) for s in todo]
     for pos, outcome in engine.map(_filter_shard_task, tasks, ordered=False,
                                    name="reshard index"):
         if isinstance(outcome, TaskFailed):
@@ -537,7 +622,7 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
     input shards finished."""
     if opts.shard_size < 1:
         raise ValueError("--shard-size must be at least 1")
-    out = output_folder(output).expanduser().resolve()
+    out = _output(output, opts)
     if opts.index_cache is not None and not opts.use_index_cache:
         raise ValueError("give --index-cache DIR or --no-index-cache, not both")
     subset_path = Path(subset_path)
@@ -554,18 +639,41 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
         fingerprint["text_from"] = {"sha256": text_src.sha256, "mix": text_src.mix,
                                     "seed": text_src.seed}
     if not opts.overwrite and (meta := _completed(out, fingerprint)) is not None:
-        report = json.loads((out / "reshard_report.json").read_text())
-        return ReshardResult(str(out), meta, report, already_complete=True)
+        report = json.loads(out.read_bytes("reshard_report.json"))
+        return ReshardResult(out.url, meta, report, already_complete=True)
     subset = load_subset(subset_path)  # checked before anything is created
     work = _prepare_output(out, fingerprint, opts)
+    if out.local:
+        return _reshard(out, work, work.path, subset, subset_path, resolved, fingerprint,
+                        text_src, reader, reader_line, opts, progress, on_resume)
+    with _scratch() as local_work:  # the driver's copies of small phase-1 files
+        return _reshard(out, work, local_work, subset, subset_path, resolved, fingerprint,
+                        text_src, reader, reader_line, opts, progress, on_resume)
+
+
+def _output(output: str | os.PathLike, opts: ReshardOptions) -> Location:
+    return output_location(output, opts.storage_options, resolve=True)
+
+
+def _reshard(out: Location, work: Location, local_work: Path, subset: np.ndarray,
+             subset_path: Path, resolved, fingerprint: dict, text_src, reader: str,
+             reader_line: str, opts: ReshardOptions,
+             progress: Callable[[int, int, dict], None] | None,
+             on_resume: Callable[[int, int], None] | None) -> ReshardResult:
+    """The two phases. ``work`` is where the phase-1 files live (OUTPUT/_work, local or on
+    object storage); ``local_work`` a local folder for the driver's own files (the same
+    folder for a local output)."""
+    remote = None if work.local else work
     if on_resume and (done := sum(_load_result(work, s.index) is not None
                                   for s in resolved.shards)):
         on_resume(done, len(resolved.shards))
     keys = _subset_keys(subset)
-    keys_path = work / "subset_keys.npy"
+    keys_path = local_work / "subset_keys.npy"
     if not keys_path.exists():
         with atomic_open(keys_path) as f:
             np.save(f, keys)
+    if remote is not None and not remote.exists("subset_keys.npy"):
+        remote.put_file(keys_path, "subset_keys.npy")
 
     totals: Counter = Counter()
 
@@ -580,18 +688,26 @@ def reshard(inputs: list[str], subset_path: str | os.PathLike, output: str | os.
     if text_src is not None:
         from datacomp_sci.resharding.textmix import save_choices
 
-        texts_path = work / "text_choices.npz"
+        texts_path = local_work / "text_choices.npz"
         text_stats = save_choices(texts_path, text_src)  # cheap: recomputed on resume
+        if remote is not None:
+            remote.put_file(texts_path, "text_choices.npz")
     cache = _index_cache_dir(opts)
     # fork, as before engines: the parent holds no threads, and children need not
-    # re-import webdataset (and torch)
+    # re-import webdataset (and torch); fsspec resets its event loop in a forked child
     with engine_session(opts.engine_options(), start_method="fork") as engine:
-        results = _run_phase1(resolved.shards, keys_path, work, engine, step, cache, reader,
-                              str(texts_path) if texts_path else None)
+        if remote is None:
+            results = _run_phase1(resolved.shards, keys_path, work.path, engine, step, cache,
+                                  reader, str(texts_path) if texts_path else None)
+        else:
+            results = _run_phase1(resolved.shards, "subset_keys.npy", remote, engine, step,
+                                  cache, reader, "text_choices.npz" if texts_path else None)
+            for r in results:  # the plan and the missing uids are made from these
+                _fetch(remote, f"in_{r.index:08d}.npz", local_work)
         if not any(r.kept for r in results):
-            _empty_reshard(out, work, results, len(np.unique(keys)))
-        n_out = _run_phase2(out, work, results, engine, opts.shard_size)
-    missing, dup_in_input = _missing_and_duplicates(work, results, keys)
+            _empty_reshard(out, results, len(np.unique(keys)))
+        n_out = _run_phase2(out, local_work, results, engine, opts.shard_size, remote)
+    missing, dup_in_input = _missing_and_duplicates(local_work, results, keys)
     captions = None
     if text_src is not None:
         captions = {"text_from": str(text_src.path), "sha256": text_src.sha256,
@@ -635,12 +751,12 @@ def _report_row(r: ShardResult) -> dict:
     return row
 
 
-def _finish(out: Path, work: Path, subset: np.ndarray, missing: np.ndarray, dup_in_input: int,
-            results: list[ShardResult], resolved, fingerprint: dict, n_out: int,
-            opts: ReshardOptions, captions: dict | None = None) -> ReshardResult:
-    with atomic_open(out / "sample_ids.npy") as f:
+def _finish(out: Location, work: Location, subset: np.ndarray, missing: np.ndarray,
+            dup_in_input: int, results: list[ShardResult], resolved, fingerprint: dict,
+            n_out: int, opts: ReshardOptions, captions: dict | None = None) -> ReshardResult:
+    with out.writer("sample_ids.npy") as f:
         np.save(f, np.asarray(subset, dtype=SUBSET_DTYPE))
-    with atomic_open(out / "missing_uids.npy") as f:
+    with out.writer("missing_uids.npy") as f:
         np.save(f, missing)
     totals = _totals(results)
     errors = {r.url: r.error for r in results if r.error}
@@ -651,7 +767,7 @@ def _finish(out: Path, work: Path, subset: np.ndarray, missing: np.ndarray, dup_
         "duplicate_uids_in_input": dup_in_input, **totals,
         "per_input_shard": [_report_row(r) for r in results],
     }
-    atomic_write_json(out / "reshard_report.json", report)
+    out.write_json("reshard_report.json", report)
     meta = {
         "output_shard_count": n_out, "output_shard_format": OUTPUT_SHARD_FORMAT,
         "processed_count": totals.get("processed", 0), "output_count": totals.get("written", 0),
@@ -660,10 +776,10 @@ def _finish(out: Path, work: Path, subset: np.ndarray, missing: np.ndarray, dup_
         "fingerprint": fingerprint, "datacomp_sci_version": __version__,
         **({"captions_changed": captions} if captions is not None else {}),
     }
-    atomic_write_json(out / "meta.json", meta)
+    out.write_json("meta.json", meta)
     if not opts.keep_work:
-        shutil.rmtree(work, ignore_errors=True)
-    return ReshardResult(str(out), meta, report, warnings=_warnings(report))
+        work.rmtree()
+    return ReshardResult(out.url, meta, report, warnings=_warnings(report))
 
 
 def _warnings(report: dict) -> list[str]:
