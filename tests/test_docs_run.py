@@ -123,6 +123,9 @@ def test_example_runs_against_the_demo_output(page, line, block, mark, docs_work
         pytest.skip(f"{mark[0]}: {mark[1]}")
     work, env = docs_workdir
     script, expected = script_and_expected(block)
+    assert not re.search(r"\bpip3? install\b", script), (
+        f"{page.name}:{line}: a block that installs packages must be marked "
+        "<!-- docs-test: skip (installs packages) -->; the test would run pip for real")
     returncode, output = run_block(script, work, env)
     assert returncode == 0, (f"{page.name}:{line}: exit {returncode}\n"
                                  f"{script}\n--- output (end) ---\n{output[-4000:]}")
