@@ -322,3 +322,30 @@ def test_embed_a_pool_on_s3_writes_the_bytes_of_a_local_run_and_resumes_there(
     res = embed_pools([url], _opts(tiny_weights))
     assert [f.action for f in res.files] == ["done", "embedded"]
     assert fake_s3.files(url)["metadata/00000001.npz"] == got["metadata/00000001.npz"]
+
+
+@pytest.mark.slow
+def test_embed_cli_reaches_a_pool_on_s3_through_storage_option_alone(
+        tmp_path, tiny_weights, fake_s3, monkeypatch):
+    """The endpoint given only by --storage-option (no FSSPEC_S3_* configuration) reaches
+    every reader: the staging of the metadata, the shard index and the decoding workers."""
+    import fsspec.config
+    from click.testing import CliRunner
+
+    from datacomp_sci.cli import main
+
+    make_pool(tmp_path / "local")
+    embed_pools([tmp_path / "local"], _opts(tiny_weights, models=("b32",)))
+    make_pool(tmp_path / "src")
+    url = f"{fake_s3.bucket('embed-opts')}/pool"
+    _upload(fake_s3, tmp_path / "src", url)
+    monkeypatch.setitem(fsspec.config.conf, "s3", {})
+    monkeypatch.delenv("FSSPEC_S3_ENDPOINT_URL")
+    args = ["embed", url, "--models", "b32", "--b32-model", TINY_MODEL, "--b32-pretrained",
+            str(tiny_weights), "--device", "cpu", "--batch-size", "4", "-j", "2",
+            "--no-progress"]
+    res = CliRunner().invoke(main, [*args, "--storage-option", f"endpoint_url={fake_s3.endpoint}"])
+    assert res.exit_code == 0, res.output
+    got = fake_s3.files(url)
+    for f in ("00000000.npz", "00000001.npz", "00000000.parquet", "00000001.parquet"):
+        assert got[f"metadata/{f}"] == (tmp_path / "local" / "metadata" / f).read_bytes()

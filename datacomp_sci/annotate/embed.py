@@ -98,6 +98,7 @@ class EmbedOptions:
     batch_size: int = 256
     workers: int = 4  # image decoding processes (0: in the main process)
     overwrite: bool = False
+    storage_options: dict = field(default_factory=dict)  # pools on object storage (--storage-option)
     on_images: Callable[[int], None] | None = None
     on_file: Callable[[str, str], None] | None = None  # (file, "embedded"|"kept"|"done")
     # None or local: files one after the other in this process; ray: one task per file,
@@ -439,7 +440,7 @@ def embed_pools(pool_paths: list[str | Path], opts: EmbedOptions) -> EmbedResult
                 continue
             stage = Path(stack.enter_context(tempfile.TemporaryDirectory(
                 prefix="datacomp-sci-embed-")))
-            remote = _stage_pool(str(p), stage)
+            remote = _stage_pool(str(p), stage, opts.storage_options)
             remotes[remote.stage.resolve()] = remote
             local_paths.append(remote.stage)
         return _embed_pools(discover_pools(local_paths), choices, ident, opts, remotes)
@@ -474,10 +475,10 @@ class _Remote:
     shards: tuple[str, ...]  # URLs of its shards/*.tar, sorted
 
 
-def _stage_pool(url: str, tmp: Path) -> _Remote:
+def _stage_pool(url: str, tmp: Path, storage_options: dict | None = None) -> _Remote:
     """Copy a remote pool's ``pool.json``, ``metadata/`` and ``sidecars/`` files into
     ``tmp/<its name>``; its shards stay where they are."""
-    loc = output_location(url)
+    loc = output_location(url, storage_options)
     stage = tmp / url.rstrip("/").rsplit("/", 1)[-1]
     for sub in ("metadata", "sidecars"):
         for name in loc.listdir(sub):
@@ -632,9 +633,10 @@ def _embed_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, di
                 continue
             if index is None:
                 index = pool_image_index(remote.shards if remote else pool.shards_dir,
-                                         workers=max(1, opts.workers))
+                                         workers=max(1, opts.workers),
+                                         storage_options=opts.storage_options)
                 result.damaged_shards += index.damaged
-                reader = ImageReader(index.shards)
+                reader = ImageReader(index.shards, opts.storage_options)
             for slot in todo:
                 if slot not in loaded:
                     loaded[slot] = load_model(choices[slot], device, precision)
@@ -692,7 +694,7 @@ def _embed_file_task(args: tuple) -> tuple[np.ndarray, tuple[int, int] | None]:
             _LOADED[key] = load_model(choices[slot], device, precision)
         models[slot] = _LOADED[key]
     texts = [t or "" for t in pq.read_table(meta, columns=["text"]).column("text").to_pylist()]
-    reader = ImageReader(shards)
+    reader = ImageReader(shards, opts.storage_options)
     try:
         feats, boxes, status = _annotate_file(loc, texts, models, reader, opts, device,
                                               precision)
@@ -735,7 +737,8 @@ def _embed_pool_on_engine(pool: Pool, choices: dict[str, ModelChoice], ident: di
     if not plan:
         return
     index = pool_image_index(remote.shards if remote else pool.shards_dir,
-                             workers=max(1, opts.workers))
+                             workers=max(1, opts.workers),
+                             storage_options=opts.storage_options)
     result.damaged_shards += index.damaged
     shipped = dataclasses.replace(opts, on_images=None, on_file=None, engine=None)
     tasks = []

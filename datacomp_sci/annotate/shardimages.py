@@ -33,9 +33,10 @@ class ShardImages:
     error: str | None = None  # the tar could not be read to its end
 
 
-def _open_shard(shard: str):
-    """A local tar; or one on object storage (an fsspec URL), copied to a temp file of
-    this machine (the reader lists members by file descriptor; the offsets are the same)."""
+def _open_shard(shard: str, storage_options: dict | None = None):
+    """A local tar; or one on object storage (an fsspec URL, opened with
+    ``storage_options`` over fsspec's configured ones), copied to a temp file of this
+    machine (the reader lists members by file descriptor; the offsets are the same)."""
     if "://" not in shard:
         return open(shard, "rb")
     import shutil
@@ -43,7 +44,7 @@ def _open_shard(shard: str):
 
     import fsspec
 
-    fs, path = fsspec.core.url_to_fs(shard)
+    fs, path = fsspec.core.url_to_fs(shard, **(storage_options or {}))
     tmp = tempfile.TemporaryFile(prefix="datacomp-sci-shard-")
     try:
         with fs.open(path, "rb", block_size=1 << 22) as src:
@@ -55,11 +56,11 @@ def _open_shard(shard: str):
     return tmp
 
 
-def list_shard_images(shard: str) -> ShardImages:
+def list_shard_images(shard: str, storage_options: dict | None = None) -> ShardImages:
     """uid, offset and size of every sample image of one webdataset tar."""
     out = ShardImages(shard)
     try:
-        with _open_shard(shard) as f:
+        with _open_shard(shard, storage_options) as f:
             for sample in iter_sample_images(f):
                 if sample is None:
                     out.missing += 1
@@ -97,9 +98,13 @@ class ImageIndex:
         return shard, off, size
 
 
-def pool_image_index(shards_dir: Path | list[str], workers: int = 1) -> ImageIndex:
+def pool_image_index(shards_dir: Path | list[str], workers: int = 1,
+                     storage_options: dict | None = None) -> ImageIndex:
     """List the images of every ``*.tar`` in ``shards_dir`` (sorted; the first
-    occurrence of a uid wins), or of the given shard paths or URLs."""
+    occurrence of a uid wins), or of the given shard paths or URLs (opened with
+    ``storage_options``)."""
+    import functools
+
     shards = sorted(str(p) for p in Path(shards_dir).glob("*.tar")) \
         if isinstance(shards_dir, (str, Path)) else list(shards_dir)
     uid_to_row: dict[str, int] = {}
@@ -108,7 +113,8 @@ def pool_image_index(shards_dir: Path | list[str], workers: int = 1) -> ImageInd
     sizes: list[int] = []
     missing = 0
     damaged: list[str] = []
-    for i, res in enumerate(parallel_map(list_shard_images, shards, workers)):
+    for i, res in enumerate(parallel_map(functools.partial(list_shard_images, storage_options=storage_options),
+                                         shards, workers)):
         missing += res.missing
         if res.error:
             damaged.append(f"{Path(res.shard).name} ({res.error})")
@@ -127,8 +133,9 @@ class ImageReader:
     """Reads image bytes by (shard index, offset, size), keeping one descriptor per tar
     open (per process: a reader copied into a worker opens its own)."""
 
-    def __init__(self, shards: list[str]):
+    def __init__(self, shards: list[str], storage_options: dict | None = None):
         self.shards = shards
+        self.storage_options = storage_options or {}
         self._fds: dict[int, int] = {}
         self._pid = os.getpid()
 
@@ -138,7 +145,7 @@ class ImageReader:
         if "://" in self.shards[shard]:  # object storage: one ranged GET
             import fsspec
 
-            fs, path = fsspec.core.url_to_fs(self.shards[shard])
+            fs, path = fsspec.core.url_to_fs(self.shards[shard], **self.storage_options)
             return fs.cat_file(path, start=offset, end=offset + size)
         fd = self._fds.get(shard)
         if fd is None:
@@ -151,7 +158,7 @@ class ImageReader:
         self._fds = {}
 
     def __getstate__(self):
-        return {"shards": self.shards}
+        return {"shards": self.shards, "storage_options": self.storage_options}
 
     def __setstate__(self, state):
-        self.__init__(state["shards"])
+        self.__init__(state["shards"], state.get("storage_options"))

@@ -7,7 +7,12 @@ from __future__ import annotations
 import click
 
 from datacomp_sci.cli.app import main, run_library
-from datacomp_sci.cli.options import engine_from_options, engine_options, output_option
+from datacomp_sci.cli.options import (
+    engine_from_options,
+    engine_options,
+    output_option,
+    storage_options_option,
+)
 
 
 @main.command("embed")
@@ -43,16 +48,17 @@ from datacomp_sci.cli.options import engine_from_options, engine_options, output
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show a progress bar (images/s).")
 @engine_options()
+@storage_options_option("POOL")
 def embed_cmd(pools, models, b32_pretrained, l14_pretrained, b32_model, l14_model,
               faces_weights, device, precision, batch_size, workers, overwrite, progress,
-              engine, ray_address, task_retries):
+              engine, ray_address, task_retries, storage_options):
     """Compute CLIP B/32 and L/14 embeddings and scores, and face boxes, for every sample
     of POOL..., exactly as CommonPool ships them: metadata/{stem}.npz (b32_img, b32_txt,
     l14_img, l14_txt; float16; row i = parquet row i), the clip_*_similarity_score and
     face_bboxes columns of metadata/{stem}.parquet. Resumable per metadata file; weights
     recorded in pool.json. POOL is a pool folder or an object-storage URL (s3://bucket/pool,
-    gs://...; endpoint and credentials from fsspec's FSSPEC_S3_* variables and the
-    environment): each finished file is uploaded whole, then pool.json.
+    gs://...; endpoint and credentials from fsspec's FSSPEC_S3_* variables, --storage-option
+    and the environment): each finished file is uploaded whole, then pool.json.
 
     Examples:
 
@@ -66,6 +72,7 @@ def embed_cmd(pools, models, b32_pretrained, l14_pretrained, b32_model, l14_mode
     from tqdm import tqdm
 
     from datacomp_sci.annotate.embed import EmbedOptions, embed_pools
+    from datacomp_sci.core.storage import parse_storage_options
 
     slots = tuple(s.strip() for s in models.split(",") if s.strip())
     bar = tqdm(desc="embed", unit="img", dynamic_ncols=True, disable=not progress,
@@ -75,6 +82,7 @@ def embed_cmd(pools, models, b32_pretrained, l14_pretrained, b32_model, l14_mode
                         faces_weights=faces_weights,
                         device=device, precision=precision, batch_size=batch_size,
                         workers=workers, overwrite=overwrite, on_images=bar.update,
+                        storage_options=run_library(parse_storage_options, storage_options),
                         engine=run_library(engine_from_options, engine, ray_address,
                                            task_retries))
     try:

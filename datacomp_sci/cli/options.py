@@ -129,12 +129,13 @@ def engine_options(task_retries: bool = True):
     return decorate
 
 
-def storage_options_option():
-    """``--storage-option KEY=VALUE`` (repeatable): options of the output's file system when
-    OUTPUT is an object-storage URL, over fsspec's own configuration."""
+def storage_options_option(what: str = "OUTPUT"):
+    """``--storage-option KEY=VALUE`` (repeatable): options of the file system of ``what``
+    (OUTPUT, or embed's POOL) when it is an object-storage URL, over fsspec's own
+    configuration."""
     return click.option(
         "--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE",
-        help="Option of the object-storage file system of an s3://, gs://... OUTPUT, e.g. "
+        help=f"Option of the object-storage file system of an s3://, gs://... {what}, e.g. "
              "endpoint_url=http://127.0.0.1:9000 (MinIO) or requester_pays=true; repeat for "
              "several. fsspec's FSSPEC_S3_ENDPOINT_URL-style variables work too; credentials "
              "come from the environment as s3fs/gcsfs read them.")
