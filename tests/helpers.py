@@ -350,3 +350,47 @@ def kill_build_and_rerun(cmd: list[str], out: Path | str, units: int = 4, second
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return done
+
+
+def tiny_clip_weights(path: Path) -> Path:
+    """Randomly initialised weights (torch seed 0) of the tiny CLIP model, saved to
+    ``path``: the offline ``--*-pretrained PATH`` of embed tests (needs torch)."""
+    import open_clip
+    import torch
+
+    from datacomp_sci.core.models import TINY_MODEL, register_models
+
+    register_models()
+    torch.manual_seed(0)
+    torch.save(open_clip.create_model(TINY_MODEL).state_dict(), path)
+    return path
+
+
+@contextlib.contextmanager
+def local_ray(temp_dir: str | None = None):
+    """A local 2-CPU Ray cluster (yields its address). Its workers import this tree and
+    the tests folder: they inherit PYTHONPATH, and any other variable set before this
+    starts (e.g. a fake S3's endpoint), from this process. ``temp_dir``: Ray's session
+    folder (short: Ray's socket paths must fit AF_UNIX's limit)."""
+    import os
+
+    import ray
+
+    import datacomp_sci
+
+    tests, repo = Path(__file__).resolve().parent, Path(datacomp_sci.__file__).resolve().parents[1]
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(repo), str(tests)] + ([old] if old else []))
+    extra = {"_temp_dir": temp_dir} if temp_dir else {}
+    try:
+        ctx = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                       _node_ip_address="127.0.0.1", **extra)
+        try:
+            yield ctx.address_info["address"]
+        finally:
+            ray.shutdown()
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old

@@ -21,9 +21,10 @@ torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")
 
 from conftest import make_shards  # noqa: E402
+from helpers import tiny_clip_weights  # noqa: E402
 
 from datacomp_sci.annotate.embed import EmbedOptions, embed_pools, write_npz  # noqa: E402
-from datacomp_sci.core.models import TINY_MODEL, register_models  # noqa: E402
+from datacomp_sci.core.models import TINY_MODEL  # noqa: E402
 
 N_SHARDS, PER_SHARD = 2, 5
 
@@ -60,12 +61,7 @@ def make_pool(root, scores: bool = False, drop_image: bool = True):
 
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory):
-    register_models()
-    torch.manual_seed(0)
-    model = open_clip.create_model(TINY_MODEL)
-    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
-    torch.save(model.state_dict(), path)
-    return path
+    return tiny_clip_weights(tmp_path_factory.mktemp("weights") / "tiny.pt")
 
 
 def _opts(weights, **kw) -> EmbedOptions:

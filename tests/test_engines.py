@@ -52,19 +52,11 @@ def _attempts(folder: Path, i: int) -> int:
 def ray_cluster():
     """A local 2-CPU Ray cluster for this module; yields its address. Its workers import
     this tree and the tests folder (they inherit PYTHONPATH from the driver)."""
-    ray = pytest.importorskip("ray")
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), str(TESTS)] + ([old] if old else []))
-    ctx = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                   _node_ip_address="127.0.0.1")
-    try:
-        yield ctx.address_info["address"]
-    finally:
-        ray.shutdown()
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
+    pytest.importorskip("ray")
+    from helpers import local_ray
+
+    with local_ray() as address:
+        yield address
 
 
 ENGINES = [
@@ -383,15 +375,13 @@ def _embed_pool_folder(root: Path) -> None:
 
 @pytest.mark.slow
 def test_embed_on_ray_writes_the_same_files_as_local(ray_cluster, tmp_path):
-    torch = pytest.importorskip("torch")
-    open_clip = pytest.importorskip("open_clip")
-    from datacomp_sci.annotate.embed import EmbedOptions, embed_pools
-    from datacomp_sci.core.models import TINY_MODEL, register_models
+    pytest.importorskip("open_clip")
+    from helpers import tiny_clip_weights
 
-    register_models()
-    torch.manual_seed(0)
-    weights = tmp_path / "tiny.pt"
-    torch.save(open_clip.create_model(TINY_MODEL).state_dict(), weights)
+    from datacomp_sci.annotate.embed import EmbedOptions, embed_pools
+    from datacomp_sci.core.models import TINY_MODEL
+
+    weights = tiny_clip_weights(tmp_path / "tiny.pt")
     for name in ("local", "ray"):
         _embed_pool_folder(tmp_path / name)
     base = dict(archs={"b32": TINY_MODEL, "l14": TINY_MODEL},

@@ -271,14 +271,12 @@ def test_embed_then_blur_equals_img2dataset_blurrer_on_the_detected_boxes(tmp_pa
 
 @pytest.mark.slow
 def test_faces_together_with_a_clip_slot_in_one_pass(tmp_path, weights):
-    torch = pytest.importorskip("torch")
-    open_clip = pytest.importorskip("open_clip")
-    from datacomp_sci.core.models import TINY_MODEL, register_models
+    pytest.importorskip("open_clip")
+    from helpers import tiny_clip_weights
 
-    register_models()
-    torch.manual_seed(0)
-    clip = tmp_path / "tiny.pt"
-    torch.save(open_clip.create_model(TINY_MODEL).state_dict(), clip)
+    from datacomp_sci.core.models import TINY_MODEL
+
+    clip = tiny_clip_weights(tmp_path / "tiny.pt")
     make_pool(tmp_path / "ref")
     embed_pools([tmp_path / "ref"], _opts(weights))
     make_pool(tmp_path / "pool")
@@ -297,15 +295,12 @@ def test_faces_together_with_a_clip_slot_in_one_pass(tmp_path, weights):
 
 @pytest.mark.slow
 def test_faces_on_ray_write_the_same_files_as_local(tmp_path, weights):
-    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray")
+    from helpers import local_ray
+
     from datacomp_sci.engines import EngineOptions
 
-    repo, tests = Path(__file__).resolve().parents[1], Path(__file__).resolve().parent
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(repo), str(tests)] + ([old] if old else []))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             _node_ip_address="127.0.0.1")
-    try:
+    with local_ray():
         for name in ("local", "ray"):
             make_pool(tmp_path / name)
         embed_pools([tmp_path / "local"], _opts(weights))
@@ -319,12 +314,6 @@ def test_faces_on_ray_write_the_same_files_as_local(tmp_path, weights):
         assert [json.loads((tmp_path / n / "pool.json").read_text())["embeddings"]
                 for n in ("ray", "local")] == \
             [json.loads((tmp_path / "local" / "pool.json").read_text())["embeddings"]] * 2
-    finally:
-        ray.shutdown()
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
 
 
 @pytest.mark.slow

@@ -9,7 +9,6 @@ The fake S3 and (for the Ray tests) a 2-CPU Ray cluster are started once for thi
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -43,20 +42,11 @@ def digest(files: dict[str, bytes]) -> dict[str, str]:
 def ray_s3(fake_s3):
     """A local 2-CPU Ray cluster started after the fake S3's variables are set (its workers
     inherit them, and PYTHONPATH with this tree), in a private temp folder."""
-    ray = pytest.importorskip("ray")
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), str(TESTS)] + ([old] if old else []))
-    tmp = tempfile.mkdtemp(prefix="ray-s3-", dir="/tmp")
-    ctx = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                   _node_ip_address="127.0.0.1", _temp_dir=tmp)
-    try:
-        yield ctx.address_info["address"]
-    finally:
-        ray.shutdown()
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
+    pytest.importorskip("ray")
+    from helpers import local_ray
+
+    with local_ray(tempfile.mkdtemp(prefix="ray-s3-", dir="/tmp")) as address:
+        yield address
 
 
 # ------------------------------------------------------------- the location itself
@@ -277,14 +267,13 @@ def test_embed_on_ray_of_a_pool_on_s3_writes_the_local_bytes_there(fake_s3, ray_
     import shutil
 
     torch = pytest.importorskip("torch")
-    open_clip = pytest.importorskip("open_clip")
-    from datacomp_sci.annotate.embed import EmbedOptions, embed_pools
-    from datacomp_sci.core.models import TINY_MODEL, register_models
+    pytest.importorskip("open_clip")
+    from helpers import tiny_clip_weights
 
-    register_models()
-    torch.manual_seed(0)
-    weights = tmp_path / "tiny.pt"
-    torch.save(open_clip.create_model(TINY_MODEL).state_dict(), weights)
+    from datacomp_sci.annotate.embed import EmbedOptions, embed_pools
+    from datacomp_sci.core.models import TINY_MODEL
+
+    weights = tiny_clip_weights(tmp_path / "tiny.pt")
     base = dict(archs={"b32": TINY_MODEL, "l14": TINY_MODEL},
                 pretrained={"b32": str(weights), "l14": str(weights)}, device="cpu",
                 batch_size=8, workers=0)
