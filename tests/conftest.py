@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 from helpers import make_shards
-from loopback import fake_s3, http_server  # noqa: F401  (fixtures: loopback S3 and HTTP servers)
+from loopback import fake_gcs, fake_s3, http_server  # noqa: F401  (fixtures: loopback GCS, S3, HTTP)
 
 
 @pytest.fixture

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import pytest
+
+# gcsfs >= 2026.10 probes every bucket over gRPC for hierarchical namespaces unless this is
+# off (read when gcsfs is imported); the loopback GCS emulator speaks only the JSON API
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 from datacomp_sci.core.util import serve_folder
 
@@ -56,13 +61,38 @@ class FakeS3:
             path.write_bytes(data)
 
 
+@contextlib.contextmanager
+def fsspec_environment(protocol: str, env: dict[str, str]):
+    """Set ``env`` for this process and the processes it starts, and give fsspec's
+    configuration of ``protocol`` the ``FSSPEC_<PROTOCOL>_*`` values among them (fsspec
+    reads those variables once, at import); both are restored afterwards."""
+    import fsspec.config
+
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    prefix = f"FSSPEC_{protocol.upper()}_"
+    old_conf = fsspec.config.conf.get(protocol)
+    fsspec.config.conf[protocol] = {**(old_conf or {}), **{
+        k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix)}}
+    try:
+        yield
+    finally:
+        if old_conf is None:
+            fsspec.config.conf.pop(protocol, None)
+        else:
+            fsspec.config.conf[protocol] = old_conf
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 @pytest.fixture(scope="module")
 def fake_s3():
     """A fake S3 (moto's ThreadedMotoServer on 127.0.0.1, a free port) for one test module.
     fsspec finds it through ``FSSPEC_S3_ENDPOINT_URL`` and s3fs its credentials through
     ``AWS_*`` variables, set here for this process and the processes it starts."""
-    import os
-
     server_mod = pytest.importorskip("moto.server")
     pytest.importorskip("s3fs")
     import logging
@@ -74,22 +104,52 @@ def fake_s3():
     env = {"FSSPEC_S3_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    import fsspec.config  # read the FSSPEC_* variables at import: set what it would have read
-
-    old_conf = fsspec.config.conf.get("s3")
-    fsspec.config.conf["s3"] = {**(old_conf or {}), "endpoint_url": env["FSSPEC_S3_ENDPOINT_URL"]}
     try:
-        yield FakeS3(env["FSSPEC_S3_ENDPOINT_URL"])
+        with fsspec_environment("s3", env):
+            yield FakeS3(env["FSSPEC_S3_ENDPOINT_URL"])
     finally:
-        if old_conf is None:
-            fsspec.config.conf.pop("s3", None)
-        else:
-            fsspec.config.conf["s3"] = old_conf
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        server.stop()
+
+
+class FakeGCS(FakeS3):
+    """gcp-storage-emulator's GCS JSON API on loopback, with fsspec configured to use it;
+    the same helpers as :class:`FakeS3`, for ``gs://`` URLs."""
+
+    def __init__(self, endpoint: str) -> None:
+        import gcsfs
+
+        self.endpoint = endpoint
+        self.fs = gcsfs.GCSFileSystem(endpoint_url=endpoint, token="anon", project="test",
+                                      use_listings_cache=False, skip_instance_cache=True)
+
+    def bucket(self, name: str) -> str:
+        if not self.fs.exists(name):
+            self.fs.mkdir(name)
+        return f"gs://{name}"
+
+
+@pytest.fixture(scope="module")
+def fake_gcs():
+    """A fake Google Cloud Storage (gcp-storage-emulator in memory on 127.0.0.1, a free
+    port) for one test module. fsspec finds it through ``FSSPEC_GS_ENDPOINT_URL`` and
+    anonymous access through ``FSSPEC_GS_TOKEN``, set here for this process and the
+    processes it starts."""
+    import logging
+    import socket
+
+    emulator = pytest.importorskip("gcp_storage_emulator.server")
+    pytest.importorskip("gcsfs")
+    logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = emulator.create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {"FSSPEC_GS_ENDPOINT_URL": endpoint, "FSSPEC_GS_TOKEN": "anon",
+           "FSSPEC_GS_PROJECT": "test", "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+    try:
+        with fsspec_environment("gs", env):
+            yield FakeGCS(endpoint)
+    finally:
         server.stop()

@@ -289,35 +289,37 @@ def _upload(fake_s3, folder, url: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", ["in-process", "engine-task"])
-def test_embed_a_pool_on_s3_writes_the_bytes_of_a_local_run_and_resumes_there(
-        tmp_path, tiny_weights, fake_s3, path, monkeypatch):
+@pytest.mark.parametrize("store,path", [("fake_s3", "in-process"), ("fake_s3", "engine-task"),
+                                        ("fake_gcs", "in-process")])
+def test_embed_a_pool_on_object_storage_writes_the_bytes_of_a_local_run_and_resumes_there(
+        tmp_path, tiny_weights, store, path, monkeypatch, request):
     import datacomp_sci.annotate.embed as embed_mod
     from datacomp_sci.engines import EngineOptions, open_engine
 
+    objects = request.getfixturevalue(store)  # an s3:// or a gs:// store on loopback
     make_pool(tmp_path / "local")
     embed_pools([tmp_path / "local"], _opts(tiny_weights))
     make_pool(tmp_path / "src")
-    url = f"{fake_s3.bucket('embed')}/{path}"
-    _upload(fake_s3, tmp_path / "src", url)
+    url = f"{objects.bucket('embed')}/{path}"
+    _upload(objects, tmp_path / "src", url)
     if path == "engine-task":  # the Ray path (one task per file), on an inline engine
         real = embed_mod._embed_all
         monkeypatch.setattr(embed_mod, "_embed_all", lambda pools, c, i, o, engine, remotes: real(
             pools, c, i, o, open_engine(EngineOptions(workers=1)), remotes))
     res = embed_pools([url], _opts(tiny_weights))
     assert [f.action for f in res.files] == ["embedded", "embedded"]
-    got = fake_s3.files(url)
+    got = objects.files(url)
     for f in ("00000000.npz", "00000001.npz", "00000000.parquet", "00000001.parquet"):
         assert got[f"metadata/{f}"] == (tmp_path / "local" / "metadata" / f).read_bytes()
     record = json.loads(got["pool.json"])["embeddings"]
     assert record == json.loads((tmp_path / "local" / "pool.json").read_text())["embeddings"]
     # a kill after file 1's objects were uploaded but before pool.json recorded it
     record["files"]["00000001"]["state"] = "writing"
-    fake_s3.fs.pipe_file(f"{url.split('://', 1)[1]}/pool.json",
+    objects.fs.pipe_file(f"{url.split('://', 1)[1]}/pool.json",
                          json.dumps({"embeddings": record}).encode())
     res = embed_pools([url], _opts(tiny_weights))
     assert [f.action for f in res.files] == ["done", "embedded"]
-    assert fake_s3.files(url)["metadata/00000001.npz"] == got["metadata/00000001.npz"]
+    assert objects.files(url)["metadata/00000001.npz"] == got["metadata/00000001.npz"]
 
 
 @pytest.mark.slow

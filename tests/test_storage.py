@@ -1,9 +1,11 @@
 """Outputs on object storage: build-pool, reshard, embed and download-pool write to an
 ``s3://`` location (a loopback moto server) exactly the bytes they write to a local
 folder, on the local and the Ray engine; a killed build resumes from the state it left
-there; and an unusable location is refused with one line.
+there; build-pool and reshard do the same on ``gs://`` (a loopback GCS emulator); and an
+unusable location is refused with one line.
 
-The fake S3 and (for the Ray tests) a 2-CPU Ray cluster are started once for this module.
+The fake stores and (for the Ray tests) a 2-CPU Ray cluster are started once for this
+module.
 """
 
 from __future__ import annotations
@@ -148,6 +150,49 @@ def test_an_unknown_protocol_and_a_missing_file_system_package_are_one_line(monk
                                   "'datacomp-sci[gcs]' (or 'datacomp-sci[all]')")
 
 
+class _PrefixOnlyFS:
+    """A memory file system whose credential may list and write ``bucket/allowed/...``
+    only (an IAM policy with an ``s3:prefix`` condition): the bucket root is denied."""
+
+    @staticmethod
+    def make():
+        from fsspec.implementations.memory import MemoryFileSystem
+
+        class PrefixOnly(MemoryFileSystem):
+            protocol = ("prefixonly",)
+            store: dict = {}
+            pseudo_dirs = [""]
+
+            def _check(self, path):
+                if not self._strip_protocol(path).startswith("/bucket/allowed"):
+                    raise PermissionError(f"AccessDenied: {path}")
+
+            def ls(self, path, detail=True, **kwargs):
+                self._check(path)
+                return super().ls(path, detail=detail, **kwargs)
+
+            def pipe_file(self, path, value, **kwargs):
+                self._check(path)
+                return super().pipe_file(path, value, **kwargs)
+
+        return PrefixOnly
+
+
+def test_a_credential_limited_to_the_output_prefix_is_enough(monkeypatch):
+    import importlib
+
+    cls = _PrefixOnlyFS.make()
+    registry = importlib.import_module("fsspec.registry")  # the module, not its mapping
+    monkeypatch.setitem(registry._registry, "prefixonly", cls)
+    new = location("prefixonly://bucket/allowed/pool")
+    new.check_writable()  # nothing there yet: a probe object is written and deleted
+    assert new.listdir() == [] and not cls.store.get("/bucket/allowed/pool/.datacomp-sci-write-check")
+    new.write_json("pool.json", {})
+    new.check_writable()  # an existing output: its own prefix is listed
+    with pytest.raises(ValueError, match=r"^prefixonly://bucket/other/pool: access denied \(AccessDenied"):
+        location("prefixonly://bucket/other/pool").check_writable()
+
+
 # ------------------------------------------------------------- build-pool
 @pytest.fixture(scope="module")
 def local_pmc_folder(tmp_path_factory):
@@ -290,3 +335,39 @@ def test_embed_on_ray_of_a_pool_on_s3_writes_the_local_bytes_there(fake_s3, ray_
     assert [f.action for f in on_ray.files] == [f.action for f in local.files]
     assert on_ray.images == local.images > 0
     assert digest(fake_s3.files(url)) == digest(local_files(tmp_path / "pmc"))
+
+
+# ------------------------------------------------------------- gs:// (a GCS emulator)
+def test_a_missing_gcs_bucket_is_one_line(fake_gcs):
+    res = _build_cli("gs://no-such-bucket/pool")
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    (line,) = res.output.strip().splitlines()
+    assert "bucket 'no-such-bucket' does not exist" in line
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in line and "FSSPEC_GS_ENDPOINT_URL" in line
+
+
+@pytest.mark.slow
+def test_build_pool_to_gcs_equals_the_local_build_byte_for_byte(fake_gcs, local_pmc):
+    url = fake_gcs.bucket("gpools") + "/pmc"
+    opts = options_from_config("pmc", None, converter_timeout_s=3, shard_size=7)
+    res = build_pool([str(SAMPLES / "pmc")], url, opts, engine=EngineOptions(workers=2))
+    assert res.output == url and not res.already_complete
+    assert digest(fake_gcs.files(url)) == digest(local_pmc)
+    assert build_pool([str(SAMPLES / "pmc")], url, opts,
+                      engine=EngineOptions(workers=1)).already_complete
+
+
+def test_reshard_between_gcs_locations_equals_the_local_output(fake_gcs, shards_and_subset):
+    from datacomp_sci.resharding.reshard import ReshardOptions, reshard
+
+    root = shards_and_subset
+    bucket = fake_gcs.bucket("gsubsets")
+    fake_gcs.fs.put(str(root / "pool") + "/", "gsubsets/pool/", recursive=True)
+    url = f"{bucket}/out"
+    reshard([f"{bucket}/pool"], root / "subset.npy", url,
+            ReshardOptions(shard_size=4, workers=2, use_index_cache=False))
+    expected, got = local_files(root / "local"), fake_gcs.files(url)
+    for name in ("reshard_report.json", "meta.json"):  # they name the inputs as given
+        assert name in got
+        expected.pop(name), got.pop(name)
+    assert digest(got) == digest(expected)

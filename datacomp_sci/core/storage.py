@@ -242,16 +242,27 @@ class Location:
     def check_writable(self) -> None:
         """Fail early, with one line, when an object-storage location cannot be used: no
         file-system package, a bucket that does not exist, no or wrong credentials, an
-        endpoint that does not answer. (A local folder is checked when it is written.)"""
+        endpoint that does not answer. (A local folder is checked when it is written.)
+
+        Only the location's own prefix is touched, so a credential limited to that prefix
+        (an IAM policy with an ``s3:prefix`` condition, a managed folder) is enough: an
+        existing output is listed; a new one gets an empty probe object written and
+        deleted, which is what the step is about to do anyway."""
         if self.local:
             return
         fs = self.fs
-        bucket = self._fspath().split("/", 1)[0]
+        prefix = self._fspath()
+        bucket = prefix.split("/", 1)[0]
         hint = (f"check the bucket name, the credentials ({_CREDENTIALS.get(self.protocol, 'see the file system docs')}) "
                 f"and the endpoint (FSSPEC_{self.protocol.upper()}_ENDPOINT_URL or "
                 "--storage-option endpoint_url=...)")
         try:
-            fs.ls(bucket, refresh=True)
+            try:
+                fs.ls(prefix, refresh=True)
+            except FileNotFoundError:  # nothing there yet (or no bucket): try a write
+                probe = f"{prefix}/{_WRITE_PROBE}"
+                fs.pipe_file(probe, b"")
+                fs.rm_file(probe)
         except FileNotFoundError:
             raise ValueError(f"{self.url}: bucket {bucket!r} does not exist: create it first, "
                              f"or {hint}") from None
@@ -262,6 +273,8 @@ class Location:
                              f"({type(e).__name__}: {_one_line(e)}): {hint}") from None
 
 
+# the empty object check_writable writes and deletes under a new output prefix
+_WRITE_PROBE = ".datacomp-sci-write-check"
 _CREDENTIALS = {"s3": "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or ~/.aws",
                 "gs": "GOOGLE_APPLICATION_CREDENTIALS or gcloud auth application-default login",
                 "gcs": "GOOGLE_APPLICATION_CREDENTIALS or gcloud auth application-default login"}
