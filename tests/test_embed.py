@@ -143,8 +143,12 @@ def test_embed_resumes_a_file_marked_as_being_written(tmp_path, tiny_weights):
     t = pq.read_table(meta)
     t = t.set_column(5, t.schema.field(5), pa.nulls(t.num_rows, pa.float32()))
     pq.write_table(t, meta)
-    res = embed_pools([tmp_path / "pool"], _opts(tiny_weights))
+    totals, seen = [], []
+    res = embed_pools([tmp_path / "pool"], _opts(tiny_weights, on_total=totals.append,
+                                                 on_images=seen.append))
     assert [f.action for f in res.files] == ["done", "embedded"]
+    # the progress total, known before any work, is what is left: file 1's rows, once
+    assert totals == [res.files[1].rows] and sum(seen) == res.files[1].rows
     for f in ("00000001.npz", "00000001.parquet"):
         assert (tmp_path / "pool" / "metadata" / f).read_bytes() == \
             (tmp_path / "ref" / "metadata" / f).read_bytes()

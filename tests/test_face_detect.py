@@ -270,20 +270,26 @@ def test_embed_then_blur_equals_img2dataset_blurrer_on_the_detected_boxes(tmp_pa
 
 
 @pytest.mark.slow
-def test_faces_together_with_a_clip_slot_in_one_pass(tmp_path, weights):
+def test_faces_together_with_a_clip_slot_in_one_pass(tmp_path, weights, monkeypatch):
     pytest.importorskip("open_clip")
     from helpers import tiny_clip_weights
 
+    from datacomp_sci.annotate.shardimages import ImageReader
     from datacomp_sci.core.models import TINY_MODEL
 
     clip = tiny_clip_weights(tmp_path / "tiny.pt")
     make_pool(tmp_path / "ref")
     embed_pools([tmp_path / "ref"], _opts(weights))
     make_pool(tmp_path / "pool")
+    reads, real_read = [], ImageReader.read
+    monkeypatch.setattr(ImageReader, "read", lambda self, *a: reads.append(a) or real_read(self, *a))
+    seen = []
     res = embed_pools([tmp_path / "pool"], _opts(
         weights, models=("b32", "faces"), archs={"b32": TINY_MODEL},
-        pretrained={"b32": str(clip)}))
+        pretrained={"b32": str(clip)}, on_images=seen.append))
     assert [f.slots for f in res.files] == [["b32", "faces"]] * 2
+    assert len(reads) == len(set(reads)) == res.images  # each image read (and decoded) once
+    assert sum(seen) == sum(f.rows for f in res.files)  # progress counts every row once
     assert _boxes(tmp_path / "pool") == _boxes(tmp_path / "ref")
     t = pq.read_table(tmp_path / "pool" / "metadata" / "00000000.parquet")
     assert t.column("clip_b32_similarity_score").null_count == 0

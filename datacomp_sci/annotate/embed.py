@@ -100,6 +100,7 @@ class EmbedOptions:
     overwrite: bool = False
     storage_options: dict = field(default_factory=dict)  # pools on object storage (--storage-option)
     on_images: Callable[[int], None] | None = None
+    on_total: Callable[[int], None] | None = None  # rows to annotate, known before any work
     on_file: Callable[[str, str], None] | None = None  # (file, "embedded"|"kept"|"done")
     # None or local: files one after the other in this process; ray: one task per file,
     # each on a GPU (num_gpus=1) when the device is cuda, else on a CPU slot
@@ -278,12 +279,14 @@ def rewrite_columns(metadata_file: Path, columns: dict[str, pa.Array]) -> None:
 
 # --- the data path --------------------------------------------------------------------------
 class _Images:
-    """A map-style dataset: row -> (preprocessed image tensors, one per transform; ok)."""
+    """A map-style dataset: row -> (preprocessed image tensors, one per transform; the
+    image prepared for the face detector, or None; status: 0 no image, 1 ok, 2 bad). One
+    decode serves every transform and the detector."""
 
     def __init__(self, reader: ImageReader, shard: np.ndarray, offset: np.ndarray,
-                 size: np.ndarray, transforms: list):
+                 size: np.ndarray, transforms: list, faces: bool = False):
         self.reader, self.shard, self.offset, self.size = reader, shard, offset, size
-        self.transforms = transforms
+        self.transforms, self.faces = transforms, faces
 
     def __len__(self) -> int:
         return len(self.shard)
@@ -297,12 +300,13 @@ class _Images:
                 data = self.reader.read(int(self.shard[i]), int(self.offset[i]), int(self.size[i]))
                 with Image.open(io.BytesIO(data)) as img:
                     img.load()
-                    return [t(img) for t in self.transforms], 1
+                    return ([t(img) for t in self.transforms],
+                            face_det.prepare(img) if self.faces else None, 1)
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
                 code = 2
         else:
             code = 0
-        return [torch.zeros(_shape_of(t)) for t in self.transforms], code
+        return [torch.zeros(_shape_of(t)) for t in self.transforms], None, code
 
 
 def _shape_of(transform) -> tuple[int, int, int]:
@@ -324,10 +328,12 @@ def _device(device: str) -> str:
 
 
 def _encode_file(rows_loc, texts: list[str], models: dict[str, tuple], reader: ImageReader,
-                 opts: EmbedOptions, device: str, precision: str
-                 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Features of one file's rows for each slot in ``models``; image status per row
-    (0 no image, 1 ok, 2 undecodable)."""
+                 opts: EmbedOptions, device: str, precision: str, detector=None
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray, list | None]:
+    """Features of one file's rows for each CLIP slot in ``models``; image status per row
+    (0 no image, 1 ok, 2 undecodable); with a face ``detector``, the rows' face boxes
+    (None where there is no image), from the images decoded for the first slot. Progress
+    (``on_images``) counts the rows of that first decoding pass."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -339,24 +345,28 @@ def _encode_file(rows_loc, texts: list[str], models: dict[str, tuple], reader: I
         groups.setdefault(repr(pre), []).append(slot)
     out: dict[str, np.ndarray] = {}
     status = np.zeros(n, np.int8)
+    boxes: list | None = [] if detector is not None else None
     dtype = torch.float16 if precision == "fp16" else torch.float32
-    for slots in groups.values():
+    for g, slots in enumerate(groups.values()):
         pre = models[slots[0]][1]
-        ds = _Images(reader, shard, offset, size, [pre])
+        ds = _Images(reader, shard, offset, size, [pre], faces=g == 0 and detector is not None)
         loader = DataLoader(ds, batch_size=opts.batch_size, shuffle=False,
                             num_workers=opts.workers, pin_memory=device == "cuda",
                             collate_fn=_collate, persistent_workers=False)
         feats = {s: [] for s in slots}
         start = 0
         with torch.inference_mode():
-            for images, codes in loader:
+            for images, prepared, codes in loader:
                 b = len(codes)
                 status[start:start + b] = codes
                 x = images.to(device, non_blocking=True).to(dtype)
                 for s in slots:
                     f = models[s][0].encode_image(x).float()
                     feats[s].append(torch.nn.functional.normalize(f, dim=-1).cpu().numpy())
-                if opts.on_images:
+                if ds.faces:
+                    boxes.extend(face_det.detect(detector, p)[0] if p is not None else None
+                                 for p in prepared)
+                if opts.on_images and g == 0:
                     opts.on_images(b)
                 start += b
         for s in slots:
@@ -372,13 +382,14 @@ def _encode_file(rows_loc, texts: list[str], models: dict[str, tuple], reader: I
                 f = model.encode_text(t).float()
                 parts.append(torch.nn.functional.normalize(f, dim=-1).cpu().numpy())
             out[f"{slot}_txt"] = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
-    return out, status
+    return out, status, boxes
 
 
 def _collate(batch):
     import torch
 
-    return torch.stack([b[0][0] for b in batch]), np.array([b[1] for b in batch], np.int8)
+    return (torch.stack([b[0][0] for b in batch]), [b[1] for b in batch],
+            np.array([b[2] for b in batch], np.int8))
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -535,15 +546,68 @@ def _embed_all(pools: list[Pool], choices: dict[str, ModelChoice], ident: dict[s
     loaded: dict[str, tuple] = {}
     result = EmbedResult([], ident, device, precision)
     t0 = time.perf_counter()
-    for pool in pools:
-        remote = (remotes or {}).get(pool.root)
+    plans = [_plan_pool(pool, choices, ident, opts, (remotes or {}).get(pool.root))
+             for pool in pools]
+    if opts.on_total:
+        opts.on_total(sum(f.rows for plan in plans for f in plan.files if f.todo))
+    for plan in plans:
         if engine is None:
-            _embed_pool(pool, choices, ident, loaded, opts, device, precision, result, remote)
+            _embed_pool(plan, choices, ident, loaded, opts, device, precision, result)
         else:
-            _embed_pool_on_engine(pool, choices, ident, opts, device, precision, result, engine,
-                                  remote)
+            _embed_pool_on_engine(plan, choices, ident, opts, device, precision, result, engine)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+@dataclass
+class _FilePlan:
+    meta: Path
+    rows: int
+    todo: list[str]  # slots to compute
+    prior: list[str]  # slots already done in this file, kept
+    kept: list[str]  # slots kept from a download (nothing to do)
+
+
+@dataclass
+class _PoolPlan:
+    pool: Pool
+    info: dict  # pool.json, its "embeddings" record updated as files finish
+    files: list[_FilePlan]
+    remote: _Remote | None = None
+
+    @property
+    def record(self) -> dict:
+        return self.info["embeddings"]
+
+
+def _plan_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, dict],
+               opts: EmbedOptions, remote: _Remote | None) -> _PoolPlan:
+    """What is left to do in one pool, from its ``pool.json`` (nothing is written)."""
+    remove_stale_temps(pool.root / "metadata")
+    info = _load_pool_json(pool)
+    record = info.setdefault("embeddings", {"models": {}, "files": {}})
+    record.setdefault("models", {})
+    record.setdefault("files", {})
+    if opts.overwrite:  # slots recomputed: earlier records of them no longer hold
+        for slot in choices:
+            if record["models"].get(slot) != ident[slot]:
+                for f in record["files"].values():
+                    if slot in f.get("slots", []):
+                        f["slots"].remove(slot)
+    files = []
+    for meta in pool.metadata_files:
+        rows, done, todo, kept = _plan_file(pool, meta, record, choices, opts)
+        files.append(_FilePlan(meta, rows, todo,
+                               [s for s in done.get("slots", []) if s not in todo], kept))
+    return _PoolPlan(pool, info, files, remote)
+
+
+def _report_unchanged(plan: _PoolPlan, f: _FilePlan, result: EmbedResult,
+                      opts: EmbedOptions) -> None:
+    action = "kept" if f.kept else "done"
+    result.files.append(FileReport(plan.pool.name, str(f.meta), f.rows, action, f.kept))
+    if opts.on_file:
+        opts.on_file(str(f.meta), action)
 
 
 def _plan_file(pool: Pool, meta: Path, record: dict, choices: dict[str, ModelChoice],
@@ -568,17 +632,17 @@ def _plan_file(pool: Pool, meta: Path, record: dict, choices: dict[str, ModelCho
 def _annotate_file(rows_loc, texts: list[str], models: dict[str, tuple], reader: ImageReader,
                    opts: EmbedOptions, device: str, precision: str):
     """(CLIP features, face boxes or None, image status per row) of one file's rows for
-    the slots in ``models``."""
+    the slots in ``models``; each image is decoded once for the CLIP slots and the face
+    detector together (once per distinct CLIP preprocessing)."""
     clip = {s: m for s, m in models.items() if s != FACES}
-    feats, status, boxes = {}, None, None
+    detector = models[FACES][0] if FACES in models else None
     if clip:
-        feats, status = _encode_file(rows_loc, texts, clip, reader, opts, device, precision)
-    if FACES in models:
-        boxes, face_status = face_det.detect_rows(rows_loc, reader, models[FACES][0],
-                                                  opts.batch_size, opts.workers,
-                                                  opts.on_images)
-        status = face_status if status is None else status
-    return feats, boxes, status
+        feats, status, boxes = _encode_file(rows_loc, texts, clip, reader, opts, device,
+                                            precision, detector)
+        return feats, boxes, status
+    boxes, status = face_det.detect_rows(rows_loc, reader, detector, opts.batch_size,
+                                         opts.workers, opts.on_images)
+    return {}, boxes, status
 
 
 def _write_file(meta: Path, rows: int, todo: list[str], feats: dict[str, np.ndarray],
@@ -605,31 +669,16 @@ def _write_file(meta: Path, rows: int, todo: list[str], feats: dict[str, np.ndar
     rewrite_columns(meta, columns)
 
 
-def _embed_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, dict],
+def _embed_pool(plan: _PoolPlan, choices: dict[str, ModelChoice], ident: dict[str, dict],
                 loaded: dict[str, tuple], opts: EmbedOptions, device: str, precision: str,
-                result: EmbedResult, remote: _Remote | None = None) -> None:
-    remove_stale_temps(pool.root / "metadata")
-    info = _load_pool_json(pool)
-    record = info.setdefault("embeddings", {"models": {}, "files": {}})
-    record.setdefault("models", {})
-    record.setdefault("files", {})
-    if opts.overwrite:  # slots recomputed: earlier records of them no longer hold
-        for slot in choices:
-            if record["models"].get(slot) != ident[slot]:
-                for f in record["files"].values():
-                    if slot in f.get("slots", []):
-                        f["slots"].remove(slot)
+                result: EmbedResult) -> None:
+    pool, info, record, remote = plan.pool, plan.info, plan.record, plan.remote
     index: ImageIndex | None = None
     reader: ImageReader | None = None
     try:
-        for meta in pool.metadata_files:
-            stem = meta.stem
-            rows, done, todo, kept = _plan_file(pool, meta, record, choices, opts)
-            if not todo:
-                action = "kept" if kept else "done"
-                result.files.append(FileReport(pool.name, str(meta), rows, action, kept))
-                if opts.on_file:
-                    opts.on_file(str(meta), action)
+        for f in plan.files:
+            if not f.todo:
+                _report_unchanged(plan, f, result, opts)
                 continue
             if index is None:
                 index = pool_image_index(remote.shards if remote else pool.shards_dir,
@@ -637,23 +686,23 @@ def _embed_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, di
                                          storage_options=opts.storage_options)
                 result.damaged_shards += index.damaged
                 reader = ImageReader(index.shards, opts.storage_options)
-            for slot in todo:
+            for slot in f.todo:
                 if slot not in loaded:
                     loaded[slot] = load_model(choices[slot], device, precision)
-            table = pq.read_table(meta, columns=["uid", "text"])
+            table = pq.read_table(f.meta, columns=["uid", "text"])
             uids = table.column("uid").to_pylist()
             texts = [t or "" for t in table.column("text").to_pylist()]
             loc = index.locate(uids)
             # mark the file as being rewritten before touching it (a kill in between
             # must not leave it looking like someone else's finished embeddings)
-            prior = [s for s in done.get("slots", []) if s not in todo]
-            record["files"][stem] = {"state": "writing", "rows": rows, "slots": prior}
+            record["files"][f.meta.stem] = {"state": "writing", "rows": f.rows,
+                                            "slots": f.prior}
             _save_pool_json(pool, info, remote)
-            feats, boxes, status = _annotate_file(loc, texts, {s: loaded[s] for s in todo},
+            feats, boxes, status = _annotate_file(loc, texts, {s: loaded[s] for s in f.todo},
                                                   reader, opts, device, precision)
-            _write_file(meta, rows, todo, feats, status, boxes)
-            _publish(remote, meta)
-            _record_done(pool, info, record, result, meta, rows, todo, prior,
+            _write_file(f.meta, f.rows, f.todo, feats, status, boxes)
+            _publish(remote, f.meta)
+            _record_done(pool, info, record, result, f.meta, f.rows, f.todo, f.prior,
                          (status, _face_counts(boxes)), ident, opts, remote)
     finally:
         if reader is not None:
@@ -705,59 +754,44 @@ def _embed_file_task(args: tuple) -> tuple[np.ndarray, tuple[int, int] | None]:
     return status, _face_counts(boxes)
 
 
-def _embed_pool_on_engine(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, dict],
-                          opts: EmbedOptions, device: str, precision: str, result: EmbedResult,
-                          engine: Engine, remote: _Remote | None = None) -> None:
+def _embed_pool_on_engine(plan: _PoolPlan, choices: dict[str, ModelChoice],
+                          ident: dict[str, dict], opts: EmbedOptions, device: str,
+                          precision: str, result: EmbedResult, engine: Engine) -> None:
     """The files of one pool as engine tasks; the driver keeps ``pool.json`` (files marked
     as being written before their task starts, done as their results come in, in file
     order), so a killed driver resumes as the local path does."""
     import dataclasses
 
-    remove_stale_temps(pool.root / "metadata")
-    info = _load_pool_json(pool)
-    record = info.setdefault("embeddings", {"models": {}, "files": {}})
-    record.setdefault("models", {})
-    record.setdefault("files", {})
-    if opts.overwrite:
-        for slot in choices:
-            if record["models"].get(slot) != ident[slot]:
-                for f in record["files"].values():
-                    if slot in f.get("slots", []):
-                        f["slots"].remove(slot)
-    plan = []
-    for meta in pool.metadata_files:
-        rows, done, todo, kept = _plan_file(pool, meta, record, choices, opts)
-        if todo:
-            plan.append((meta, rows, todo, [s for s in done.get("slots", []) if s not in todo]))
-            continue
-        action = "kept" if kept else "done"
-        result.files.append(FileReport(pool.name, str(meta), rows, action, kept))
-        if opts.on_file:
-            opts.on_file(str(meta), action)
-    if not plan:
+    pool, info, record, remote = plan.pool, plan.info, plan.record, plan.remote
+    todo = [f for f in plan.files if f.todo]
+    for f in plan.files:
+        if not f.todo:
+            _report_unchanged(plan, f, result, opts)
+    if not todo:
         return
     index = pool_image_index(remote.shards if remote else pool.shards_dir,
                              workers=max(1, opts.workers),
                              storage_options=opts.storage_options)
     result.damaged_shards += index.damaged
-    shipped = dataclasses.replace(opts, on_images=None, on_file=None, engine=None)
+    shipped = dataclasses.replace(opts, on_images=None, on_total=None, on_file=None,
+                                  engine=None)
     tasks = []
-    for meta, rows, todo, prior in plan:
-        uids = pq.read_table(meta, columns=["uid"]).column("uid").to_pylist()
-        tasks.append((str(meta), rows, todo, {s: choices[s] for s in todo}, shipped, device,
-                      precision, index.locate(uids), index.shards, remote))
-        record["files"][meta.stem] = {"state": "writing", "rows": rows, "slots": prior}
+    for f in todo:
+        uids = pq.read_table(f.meta, columns=["uid"]).column("uid").to_pylist()
+        tasks.append((str(f.meta), f.rows, f.todo, {s: choices[s] for s in f.todo}, shipped,
+                      device, precision, index.locate(uids), index.shards, remote))
+        record["files"][f.meta.stem] = {"state": "writing", "rows": f.rows, "slots": f.prior}
     _save_pool_json(pool, info, remote)
     gpus = 1.0 if device == "cuda" else 0.0
     for pos, outcome in engine.map(_embed_file_task, tasks, ordered=True, name="embed file",
                                   gpus=gpus):
-        meta, rows, todo, prior = plan[pos]
+        f = todo[pos]
         if isinstance(outcome, TaskFailed):
-            outcome.raise_error(f"embedding {meta}")
+            outcome.raise_error(f"embedding {f.meta}")
         if opts.on_images:
-            opts.on_images(rows)
-        _record_done(pool, info, record, result, meta, rows, todo, prior, outcome, ident, opts,
-                     remote)
+            opts.on_images(f.rows)
+        _record_done(pool, info, record, result, f.meta, f.rows, f.todo, f.prior, outcome,
+                     ident, opts, remote)
 
 
 def _face_counts(boxes: list | None) -> tuple[int, int] | None:

@@ -69,19 +69,18 @@ def embed_cmd(pools, models, b32_pretrained, l14_pretrained, b32_model, l14_mode
       datacomp-sci embed pools/arxiv --b32-pretrained ~/weights/b32.safetensors
       --l14-pretrained ~/weights/l14.safetensors
     """
-    from tqdm import tqdm
-
     from datacomp_sci.annotate.embed import EmbedOptions, embed_pools
+    from datacomp_sci.core.bars import EmbedBar
     from datacomp_sci.core.storage import parse_storage_options
 
     slots = tuple(s.strip() for s in models.split(",") if s.strip())
-    bar = tqdm(desc="embed", unit="img", dynamic_ncols=True, disable=not progress,
-               unit_scale=True)
+    bar = EmbedBar(progress)
     opts = EmbedOptions(models=slots, archs={"b32": b32_model, "l14": l14_model},
                         pretrained={"b32": b32_pretrained, "l14": l14_pretrained},
                         faces_weights=faces_weights,
                         device=device, precision=precision, batch_size=batch_size,
                         workers=workers, overwrite=overwrite, on_images=bar.update,
+                        on_total=bar.total,
                         storage_options=run_library(parse_storage_options, storage_options),
                         engine=run_library(engine_from_options, engine, ray_address,
                                            task_retries))

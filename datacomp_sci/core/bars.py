@@ -72,3 +72,25 @@ class BuildBar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class EmbedBar:
+    """The ``on_total``/``on_images`` callbacks of
+    :func:`datacomp_sci.annotate.embed.embed_pools`: rows annotated of those left to do
+    (known before the first model loads), so the bar has a rate and an ETA."""
+
+    def __init__(self, enabled: bool = True, desc: str = "embed"):
+        from tqdm import tqdm
+
+        self.bar = tqdm(desc=desc, unit="img", dynamic_ncols=True, disable=not enabled,
+                        unit_scale=True)
+
+    def total(self, n: int) -> None:
+        self.bar.total = n
+        self.bar.refresh()
+
+    def update(self, n: int) -> None:
+        self.bar.update(n)
+
+    def close(self) -> None:
+        self.bar.close()

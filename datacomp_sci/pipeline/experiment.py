@@ -513,14 +513,22 @@ def _filter(pool: str, f: FilterDecl, out: Path, workers: int | None,
     return res
 
 
-def _embed(pool: str, decl: EmbedDecl, marker: Path, workers: int | None) -> Any:
+def _embed(pool: str, decl: EmbedDecl, marker: Path, workers: int | None,
+           progress: bool = False) -> Any:
     from datacomp_sci.annotate.embed import DEFAULT_ARCH, EmbedOptions, embed_pools
+    from datacomp_sci.core.bars import EmbedBar
     from datacomp_sci.core.util import atomic_write_json
 
+    bar = EmbedBar(progress, desc=f"embed {Path(pool).name}")
     opts = EmbedOptions(models=decl.models, archs={**DEFAULT_ARCH, **decl.archs},
                         pretrained={"b32": "openai", "l14": "openai", **decl.pretrained},
-                        faces_weights=decl.faces_weights, device=decl.device, workers=min(workers or 1, 4) if workers else 0)
-    res = embed_pools([pool], opts)
+                        faces_weights=decl.faces_weights, device=decl.device,
+                        workers=min(workers, 4) if workers else 0,
+                        on_images=bar.update, on_total=bar.total)
+    try:
+        res = embed_pools([pool], opts)
+    finally:
+        bar.close()
     atomic_write_json(marker, {"pool": pool, "models": res.models, "images": res.images,
                                "files": [dataclasses.asdict(f) for f in res.files]})
     return res
@@ -598,7 +606,7 @@ def make_actions(progress: bool = True, quiet: bool = False) -> Actions:
     return Actions(p(_build, progress=progress), p(_filter, progress=progress),
                    p(_reshard, progress=progress), _mix, p(_train, quiet=quiet),
                    p(_evalsets, progress=progress), p(_evaluate, progress=progress), _report,
-                   _curate)
+                   _curate, p(_embed, progress=progress))
 
 
 DEFAULT_ACTIONS = make_actions()
