@@ -208,12 +208,15 @@ def local_pmc(local_pmc_folder):
 
 
 @pytest.mark.slow
-def test_build_pool_to_s3_equals_the_local_build_byte_for_byte(fake_s3, local_pmc):
-    url = fake_s3.bucket("pools") + "/pmc-local-engine"
+@pytest.mark.parametrize("store", ["fake_s3", "fake_gcs"])
+def test_build_pool_to_object_storage_equals_the_local_build_byte_for_byte(store, local_pmc,
+                                                                         request):
+    objects = request.getfixturevalue(store)  # s3:// or gs:// on loopback
+    url = objects.bucket("pools") + "/pmc-local-engine"
     opts = options_from_config("pmc", None, converter_timeout_s=3, shard_size=7)
     res = build_pool([str(SAMPLES / "pmc")], url, opts, engine=EngineOptions(workers=2))
     assert res.output == url and not res.already_complete
-    assert digest(fake_s3.files(url)) == digest(local_pmc)  # _work/ is gone too
+    assert digest(objects.files(url)) == digest(local_pmc)  # _work/ is gone too
     again = build_pool([str(SAMPLES / "pmc")], url + "/", opts, engine=EngineOptions(workers=2))
     assert again.already_complete and again.report == res.report
     other = options_from_config("pmc", None, converter_timeout_s=3, shard_size=8)
@@ -344,17 +347,6 @@ def test_a_missing_gcs_bucket_is_one_line(fake_gcs):
     (line,) = res.output.strip().splitlines()
     assert "bucket 'no-such-bucket' does not exist" in line
     assert "GOOGLE_APPLICATION_CREDENTIALS" in line and "FSSPEC_GS_ENDPOINT_URL" in line
-
-
-@pytest.mark.slow
-def test_build_pool_to_gcs_equals_the_local_build_byte_for_byte(fake_gcs, local_pmc):
-    url = fake_gcs.bucket("gpools") + "/pmc"
-    opts = options_from_config("pmc", None, converter_timeout_s=3, shard_size=7)
-    res = build_pool([str(SAMPLES / "pmc")], url, opts, engine=EngineOptions(workers=2))
-    assert res.output == url and not res.already_complete
-    assert digest(fake_gcs.files(url)) == digest(local_pmc)
-    assert build_pool([str(SAMPLES / "pmc")], url, opts,
-                      engine=EngineOptions(workers=1)).already_complete
 
 
 def test_reshard_between_gcs_locations_equals_the_local_output(fake_gcs, shards_and_subset):
