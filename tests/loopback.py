@@ -21,21 +21,19 @@ def http_server():
         yield lambda folder: stack.enter_context(serve_folder(folder))
 
 
-class FakeS3:
-    """moto's S3 server on loopback, with fsspec configured to use it (environment)."""
+class FakeStore:
+    """An object store on loopback (a fake S3 or GCS server) through its fsspec file
+    system ``fs``, with fsspec configured to use it (environment): create buckets, list
+    and read what a test wrote there."""
 
-    def __init__(self, endpoint: str) -> None:
-        import s3fs
-
-        self.endpoint = endpoint
-        self.fs = s3fs.S3FileSystem(endpoint_url=endpoint, key="testing", secret="testing",
-                                    use_listings_cache=False, skip_instance_cache=True)
+    def __init__(self, fs, protocol: str, endpoint: str) -> None:
+        self.fs, self.protocol, self.endpoint = fs, protocol, endpoint
 
     def bucket(self, name: str) -> str:
-        """Create bucket ``name`` (if absent); returns ``s3://name``."""
+        """Create bucket ``name`` (if absent); returns ``PROTOCOL://name``."""
         if not self.fs.exists(name):
             self.fs.mkdir(name)
-        return f"s3://{name}"
+        return f"{self.protocol}://{name}"
 
     def names(self, url: str) -> list[str]:
         """Names directly below ``url`` ([] when there are none)."""
@@ -106,26 +104,14 @@ def fake_s3():
            "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
     try:
         with fsspec_environment("s3", env):
-            yield FakeS3(env["FSSPEC_S3_ENDPOINT_URL"])
+            import s3fs
+
+            fs = s3fs.S3FileSystem(endpoint_url=env["FSSPEC_S3_ENDPOINT_URL"], key="testing",
+                                   secret="testing", use_listings_cache=False,
+                                   skip_instance_cache=True)
+            yield FakeStore(fs, "s3", env["FSSPEC_S3_ENDPOINT_URL"])
     finally:
         server.stop()
-
-
-class FakeGCS(FakeS3):
-    """gcp-storage-emulator's GCS JSON API on loopback, with fsspec configured to use it;
-    the same helpers as :class:`FakeS3`, for ``gs://`` URLs."""
-
-    def __init__(self, endpoint: str) -> None:
-        import gcsfs
-
-        self.endpoint = endpoint
-        self.fs = gcsfs.GCSFileSystem(endpoint_url=endpoint, token="anon", project="test",
-                                      use_listings_cache=False, skip_instance_cache=True)
-
-    def bucket(self, name: str) -> str:
-        if not self.fs.exists(name):
-            self.fs.mkdir(name)
-        return f"gs://{name}"
 
 
 @pytest.fixture(scope="module")
@@ -147,9 +133,13 @@ def fake_gcs():
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     env = {"FSSPEC_GS_ENDPOINT_URL": endpoint, "FSSPEC_GS_TOKEN": "anon",
-           "FSSPEC_GS_PROJECT": "test", "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+           "FSSPEC_GS_PROJECT": "test"}  # (and the gRPC probe off: top of this module)
     try:
         with fsspec_environment("gs", env):
-            yield FakeGCS(endpoint)
+            import gcsfs
+
+            fs = gcsfs.GCSFileSystem(endpoint_url=endpoint, token="anon", project="test",
+                                     use_listings_cache=False, skip_instance_cache=True)
+            yield FakeStore(fs, "gs", endpoint)
     finally:
         server.stop()

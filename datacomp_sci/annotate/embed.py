@@ -51,7 +51,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datacomp_sci.annotate import faces as face_det
-from datacomp_sci.annotate.shardimages import ImageIndex, ImageReader, pool_image_index
+from datacomp_sci.annotate.shardimages import (
+    DecodedImages,
+    ImageIndex,
+    ImageReader,
+    pool_image_index,
+)
 from datacomp_sci.core.storage import Location, is_url, output_location
 from datacomp_sci.core.util import (
     atomic_open,
@@ -278,35 +283,32 @@ def rewrite_columns(metadata_file: Path, columns: dict[str, pa.Array]) -> None:
 
 
 # --- the data path --------------------------------------------------------------------------
-class _Images:
-    """A map-style dataset: row -> (preprocessed image tensors, one per transform; the
-    image prepared for the face detector, or None; status: 0 no image, 1 ok, 2 bad). One
-    decode serves every transform and the detector."""
+class _ClipInput:
+    """The ``convert`` of :class:`~.shardimages.DecodedImages` for a CLIP pass: the image
+    preprocessed for the model and, with ``faces``, prepared for the face detector too
+    (from the same decode)."""
 
-    def __init__(self, reader: ImageReader, shard: np.ndarray, offset: np.ndarray,
-                 size: np.ndarray, transforms: list, faces: bool = False):
-        self.reader, self.shard, self.offset, self.size = reader, shard, offset, size
-        self.transforms, self.faces = transforms, faces
+    def __init__(self, transform, faces: bool):
+        self.transform, self.faces = transform, faces
 
-    def __len__(self) -> int:
-        return len(self.shard)
+    def __call__(self, img):
+        return self.transform(img), face_det.prepare(img) if self.faces else None
 
-    def __getitem__(self, i: int):
+
+class _Collate:
+    """A batch of a CLIP pass: (image tensors, all-zero for rows without a decoded
+    image; face-detector inputs or None; status per row)."""
+
+    def __init__(self, shape: tuple[int, int, int]):
+        self.shape = shape
+
+    def __call__(self, batch):
         import torch
-        from PIL import Image
 
-        if self.shard[i] >= 0:
-            try:
-                data = self.reader.read(int(self.shard[i]), int(self.offset[i]), int(self.size[i]))
-                with Image.open(io.BytesIO(data)) as img:
-                    img.load()
-                    return ([t(img) for t in self.transforms],
-                            face_det.prepare(img) if self.faces else None, 1)
-            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-                code = 2
-        else:
-            code = 0
-        return [torch.zeros(_shape_of(t)) for t in self.transforms], None, code
+        zeros = torch.zeros(self.shape)
+        return (torch.stack([v[0] if v is not None else zeros for v, _ in batch]),
+                [v[1] if v is not None else None for v, _ in batch],
+                np.array([code for _, code in batch], np.int8))
 
 
 def _shape_of(transform) -> tuple[int, int, int]:
@@ -349,10 +351,11 @@ def _encode_file(rows_loc, texts: list[str], models: dict[str, tuple], reader: I
     dtype = torch.float16 if precision == "fp16" else torch.float32
     for g, slots in enumerate(groups.values()):
         pre = models[slots[0]][1]
-        ds = _Images(reader, shard, offset, size, [pre], faces=g == 0 and detector is not None)
-        loader = DataLoader(ds, batch_size=opts.batch_size, shuffle=False,
+        convert = _ClipInput(pre, faces=g == 0 and detector is not None)
+        loader = DataLoader(DecodedImages(reader, shard, offset, size, convert),
+                            batch_size=opts.batch_size, shuffle=False,
                             num_workers=opts.workers, pin_memory=device == "cuda",
-                            collate_fn=_collate, persistent_workers=False)
+                            collate_fn=_Collate(_shape_of(pre)), persistent_workers=False)
         feats = {s: [] for s in slots}
         start = 0
         with torch.inference_mode():
@@ -363,7 +366,7 @@ def _encode_file(rows_loc, texts: list[str], models: dict[str, tuple], reader: I
                 for s in slots:
                     f = models[s][0].encode_image(x).float()
                     feats[s].append(torch.nn.functional.normalize(f, dim=-1).cpu().numpy())
-                if ds.faces:
+                if convert.faces:
                     boxes.extend(face_det.detect(detector, p)[0] if p is not None else None
                                  for p in prepared)
                 if opts.on_images and g == 0:
@@ -383,13 +386,6 @@ def _encode_file(rows_loc, texts: list[str], models: dict[str, tuple], reader: I
                 parts.append(torch.nn.functional.normalize(f, dim=-1).cpu().numpy())
             out[f"{slot}_txt"] = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
     return out, status, boxes
-
-
-def _collate(batch):
-    import torch
-
-    return (torch.stack([b[0][0] for b in batch]), [b[1] for b in batch],
-            np.array([b[2] for b in batch], np.int8))
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -582,7 +578,8 @@ class _PoolPlan:
 
 def _plan_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, dict],
                opts: EmbedOptions, remote: _Remote | None) -> _PoolPlan:
-    """What is left to do in one pool, from its ``pool.json`` (nothing is written)."""
+    """What is left to do in one pool, from its ``pool.json`` (nothing is written but
+    the removal of a killed run's temp files)."""
     remove_stale_temps(pool.root / "metadata")
     info = _load_pool_json(pool)
     record = info.setdefault("embeddings", {"models": {}, "files": {}})
@@ -594,11 +591,7 @@ def _plan_pool(pool: Pool, choices: dict[str, ModelChoice], ident: dict[str, dic
                 for f in record["files"].values():
                     if slot in f.get("slots", []):
                         f["slots"].remove(slot)
-    files = []
-    for meta in pool.metadata_files:
-        rows, done, todo, kept = _plan_file(pool, meta, record, choices, opts)
-        files.append(_FilePlan(meta, rows, todo,
-                               [s for s in done.get("slots", []) if s not in todo], kept))
+    files = [_plan_file(pool, meta, record, choices, opts) for meta in pool.metadata_files]
     return _PoolPlan(pool, info, files, remote)
 
 
@@ -611,8 +604,8 @@ def _report_unchanged(plan: _PoolPlan, f: _FilePlan, result: EmbedResult,
 
 
 def _plan_file(pool: Pool, meta: Path, record: dict, choices: dict[str, ModelChoice],
-               opts: EmbedOptions) -> tuple[int, dict, list[str], list[str]]:
-    """(rows, its pool.json record, slots to compute, slots kept from a download)."""
+               opts: EmbedOptions) -> _FilePlan:
+    """What is left to do in one metadata file, from its ``pool.json`` record."""
     stem = meta.stem
     rows = pq.ParquetFile(meta).metadata.num_rows
     done = record["files"].get(stem, {})
@@ -626,7 +619,8 @@ def _plan_file(pool: Pool, meta: Path, record: dict, choices: dict[str, ModelCho
             kept.append(slot)
             continue
         todo.append(slot)
-    return rows, done, todo, kept
+    prior = [s for s in done.get("slots", []) if s not in todo]
+    return _FilePlan(meta, rows, todo, prior, kept)
 
 
 def _annotate_file(rows_loc, texts: list[str], models: dict[str, tuple], reader: ImageReader,

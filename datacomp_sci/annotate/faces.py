@@ -26,7 +26,6 @@ records in ``pool.json``.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from datacomp_sci.annotate.shardimages import ImageReader
+from datacomp_sci.annotate.shardimages import DecodedImages, ImageReader
 from datacomp_sci.core.util import sha256_file
 
 DETECTOR = "SCRFD-10G"
@@ -165,30 +164,6 @@ def detect(detector, image: Prepared) -> tuple[list[list[float]], np.ndarray]:
     return boxes.tolist(), det[:, 4].copy()
 
 
-class _Prepared:
-    """A map-style dataset: row -> (Prepared or None, status: 0 no image, 1 ok, 2 bad)."""
-
-    def __init__(self, reader: ImageReader, shard: np.ndarray, offset: np.ndarray,
-                 size: np.ndarray):
-        self.reader, self.shard, self.offset, self.size = reader, shard, offset, size
-
-    def __len__(self) -> int:
-        return len(self.shard)
-
-    def __getitem__(self, i: int):
-        from PIL import Image
-
-        if self.shard[i] < 0:
-            return None, 0
-        try:
-            data = self.reader.read(int(self.shard[i]), int(self.offset[i]), int(self.size[i]))
-            with Image.open(io.BytesIO(data)) as img:
-                img.load()
-                return prepare(img), 1
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            return None, 2
-
-
 def _as_list(batch):
     return batch
 
@@ -202,9 +177,9 @@ def detect_rows(rows_loc, reader: ImageReader, detector, batch_size: int, worker
     from torch.utils.data import DataLoader
 
     shard, offset, size = rows_loc
-    loader = DataLoader(_Prepared(reader, shard, offset, size), batch_size=batch_size,
-                        shuffle=False, num_workers=workers, collate_fn=_as_list,
-                        persistent_workers=False)
+    loader = DataLoader(DecodedImages(reader, shard, offset, size, prepare),
+                        batch_size=batch_size, shuffle=False, num_workers=workers,
+                        collate_fn=_as_list, persistent_workers=False)
     boxes: list[list[list[float]] | None] = []
     status = np.zeros(len(shard), np.int8)
     for batch in loader:

@@ -24,14 +24,13 @@ pool samples whose best match among the evaluation images scored >= 0.604169.
 from __future__ import annotations
 
 import argparse
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from datacomp_sci.annotate.shardimages import ImageReader
+from datacomp_sci.annotate.shardimages import DECODED, DecodedImages, ImageReader
 from datacomp_sci.core.util import atomic_open, sha256_file
 
 WEIGHTS_URL = ("https://github.com/lyakaap/ISC21-Descriptor-Track-1st/releases/download/"
@@ -147,32 +146,22 @@ def load_isc(weights: str | None = None, device: str = "cpu") -> ISCModel:
     return ISCModel(model, preprocess, arch, input_size, str(path), sha256_file(path))
 
 
-class _Items:
-    """A map-style dataset over images read by (file index, offset, size)."""
+class _RGBPreprocess:
+    """The ``convert`` of :class:`~.shardimages.DecodedImages` for ISC: RGB, then the
+    model's preprocessing."""
 
-    def __init__(self, reader: ImageReader, locs: np.ndarray, preprocess):
-        self.reader, self.locs, self.preprocess = reader, locs, preprocess
+    def __init__(self, preprocess):
+        self.preprocess = preprocess
 
-    def __len__(self) -> int:
-        return len(self.locs)
-
-    def __getitem__(self, i: int):
-        import torch
-        from PIL import Image
-
-        f, off, size = (int(x) for x in self.locs[i])
-        try:
-            with Image.open(io.BytesIO(self.reader.read(f, off, size))) as img:
-                return self.preprocess(img.convert("RGB")), True
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            return torch.zeros(0), False
+    def __call__(self, img):
+        return self.preprocess(img.convert("RGB"))
 
 
 def _collate(batch):
     import torch
 
-    ok = np.array([b[1] for b in batch], bool)
-    good = [b[0] for b in batch if b[1]]
+    ok = np.array([code == DECODED for _, code in batch], bool)
+    good = [x for x, code in batch if code == DECODED]
     return (torch.stack(good) if good else None), ok
 
 
@@ -189,8 +178,10 @@ def describe(isc: ISCModel, files: list[str], locs: np.ndarray, batch_size: int 
     if n == 0:
         return np.zeros((0, isc.model.fc.out_features), np.float32), ok_all
     reader = ImageReader(files)
-    loader = DataLoader(_Items(reader, locs, isc.preprocess), batch_size=batch_size,
-                        num_workers=workers, collate_fn=_collate, shuffle=False)
+    images = DecodedImages(reader, locs[:, 0], locs[:, 1], locs[:, 2],
+                           _RGBPreprocess(isc.preprocess))
+    loader = DataLoader(images, batch_size=batch_size, num_workers=workers,
+                        collate_fn=_collate, shuffle=False)
     parts = []
     start = 0
     try:

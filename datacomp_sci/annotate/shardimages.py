@@ -10,8 +10,10 @@ A damaged tar keeps the samples listed before the damage.
 
 from __future__ import annotations
 
+import io
 import os
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,15 +139,20 @@ class ImageReader:
         self.shards = shards
         self.storage_options = storage_options or {}
         self._fds: dict[int, int] = {}
+        self._remote: dict[int, tuple] = {}  # shard -> (file system, path) on object storage
         self._pid = os.getpid()
 
     def read(self, shard: int, offset: int, size: int) -> bytes:
         if self._pid != os.getpid():
-            self._fds, self._pid = {}, os.getpid()
+            self._fds, self._remote, self._pid = {}, {}, os.getpid()
         if "://" in self.shards[shard]:  # object storage: one ranged GET
-            import fsspec
+            remote = self._remote.get(shard)
+            if remote is None:
+                import fsspec
 
-            fs, path = fsspec.core.url_to_fs(self.shards[shard], **self.storage_options)
+                remote = self._remote[shard] = fsspec.core.url_to_fs(self.shards[shard],
+                                                                     **self.storage_options)
+            fs, path = remote
             return fs.cat_file(path, start=offset, end=offset + size)
         fd = self._fds.get(shard)
         if fd is None:
@@ -155,10 +162,42 @@ class ImageReader:
     def close(self) -> None:
         for fd in self._fds.values():
             os.close(fd)
-        self._fds = {}
+        self._fds, self._remote = {}, {}
 
     def __getstate__(self):
         return {"shards": self.shards, "storage_options": self.storage_options}
 
     def __setstate__(self, state):
         self.__init__(state["shards"], state.get("storage_options"))
+
+
+NO_IMAGE, DECODED, UNDECODABLE = 0, 1, 2  # the status of a row's image
+
+
+class DecodedImages:
+    """A map-style dataset (for a torch DataLoader) over images read by location: row i
+    -> (``convert(image)``, status), or (None, status) when the row has no image (shard
+    < 0: :data:`NO_IMAGE`) or its bytes do not decode (:data:`UNDECODABLE`). Each image
+    is read and decoded once, whatever ``convert`` makes of it; a worker process opens its
+    own tar descriptors."""
+
+    def __init__(self, reader: ImageReader, shard: np.ndarray, offset: np.ndarray,
+                 size: np.ndarray, convert: Callable):
+        self.reader, self.shard, self.offset, self.size = reader, shard, offset, size
+        self.convert = convert
+
+    def __len__(self) -> int:
+        return len(self.shard)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        if self.shard[i] < 0:
+            return None, NO_IMAGE
+        try:
+            data = self.reader.read(int(self.shard[i]), int(self.offset[i]), int(self.size[i]))
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()
+                return self.convert(img), DECODED
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            return None, UNDECODABLE

@@ -11,6 +11,7 @@ from datacomp_sci.cli.options import (
     engine_from_options,
     engine_options,
     output_option,
+    progress_option,
     storage_options_option,
 )
 
@@ -45,8 +46,7 @@ from datacomp_sci.cli.options import (
 @click.option("--overwrite", is_flag=True,
               help="Recompute files embedded with other weights, and replace a CommonPool "
                    "download's own embeddings and scores.")
-@click.option("--progress/--no-progress", default=True, show_default=True,
-              help="Show a progress bar (images/s).")
+@progress_option("Show a progress bar: images done of those left, images/s, ETA.")
 @engine_options()
 @storage_options_option("POOL")
 def embed_cmd(pools, models, b32_pretrained, l14_pretrained, b32_model, l14_model,
@@ -144,8 +144,7 @@ def download_filter_assets_cmd(output, scales, base_url, verify_only, timeout):
 
 @main.command("blur")
 @click.argument("pool", type=click.Path(exists=True, file_okay=False))
-@click.option("--progress/--no-progress", default=True, show_default=True,
-              help="Show a progress bar over shards.")
+@progress_option("Show a progress bar over shards.")
 def blur_cmd(pool, progress):
     """Blur the faces listed in POOL's face_bboxes column, in its shards, exactly as
     img2dataset's blurrer does at download time (its Resizer and BoundingBoxBlurrer, JPEG

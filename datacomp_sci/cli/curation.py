@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from datacomp_sci.cli.app import main, run_library
-from datacomp_sci.cli.options import _POOLS_ARG
+from datacomp_sci.cli.options import _POOLS_ARG, progress_option
 
 
 def _common(fn):
@@ -40,8 +40,7 @@ def _common(fn):
         click.option("--workers", "-j", type=int, default=None,
                      help="Processes matching metadata files (default: all cores); the subset "
                           "does not depend on it."),
-        click.option("--progress/--no-progress", default=True, show_default=True,
-                     help="Show a progress bar."),
+        progress_option("Show a progress bar."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -189,8 +188,7 @@ def kg_group() -> None:
                    "exponential back-off.")
 @click.option("--timeout", type=float, default=300.0, show_default=True,
               help="Seconds to wait for one answer.")
-@click.option("--progress/--no-progress", default=True, show_default=True,
-              help="Show a progress bar.")
+@progress_option("Show a progress bar.")
 def kg_fetch_cmd(roots, output, endpoint, min_sitelinks, page_size, retries, timeout, progress):
     """Fetch the entities under the given roots from a Wikidata SPARQL endpoint
     (EntityNet-style: subclass-of* the roots, English label, aliases, description,

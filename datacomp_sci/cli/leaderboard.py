@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from datacomp_sci.cli.app import main, run_library
+from datacomp_sci.cli.options import progress_option
 
 _DB = click.option("--db", "db", required=True, type=click.Path(file_okay=False),
                    metavar="DIR", help="Board folder (board.sqlite + objects/).")
@@ -144,8 +145,7 @@ def unhide_cmd(entry_ids, db):
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False),
               help="Folder for the static site.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
-@click.option("--progress/--no-progress", default=True, show_default=True,
-              help="Show a progress bar.")
+@progress_option("Show a progress bar.")
 def export_cmd(db, output, overwrite, progress):
     """Write a static copy of the board (HTML, CSV, JSON, plots) for any static web server."""
     from tqdm import tqdm

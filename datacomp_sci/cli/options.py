@@ -82,7 +82,7 @@ def loader_workers_option(help: str, default: int | None = None):
 
 
 def progress_option(help: str = "Show progress bars."):
-    return click.option("--progress/--no-progress", default=True, help=help)
+    return click.option("--progress/--no-progress", default=True, show_default=True, help=help)
 
 
 def evalsets_option(help: str, required: bool = False, old: str | None = None):
